@@ -1,0 +1,35 @@
+"""Turn sftscope's own errors into one clear line and exit code 2, without a traceback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import Any, TypeVar
+
+import typer
+
+from sftscope.errors import SftscopeError
+from sftscope.progress import console
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    try:
+        yield
+    except SftscopeError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+
+
+def reports_errors(func: F) -> F:
+    """Decorator for commands: bad input ends with the error's message, not a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with user_errors():
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,1 @@
+"""Data stage: records, formats, chat rendering, the Countdown teacher and data conditions."""

@@ -1,0 +1,258 @@
+"""Read and write records as JSONL, Parquet or through HF `datasets`, with errors that locate bad rows.
+
+Native files hold `Example` rows as they are. Foreign schemas (`question/response/answer`,
+`messages`, ...) are read through a `FieldMapping`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from sftscope.data.records import Example, Message, split_response
+from sftscope.errors import InputError
+
+FORMATS = (".jsonl", ".parquet")
+
+
+class FieldMapping(BaseModel):
+    """Which column of a foreign schema feeds which part of an `Example`. Unset parts are not read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str | None = None
+    """Column with the user question; becomes a single user turn."""
+    messages: str | None = None
+    """Column with a chat as a list of {role, content}; the last assistant turn, if any, is the response."""
+    response: str | None = None
+    """Column with the full response; a <think> block in it becomes the reasoning."""
+    reasoning: str | None = None
+    """Column with the reasoning alone."""
+    final: str | None = None
+    """Column with the final part alone."""
+    answer: str | None = None
+    """Column with the gold answer."""
+    id: str | None = None
+    """Column with a row id."""
+    source: str | None = None
+    """Column naming the row's source; the file or dataset name is used when unset."""
+    meta: list[str] = []
+    """Columns copied into `meta` as they are."""
+
+
+@dataclass
+class LoadResult:
+    """Rows read, and the bad rows skipped under --skip-bad (never silently)."""
+
+    records: list[Example]
+    bad: list[InputError] = field(default_factory=list)
+
+
+def _convert(row: dict[str, Any], mapping: FieldMapping | None, source: str) -> Example:
+    """Turn one raw row into an Example; raises ValueError(field, message) on bad content."""
+    if mapping is None:
+        try:
+            example = Example.model_validate(row)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"]) or None
+            raise _FieldProblem(loc, first["msg"]) from exc
+        if not example.source:
+            example.source = source
+        return example
+
+    def get(column: str | None, required: bool = True) -> Any:
+        if column is None:
+            return None
+        if column not in row or row[column] is None:
+            if required:
+                raise _FieldProblem(column, "required field is missing")
+            return None
+        return row[column]
+
+    reasoning = final = None
+    prompt: list[Message]
+    if mapping.messages:
+        turns = get(mapping.messages)
+        if not isinstance(turns, list) or not turns:
+            raise _FieldProblem(mapping.messages, "expected a non-empty list of {role, content} turns")
+        try:
+            messages = [Message.model_validate(t) for t in turns]
+        except ValidationError as exc:
+            raise _FieldProblem(mapping.messages, exc.errors()[0]["msg"]) from exc
+        if messages[-1].role == "assistant":
+            split = split_response(messages[-1].content)
+            reasoning, final = split.reasoning, split.final
+            messages = messages[:-1]
+        prompt = messages
+    else:
+        question = get(mapping.question)
+        if not isinstance(question, str):
+            raise _FieldProblem(mapping.question, "expected a string")
+        prompt = [Message(role="user", content=question)]
+    if mapping.response:
+        text = get(mapping.response)
+        if not isinstance(text, str):
+            raise _FieldProblem(mapping.response, "expected a string")
+        split = split_response(text)
+        reasoning, final = split.reasoning, split.final
+    if mapping.reasoning:
+        reasoning = get(mapping.reasoning)
+    if mapping.final:
+        final = get(mapping.final)
+    answer = get(mapping.answer)
+    return Example(
+        id=str(get(mapping.id, required=False) or ""),
+        prompt=prompt,
+        reasoning=reasoning,
+        final=final or "",
+        answer=None if answer is None else str(answer),
+        source=str(get(mapping.source, required=False) or source),
+        meta={k: row.get(k) for k in mapping.meta},
+    )
+
+
+class _FieldProblem(ValueError):
+    def __init__(self, field_name: str | None, message: str):
+        super().__init__(message)
+        self.field_name = field_name
+        self.message = message
+
+
+def _check_response(example: Example, require_response: bool) -> None:
+    if require_response and not (example.final.strip() or (example.reasoning or "").strip()):
+        raise _FieldProblem("response", "response is empty")
+
+
+def _rows_from_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield number, InputError(str(path), f"text is not valid UTF-8 ({exc.reason})", line=number)
+                continue
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield number, InputError(str(path), f"malformed JSON: {exc.msg}", line=number)
+                continue
+            if not isinstance(row, dict):
+                yield number, InputError(str(path), "each line must be a JSON object", line=number)
+                continue
+            yield number, row
+
+
+def _rows_from_table(rows: Iterable[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
+    yield from enumerate(rows, start=1)
+
+
+def iter_rows_to_records(
+    rows: Iterable[tuple[int, dict[str, Any] | InputError]],
+    where: str,
+    *,
+    mapping: FieldMapping | None,
+    require_response: bool,
+    skip_bad: bool,
+) -> LoadResult:
+    """Convert numbered raw rows; stop at the first bad one unless skip_bad, which collects them."""
+    result = LoadResult(records=[])
+    for number, row in rows:
+        problem: InputError | None = row if isinstance(row, InputError) else None
+        if problem is None:
+            assert isinstance(row, dict)
+            try:
+                example = _convert(row, mapping, source=Path(where).stem or where)
+                _check_response(example, require_response)
+                result.records.append(example)
+            except _FieldProblem as exc:
+                problem = InputError(where, exc.message, line=number, field=exc.field_name)
+        if problem is not None:
+            if not skip_bad:
+                raise problem
+            result.bad.append(problem)
+    return result
+
+
+def read_records(
+    path: str | Path,
+    *,
+    mapping: FieldMapping | None = None,
+    require_response: bool = True,
+    skip_bad: bool = False,
+) -> LoadResult:
+    """Read a .jsonl or .parquet file of records (native, or foreign through `mapping`)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(str(path), "file does not exist")
+    if path.suffix == ".jsonl":
+        rows: Iterable[tuple[int, dict[str, Any] | InputError]] = _rows_from_jsonl(path)
+    elif path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        table_rows = pq.read_table(path).to_pylist()
+        if mapping is None:  # native files store meta as a JSON string (see write_records)
+            for row in table_rows:
+                if isinstance(row.get("meta"), str):
+                    row["meta"] = json.loads(row["meta"])
+        rows = _rows_from_table(table_rows)
+    else:
+        raise InputError(str(path), f"unknown format '{path.suffix}', expected one of {FORMATS}")
+    return iter_rows_to_records(
+        rows, str(path), mapping=mapping, require_response=require_response, skip_bad=skip_bad
+    )
+
+
+def write_records(records: Iterable[Example], path: str | Path) -> Path:
+    """Write records as .jsonl or .parquet (by suffix), atomically: a temporary file, then a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    rows = [r.model_dump(mode="json") for r in records]
+    if path.suffix == ".jsonl":
+        with tmp.open("w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    elif path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        # meta is free-form, so it is stored as a JSON string column to keep the schema stable.
+        table = pa.Table.from_pylist([{**row, "meta": json.dumps(row["meta"])} for row in rows])
+        pq.write_table(table, tmp)
+    else:
+        raise InputError(str(path), f"unknown format '{path.suffix}', expected one of {FORMATS}")
+    tmp.replace(path)
+    return path
+
+
+def load_hf(
+    name_or_path: str,
+    *,
+    split: str = "train",
+    subset: str | None = None,
+    mapping: FieldMapping | None = None,
+    require_response: bool = True,
+    skip_bad: bool = False,
+) -> LoadResult:
+    """Load through HF `datasets` from a local directory/file or a hub id (the hub needs a network)."""
+    import datasets
+
+    try:
+        dataset = datasets.load_dataset(name_or_path, subset, split=split)
+    except Exception as exc:  # datasets raises many types; all mean "could not load this source"
+        raise InputError(name_or_path, f"could not load dataset split '{split}': {exc}") from exc
+    return iter_rows_to_records(
+        _rows_from_table(dataset),
+        name_or_path,
+        mapping=mapping,
+        require_response=require_response,
+        skip_bad=skip_bad,
+    )

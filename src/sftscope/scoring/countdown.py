@@ -1,0 +1,143 @@
+"""The one exact Countdown checker, shared by data verification, the teacher and evaluation.
+
+An answer is a bare arithmetic expression (extraction from ``\\boxed{}`` happens elsewhere). It is
+parsed with :mod:`ast` and never evaluated by Python: only integer literals, binary ``+ - * /`` and
+parentheses are accepted, and the value is computed exactly with :class:`fractions.Fraction`, so
+``7/2*2`` is 7 and no float rounding can turn a wrong answer into a right one.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+# Models trained on other data write multiplication and division the typeset way; these are the
+# only rewrites, each unambiguous. A bare "x" is deliberately not one: "3x4" is too close to
+# algebra to guess at.
+_NORMALISE = (
+    ("\\times", "*"),
+    ("\\cdot", "*"),
+    ("\\div", "/"),
+    ("×", "*"),
+    ("·", "*"),
+    ("÷", "/"),
+    ("−", "-"),
+)
+
+# Checked before parsing: Python's grammar accepts literals a Countdown answer must not contain
+# ("1_0" is ten, "0x10" is sixteen, "1e3" is a float), so only plain digits get through.
+_ALLOWED_TEXT = re.compile(r"[0-9+\-*/()\s]+")
+
+_OPERATORS: dict[type[ast.operator], str] = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+
+
+@dataclass(frozen=True)
+class CountdownCheck:
+    """The verdict on one expression."""
+
+    ok: bool
+    """True when the expression is well formed, uses only available numbers and hits the target."""
+    value: Fraction | None
+    """The exact value, when the expression could be evaluated."""
+    reason: str
+    """'ok', or why not: 'unparsable', 'number not available: 7', 'evaluates to 12, not 24', ..."""
+
+
+class _Rejected(Exception):
+    """An expression that is not a Countdown answer; the message is the reason."""
+
+
+def normalise_expression(expression: str) -> str:
+    """Rewrite typeset operators (×, ÷, \\times, \\div, \\cdot, −) to ``* / -``."""
+    for typeset, plain in _NORMALISE:
+        expression = expression.replace(typeset, plain)
+    return expression.strip()
+
+
+def _literals(node: ast.expr) -> list[int]:
+    """The integer literals of an accepted tree, left to right."""
+    if isinstance(node, ast.Constant):
+        return [node.value]
+    assert isinstance(node, ast.BinOp)
+    return _literals(node.left) + _literals(node.right)
+
+
+def _validate(node: ast.expr) -> None:
+    """Raise `_Rejected` for anything but integer literals and binary + - * /."""
+    if isinstance(node, ast.Constant):
+        # bool is an int subclass, but "True" cannot pass the text filter; the check stays for safety.
+        if type(node.value) is not int:
+            raise _Rejected("unparsable")
+        return
+    if isinstance(node, ast.UnaryOp):
+        # Countdown builds the target from the given numbers with binary operations only; a sign
+        # would smuggle in numbers that were not given (-3 when only 3 was) and is not a move of the game.
+        raise _Rejected(f"unary {'-' if isinstance(node.op, ast.USub) else '+'} is not allowed")
+    if isinstance(node, ast.BinOp):
+        if type(node.op) not in _OPERATORS:
+            # ** in particular: besides not being a Countdown operation, 9**9**9 would hang the checker.
+            raise _Rejected(f"operator not allowed: {_op_text(node.op)}")
+        _validate(node.left)
+        _validate(node.right)
+        return
+    raise _Rejected("unparsable")
+
+
+def _op_text(op: ast.operator) -> str:
+    """How a rejected operator reads: only ** and // get past the text filter."""
+    return "**" if isinstance(op, ast.Pow) else "//"
+
+
+def _evaluate(node: ast.expr) -> Fraction:
+    if isinstance(node, ast.Constant):
+        return Fraction(node.value)
+    assert isinstance(node, ast.BinOp)
+    left, right = _evaluate(node.left), _evaluate(node.right)
+    symbol = _OPERATORS[type(node.op)]
+    if symbol == "+":
+        return left + right
+    if symbol == "-":
+        return left - right
+    if symbol == "*":
+        return left * right
+    if right == 0:
+        raise _Rejected("division by zero")
+    return left / right
+
+
+def _parse(expression: str) -> ast.expr:
+    if not _ALLOWED_TEXT.fullmatch(expression):
+        raise _Rejected("unparsable")
+    try:
+        tree = ast.parse(expression, mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        # RecursionError/MemoryError: deeply nested parentheses are garbage, not a crash.
+        raise _Rejected("unparsable") from None
+    _validate(tree)
+    return tree
+
+
+def check_countdown(expression: str, numbers: Sequence[int], target: int) -> CountdownCheck:
+    """Check a bare expression against a Countdown problem, exactly.
+
+    Each given number may be used at most once, with multiset semantics: ``[3, 3]`` allows two 3s.
+    Numbers need not all be used.
+    """
+    try:
+        tree = _parse(normalise_expression(expression))
+        available = Counter(numbers)
+        for number, count in Counter(_literals(tree)).items():
+            if number not in available:
+                raise _Rejected(f"number not available: {number}")
+            if count > available[number]:
+                raise _Rejected(f"number used too often: {number}")
+        value = _evaluate(tree)
+    except _Rejected as rejected:
+        return CountdownCheck(ok=False, value=None, reason=str(rejected))
+    if value != target:
+        return CountdownCheck(ok=False, value=value, reason=f"evaluates to {value}, not {target}")
+    return CountdownCheck(ok=True, value=value, reason="ok")

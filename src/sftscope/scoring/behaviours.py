@@ -33,16 +33,22 @@ PATTERNS: dict[str, tuple[re.Pattern[str], ...]] = {
         _SENTENCE_START + r"wait\s+(?:no|that|this|i|we|actually|but|hmm|,)\b",
         r"\b(?:hmm+|oops|no)\s*[,.!]\s*(?:that|this|it)(?:'s|\s+is|\s+does(?:n't|\s+not))\s+"
         r"(?:not|wrong|incorrect|too|work)",
-        r"\b(?:that|this|it)(?:'s|\s+is)\s+(?:not\s+(?:right|correct|it|quite)|wrong|incorrect)\b",
+        r"\b(?:that|this|it)(?:'s|\s+is)\s+(?:not\s+(?:right|correct|it|quite|the\s+target|-?\d+\b)|wrong|incorrect)\b",
         r"\b(?:that|this|it)\s+(?:does(?:n't|\s+not)|won't|will\s+not)\s+(?:work|give|reach|equal|get)\b",
         r"\blet\s+(?:me|us)\s+(?:re-?consider|re-?think|re-?evaluate|re-?examine|re-?do|try\s+again"
-        r"|start\s+over|go\s+back|backtrack|try\s+(?:a\s+)?(?:different|another)|correct\s+(?:that|this|myself))",
+        r"|start\s+over|go\s+back|backtrack|try\s+(?:a\s+|something\s+)?(?:different|another|else)"
+        r"|correct\s+(?:that|this|myself))",
         r"\blet's\s+(?:re-?consider|re-?think|try\s+again|start\s+over|go\s+back|backtrack"
         r"|try\s+(?:a\s+)?(?:different|another))",
         r"\b(?:i|we)\s+(?:made\s+(?:a|an)\s+(?:mistake|error)|miscalculated|messed\s+up)",
-        r"\b(?:scratch\s+that|on\s+second\s+thought|that\s+was\s+a\s+mistake|my\s+mistake)\b",
+        r"\b(?:on\s+second\s+thought|that\s+was\s+a\s+mistake|my\s+mistake)\b",
         r"\b(?:(?:that|this)\s+approach|this\s+path|that\s+path)\s+(?:fails|doesn't|does\s+not|won't|is\s+a\s+dead)",
         r"\bdead\s+end\b",
+        r"\b(?:scrap|scratch|forget)\s+that\b",
+        _SENTENCE_START + r"(?:hold\s+on|oh\s+no)\s*[,.!]",
+        r"\b(?:i|we)\s+(?:misread|misunderstood|forgot|overlooked|double-counted|miscounted|mixed\s+up)\b",
+        r"\b(?:not\s+quite|no\s+luck|off\s+by\s+(?:one|\d+)|(?:one|\d+)\s+(?:short|too\s+(?:many|few|much)))\b",
+        r"\b(?:doesn't|does\s+not|didn't|did\s+not)\s+(?:seem|look)\s+right\b",
         r"\b(?:that's|that\s+is|it's|this\s+is)\s+too\s+(?:big|large|small|high|low)\b",
     ),
     # "check" needs a reasoning frame (let me/let's/to check, check that/whether/if/by/:) and is
@@ -53,13 +59,16 @@ PATTERNS: dict[str, tuple[re.Pattern[str], ...]] = {
         r"\bdouble[-\s]?check(?:ing|ed)?\b",
         r"\b(?:check|checking|verify|verifying)\s+(?:that|whether|if|by|this|the\s+(?:answer|result|solution|sum"
         r"|product|calculation|arithmetic))\b",
-        r"(?:^|\n)\s*(?:\*\*)?(?:check|verification|verify|sanity\s+check)(?:\*\*)?\s*:",
+        _SENTENCE_START + r"(?:\*\*)?(?:check(?:ing)?|verif(?:y|ying|ication)|sanity\s+check)(?:\*\*)?\s*:",
+        r"\b(?:let\s+me|let's|to)\s+(?:make\s+sure|test\s+(?:the|this|my|our|it))\b",
+        r"\bplug(?:ging)?\s+(?:it|them|this|\S+\s*=\s*\S+)?\s*(?:back\s+)?in\b",
+        _SENTENCE_START + r"consistent\b|\bis\s+consistent\s+with\b|\bholds\s+up\b",
         r"\b(?:plug(?:ging)?|substitut(?:e|ing))\s+(?:\S+\s+){0,3}?back\b",
         r"\bsanity[-\s]check\b",
         r"\b(?:which|this|that|it)\s+(?:matches|equals|gives|is)\s+(?:the\s+)?(?:target|expected|desired)\b",
         r"\b(?:which|this|that|it)\s+(?:checks\s+out|is\s+(?:correct|consistent))\b",
         r"[✓✔]",
-        r"\bconfirm(?:s|ed|ing)?\s+(?:that|the\s+(?:answer|result))\b",
+        r"\bconfirm(?:s|ed|ing)?\s+(?:that|by|with|the\s+(?:answer|result))\b",
     ),
     "subgoal_setting": _compile(
         _SENTENCE_START + r"(?:\*\*)?(?:first|firstly|first\s+of\s+all)\s*,",
@@ -68,6 +77,10 @@ PATTERNS: dict[str, tuple[re.Pattern[str], ...]] = {
         r"\bsub-?(?:goals?|problems?|tasks?)\b",
         r"\b(?:first|next)\s+(?:i|we)\s+(?:need|have|want)\s+to\s+(?:find|compute|calculate|determine|get|solve|make)\b",
         r"\b(?:i|we)\s+(?:need|have)\s+to\s+first\b",
+        r"\bfirst\s*,?\s+(?:count|find|compute|calculate|determine|factor|simplify|solve|list|split|identify"
+        r"|work\s+out|figure\s+out|isolate|expand|rewrite)\b",
+        _SENTENCE_START + r"(?:\*\*)?(?:goal|sub-?goal|plan|strategy)(?:\*\*)?\s*:",
+        r"\b(?:i|we)\s+(?:need|have)\s+to\s+(?:know|find\s+out|figure\s+out)\b",
         r"\b(?:our|my|the)\s+(?:plan|strategy)\s+(?:is|will\s+be)\b",
         r"\b(?:once\s+we\s+(?:have|know)|after\s+that)\s*,?\s+(?:we|i)\s+can\b",
         r"\bthe\s+(?:first|second|next|final)\s+(?:step|part)\s+is\s+to\b",
@@ -75,9 +88,15 @@ PATTERNS: dict[str, tuple[re.Pattern[str], ...]] = {
     # Backward chaining: reasoning from the goal to what would be needed. In Countdown it reads
     # "to get 24 we need 4 * 6"; the number after "to get/reach/make" keeps "to get to school" out.
     "backward_chaining": _compile(
-        r"\bwork(?:ing)?\s+backwards?\b",
+        r"\bwork(?:ing|ed)?\s+back(?:wards?)?\b",
         r"\b(?:start(?:ing)?|begin(?:ning)?|reason(?:ing)?)\s+(?:backwards?\s+)?from\s+the\s+(?:target|goal|answer"
         r"|end|result|conclusion)\b",
+        r"\bstart(?:ing)?\s+(?:from|with)\s+what\s+(?:we|i)\s+(?:want|need)\b",
+        r"\b(?:make|need|get)\s+(?:a\s+)?-?\d+\s+(?:from|out\s+of|using)\b",
+        r"\bthe\s+(?:rest|remaining\s+numbers?)\s+(?:to\s+)?(?:make|give|equal)\s+-?\d+",
+        r"\b(?:we|i)\s+(?:want|need)\s+(?:the\s+)?(?:total|sum|result|product|remainder|answer|output)\s+to\s+"
+        r"(?:be|equal)\b",
+        r"\bto\s+(?:answer|solve|find|determine|get)\s+(?:that|this|it)\s*,\s+(?:we|i)\s+(?:need|must|have\s+to)\b",
         r"\b(?:to|in\s+order\s+to)\s+(?:get|reach|make|obtain|hit|end\s+up\s+with)\s+(?:to\s+)?-?\d+(?:\.\d+)?\s*,?"
         r"\s+(?:we|i)\s+(?:would\s+)?(?:need|require|must|have\s+to|should)\b",
         r"\b(?:what|which)\s+(?:number|value|values|numbers)\s+(?:do|would|must)\s+(?:we|i)\s+need\b",

@@ -2,8 +2,52 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from sftscope.cli.errors import reports_errors
+from sftscope.errors import InputError
+
+
+@reports_errors
+def train_command(
+    config: Path | None = typer.Argument(None, help="Train config YAML (see specs/train/)."),
+    overrides: list[str] | None = typer.Argument(
+        None, help="key=value overrides, e.g. lr=1e-4 schedule.every=10"
+    ),
+    preset: str | None = typer.Option(
+        None, "--preset", help="Recipe under the file's values: paper, micro, ..."
+    ),
+    resume: Path | None = typer.Option(None, "--resume", help="Continue this run from its last checkpoint."),
+) -> None:
+    """Fine-tune a causal LM on a data directory, with dense checkpoints and exact resume.
+
+    Runs under `accelerate launch` unchanged (DDP). Prints the run directory on stdout.
+    """
+    from transformers.utils import logging as hf_logging
+
+    from sftscope.train.config import load_config
+    from sftscope.train.loop import resume as resume_run
+    from sftscope.train.loop import train
+
+    hf_logging.disable_progress_bar()  # one progress bar (ours), not one per checkpoint write
+    if resume is not None:
+        if config is not None or overrides or preset:
+            raise InputError(
+                str(resume), "--resume takes no config, overrides or preset: the run keeps its own"
+            )
+        run_dir = resume_run(resume)
+    else:
+        # typer hands a lone override to the CONFIG slot when no file is given.
+        items = list(overrides or [])
+        if config is not None and "=" in config.name and not config.exists():
+            items.insert(0, str(config))
+            config = None
+        run_dir = train(load_config(config, items, preset))
+    typer.echo(str(run_dir))
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the top-level app."""
+    app.command("train")(train_command)

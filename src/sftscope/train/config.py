@@ -1,0 +1,190 @@
+"""The one config of `sftscope train`: a YAML file, a preset under it, `key=value` overrides over it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from sftscope.data.chat import DEFAULT_SUFFIX
+from sftscope.errors import InputError
+
+
+class CheckpointSchedule(BaseModel):
+    """Which optimizer steps write a checkpoint: the union of every rule set here, plus the final step."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    every: int | None = None
+    """Save every N steps (N, 2N, ...); None for no periodic checkpoints."""
+    log_spaced: bool = False
+    """Also save at steps 1, 2, 4, 8, ... (dense early, where the dip happens)."""
+    steps: list[int] = []
+    """Also save at these exact steps; steps beyond the run's end are ignored."""
+
+    @model_validator(mode="after")
+    def _positive(self) -> CheckpointSchedule:
+        if self.every is not None and self.every < 1:
+            raise ValueError("every must be >= 1")
+        if any(step < 1 for step in self.steps):
+            raise ValueError("steps must be >= 1")
+        return self
+
+
+class TrainConfig(BaseModel):
+    """Everything one training run needs; saved resolved as RUN/config.yaml.
+
+    Exactness: on CPU, with the same seed, config and thread count, the per-step losses are bitwise
+    reproducible, including across a kill and `--resume`. On GPU only up to kernel nondeterminism.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    """Base model: a shipped micro base name (e.g. 'micro-strong'), a local directory or a hub id."""
+    data: str
+    """Training data: a data directory (its train.jsonl) or a .jsonl/.parquet file of Example rows."""
+    out: str
+    """The run directory to create (checkpoints, manifest.json, metrics.jsonl, config.yaml)."""
+    preset: str | None = None
+    """The preset whose values sit under this config's own values (recorded for provenance)."""
+    suffix: str | None = DEFAULT_SUFFIX
+    """Instruction appended to the last user turn of every prompt; None for no suffix."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Weight dtype. fp32 on CPU (bf16 is far slower there); bf16 on GPUs."""
+
+    max_length: int = 20000
+    """Maximum tokens of prompt + completion (incl. EOS) per example."""
+    length_policy: Literal["error", "truncate", "drop"] = "error"
+    """What a longer example does: stop with an error, lose the completion's tail (right truncation,
+    as the reference study did), or be left out. Counts are printed and written to RUN/data_stats.json."""
+
+    packing: bool = True
+    """True: padding-free packing (examples concatenated, position ids restart per example, no
+    cross-example attention). False: padded batches with an attention mask. Same loss either way."""
+    pad_to_max_length: bool = False
+    """Padded mode only: pad every row to max_length, as the reference study did. Changes cost, not the
+    loss; there for measurements."""
+    batch_size: int = 32
+    """Global batch: examples per optimizer step, over all processes and accumulation steps."""
+    micro_batch_tokens: int = 4096
+    """Token budget of one forward pass (per process), incl. padding; sets gradient accumulation. An
+    example longer than this runs alone. Does not change the results beyond float rounding."""
+    epochs: float | None = 1.0
+    """Training length in epochs (fractions allowed); ignored when `steps` is set."""
+    steps: int | None = None
+    """Training length in optimizer steps; overrides `epochs`."""
+
+    lr: float = 5e-5
+    """Peak learning rate."""
+    lr_schedule: Literal["cosine", "constant", "linear"] = "cosine"
+    """Decay after warmup: cosine to 0, constant, or linear to 0."""
+    warmup_ratio: float = 0.0
+    """Share of the total steps with linear warmup from 0 (HF/verl convention: step 1 has lr 0 when > 0)."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW betas."""
+    weight_decay: float = 0.01
+    """AdamW decoupled weight decay."""
+    eps: float = 1e-8
+    """AdamW epsilon."""
+    grad_clip: float | None = 1.0
+    """Clip the global gradient norm to this value; None for no clipping (the norm is still logged)."""
+    seed: int = 1
+    """Seeds the data order (per epoch, from (seed, epoch)) and torch."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, ~30% more compute (for large models)."""
+
+    schedule: CheckpointSchedule = CheckpointSchedule(log_spaced=True)
+    """When to save checkpoints; the final step is always saved."""
+    report_to: list[Literal["tensorboard", "wandb"]] | Literal["auto"] = "auto"
+    """Extra trackers next to metrics.jsonl. 'auto' = TensorBoard when installed; W&B only when named."""
+    progress: bool = True
+    """Show a progress bar with ETA on stderr (main process only)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        positive = {
+            "max_length": self.max_length,
+            "batch_size": self.batch_size,
+            "micro_batch_tokens": self.micro_batch_tokens,
+        }
+        for name, value in positive.items():
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.steps is None and (self.epochs is None or self.epochs <= 0):
+            raise ValueError("set steps, or epochs > 0")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError("steps must be >= 1")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError("warmup_ratio must be in [0, 1)")
+        return self
+
+
+def parse_overrides(overrides: list[str], source: str = "command line") -> dict[str, Any]:
+    """`a=1 b.c=x` -> {'a': 1, 'b': {'c': 'x'}}; values are parsed as YAML (numbers, lists, null)."""
+    result: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise InputError(source, f"override '{item}' is not key=value")
+        value = yaml.safe_load(raw) if raw else ""
+        node = result
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise InputError(source, f"override '{item}' conflicts with another", field=key)
+        node[parts[-1]] = value
+    return result
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge: nested dicts merge key by key, anything else is replaced."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def validate(values: dict[str, Any], source: str) -> TrainConfig:
+    """A TrainConfig, or an InputError naming the first bad field (e.g. an unknown key)."""
+    try:
+        return TrainConfig.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or None
+        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
+        raise InputError(source, message, field=loc) from exc
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, preset: str | None = None
+) -> TrainConfig:
+    """Resolve preset < YAML file < overrides into a TrainConfig (a preset named in the file counts too)."""
+    from sftscope.train.presets import preset_values
+
+    values: dict[str, Any] = {}
+    source = str(path) if path is not None else "command line"
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise InputError(str(path), "config file does not exist")
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise InputError(str(path), "a train config must be a YAML mapping")
+        values = loaded
+    values = merge(values, parse_overrides(overrides or []))
+    name = preset or values.get("preset")
+    if name is not None:
+        values = merge(preset_values(name, source), {**values, "preset": name})
+    return validate(values, source)
+
+
+def save_config(config: TrainConfig, path: Path) -> None:
+    """Write the resolved config as YAML (all fields, so the file alone reproduces the run)."""
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")

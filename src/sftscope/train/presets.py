@@ -1,0 +1,55 @@
+"""Named recipes: plain dicts of TrainConfig values that sit under a config file's own values.
+
+`paper*` carry the reference study's recipe (Ren et al. 2026: verl FSDP SFT, AdamW, global batch 256,
+checkpoints every 10 steps, right truncation at 20k tokens). `micro` is sized for 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sftscope.errors import InputError
+
+PAPER: dict[str, Any] = {
+    "lr": 5e-5,
+    "betas": [0.9, 0.999],
+    "weight_decay": 0.01,
+    "warmup_ratio": 0.1,
+    "lr_schedule": "cosine",
+    "grad_clip": 1.0,
+    "batch_size": 256,
+    "epochs": 8,
+    "max_length": 20000,
+    "length_policy": "truncate",
+    "seed": 1,
+    "dtype": "bfloat16",
+    "schedule": {"every": 10, "log_spaced": False, "steps": []},
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": PAPER,
+    "paper-1ep": {**PAPER, "epochs": 1},
+    "paper-1ep-lr1e-5": {**PAPER, "epochs": 1, "lr": 1e-5},
+    "paper-16ep": {**PAPER, "epochs": 16},
+    "paper-16ep-constant": {**PAPER, "epochs": 16, "lr_schedule": "constant"},
+    "paper-16ep-lr1e-4-constant": {**PAPER, "epochs": 16, "lr": 1e-4, "lr_schedule": "constant"},
+    # Tiny models on 2 CPU cores: fp32 (bf16 is slow on CPU), a small global batch so a few thousand
+    # examples give hundreds of steps, a higher lr as tiny models need, and log-spaced checkpoints plus
+    # a coarse grid so the dip-and-recovery curve is sampled densely early and evenly later.
+    "micro": {
+        **PAPER,
+        "dtype": "float32",
+        "lr": 1e-3,
+        "batch_size": 32,
+        "micro_batch_tokens": 4096,
+        "max_length": 1024,
+        "schedule": {"every": 50, "log_spaced": True, "steps": []},
+    },
+}
+
+
+def preset_values(name: str, source: str = "command line") -> dict[str, Any]:
+    """The values of a preset; an unknown name is an error that lists the known ones."""
+    if name not in PRESETS:
+        raise InputError(source, f"unknown preset '{name}' (known: {', '.join(PRESETS)})", field="preset")
+    return PRESETS[name]

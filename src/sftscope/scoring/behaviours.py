@@ -126,16 +126,20 @@ class BehaviourCounts:
 
 
 # Matches closer than this many characters are one episode: "Wait, that's wrong. Let me try again."
-# is a single backtrack, not three.
+# is a single backtrack, not three. An equation in between ("25+3=28, too small. 25*3=75, too big")
+# means a new attempt was made, so the matches stay separate episodes.
 _EPISODE_GAP = 30
 
 
-def _spans(text: str, patterns: tuple[re.Pattern[str], ...]) -> list[tuple[int, int]]:
-    """Match spans of all patterns, merged into episodes so one act counts once."""
-    spans = sorted((m.start(), max(m.end(), m.start() + 1)) for p in patterns for m in p.finditer(text))
+def episodes(text: str, behaviour: str) -> list[tuple[int, int]]:
+    """(start, end) spans of one behaviour's matches, merged into episodes so one act counts once."""
+    spans = sorted(
+        (m.start(), max(m.end(), m.start() + 1)) for p in PATTERNS[behaviour] for m in p.finditer(text)
+    )
     merged: list[tuple[int, int]] = []
     for start, end in spans:
-        if merged and start < merged[-1][1] + _EPISODE_GAP:
+        gap = text[merged[-1][1] : start] if merged else ""
+        if merged and start < merged[-1][1] + _EPISODE_GAP and "=" not in gap:
             merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:
             merged.append((start, end))
@@ -144,12 +148,12 @@ def _spans(text: str, patterns: tuple[re.Pattern[str], ...]) -> list[tuple[int, 
 
 def explain(text: str) -> dict[str, list[str]]:
     """Behaviour name -> the matched episodes (text spans), so a count can be audited."""
-    return {name: [text[s:e] for s, e in _spans(text, PATTERNS[name])] for name in BEHAVIOURS}
+    return {name: [text[s:e] for s, e in episodes(text, name)] for name in BEHAVIOURS}
 
 
 def detect(text: str) -> BehaviourCounts:
     """Count the four behaviours in a reasoning trace."""
-    return BehaviourCounts(**{name: len(_spans(text, PATTERNS[name])) for name in BEHAVIOURS})
+    return BehaviourCounts(**{name: len(episodes(text, name)) for name in BEHAVIOURS})
 
 
 def has_backtracking(text: str) -> bool:

@@ -1,0 +1,87 @@
+"""The one place that knows the stage command lines. Every job is an `sftscope` subprocess, so it is
+isolated, killable and resumable, and the same line runs locally, as a Ray task or as a SLURM job."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sftscope.study.cells import Cell
+from sftscope.study.spec import ExecutorSpec
+
+
+def sftscope_command(executor: ExecutorSpec) -> list[str]:
+    """The CLI of the same installation as this process (workers share its filesystem)."""
+    if executor.sftscope:
+        return list(executor.sftscope)
+    beside = Path(sys.executable).with_name("sftscope")
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("sftscope")
+    return [found] if found else [sys.executable, "-c", "from sftscope.cli import main; main()"]
+
+
+def _flatten(prefix: str, value: Any) -> list[str]:
+    """Nested overrides become dotted key=value pairs; values are inline YAML, as `train` parses them."""
+    if isinstance(value, dict):
+        return [item for key, sub in value.items() for item in _flatten(f"{prefix}.{key}", sub)]
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**9).strip()
+    text = text.removesuffix("\n...").removesuffix("...").strip()
+    return [f"{prefix}={text}"]
+
+
+def overrides_args(overrides: dict[str, Any]) -> list[str]:
+    return [item for key, value in overrides.items() for item in _flatten(key, value)]
+
+
+def data_build(cli: list[str], spec: Path, out: Path) -> list[str]:
+    return [*cli, "data", "build", str(spec), "--out", str(out)]
+
+
+def convert_base(cli: list[str], gguf: str, out: Path) -> list[str]:
+    return [*cli, "study", "convert-base", gguf, "--out", str(out)]
+
+
+def train(
+    cli: list[str], cell: Cell, *, model: str, data: Path, run: Path, executor: ExecutorSpec
+) -> list[str]:
+    """A fresh training run of a cell; the study's seed goes last so it wins over the recipe's."""
+    args = ["train"]
+    if cell.config_path is not None:
+        args.append(str(cell.config_path))
+    if cell.preset.preset is not None:
+        args += ["--preset", cell.preset.preset]
+    args += overrides_args(cell.preset.overrides)
+    args += [f"model={model}", f"data={data}", f"out={run}", f"seed={cell.seed}"]
+    return _launcher(cli, executor) + args
+
+
+def train_resume(cli: list[str], run: Path, executor: ExecutorSpec) -> list[str]:
+    return [*_launcher(cli, executor), "train", "--resume", str(run)]
+
+
+def _launcher(cli: list[str], executor: ExecutorSpec) -> list[str]:
+    """Multi-GPU training runs under accelerate with the shipped configs, never a home-made launcher."""
+    if executor.train_gpus <= 1:
+        return cli
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(executor.train_gpus)]
+    if executor.accelerate_config:
+        launch += ["--config_file", executor.accelerate_config]
+    return [*launch, *cli]
+
+
+def evaluate(
+    cli: list[str], target: Path | str, *, suite: str, store: Path, steps: list[int] | None, extra: list[str]
+) -> list[str]:
+    args = [*cli, "eval", str(target), "--suite", suite, "--store", str(store)]
+    if steps:
+        args += ["--steps", ",".join(str(step) for step in steps)]
+    return args + list(extra)
+
+
+def report(cli: list[str], study: Path, extra: list[str]) -> list[str]:
+    return [*cli, "report", str(study), *extra]

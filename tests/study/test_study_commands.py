@@ -1,0 +1,80 @@
+"""Stage command lines: what the study asks each stage to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sftscope.study import commands
+from sftscope.study.cells import expand_cells
+from sftscope.study.spec import ExecutorSpec, load_study_spec
+
+SPEC = """\
+name: cmd
+root: .
+bases: [{name: weak, model: micro-weak, capability: weak}]
+conditions: [{name: long, data: long.yaml}]
+presets:
+  - name: micro
+    preset: micro
+    overrides: {steps: 8, lr: 0.001, schedule: {every: 4, steps: [1, 2]}, suffix: null}
+seeds: [3]
+eval: {suite: micro-quick, steps: [4, 8]}
+"""
+
+
+def cell(tmp_path: Path):  # type: ignore[no-untyped-def]
+    (tmp_path / "long.yaml").write_text("name: long\n")
+    (tmp_path / "study.yaml").write_text(SPEC)
+    spec = load_study_spec(tmp_path / "study.yaml")
+    return expand_cells(spec, tmp_path / "study.yaml")[0]
+
+
+def test_train_line_carries_recipe_and_seed_last(tmp_path: Path) -> None:
+    argv = commands.train(
+        ["sftscope"],
+        cell(tmp_path),
+        model="micro-weak",
+        data=Path("/d"),
+        run=Path("/r"),
+        executor=ExecutorSpec(),
+    )
+    assert argv[:4] == ["sftscope", "train", "--preset", "micro"]
+    assert argv[4:] == [
+        "steps=8",
+        "lr=0.001",
+        "schedule.every=4",
+        "schedule.steps=[1, 2]",
+        "suffix=null",
+        "model=micro-weak",
+        "data=/d",
+        "out=/r",
+        "seed=3",
+    ]
+
+
+def test_multi_gpu_training_runs_under_accelerate(tmp_path: Path) -> None:
+    executor = ExecutorSpec(train_gpus=4, accelerate_config="configs/accelerate/fsdp.yaml")
+    argv = commands.train_resume(["/venv/bin/sftscope"], Path("/r"), executor)
+    assert argv[1:6] == ["-m", "accelerate.commands.launch", "--num_processes", "4", "--config_file"]
+    assert argv[-4:] == ["/venv/bin/sftscope", "train", "--resume", "/r"]
+
+
+def test_eval_and_data_lines() -> None:
+    argv = commands.evaluate(
+        ["s"], Path("/r"), suite="micro", store=Path("/x.duckdb"), steps=[4, 8], extra=["-v"]
+    )
+    assert argv == ["s", "eval", "/r", "--suite", "micro", "--store", "/x.duckdb", "--steps", "4,8", "-v"]
+    assert commands.data_build(["s"], Path("a.yaml"), Path("/o")) == [
+        "s",
+        "data",
+        "build",
+        "a.yaml",
+        "--out",
+        "/o",
+    ]
+
+
+def test_the_cli_is_the_one_of_this_python() -> None:
+    cli = commands.sftscope_command(ExecutorSpec())
+    assert Path(cli[0]).name in ("sftscope", "python", "python3") or cli[0].endswith("python")
+    assert commands.sftscope_command(ExecutorSpec(sftscope=["srun", "sftscope"])) == ["srun", "sftscope"]

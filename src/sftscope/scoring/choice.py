@@ -1,0 +1,96 @@
+"""Multiple-choice letter extraction: explicit statements first, stray capitals never.
+
+"I think A is wrong, so B" names two letters and states neither as the answer; reading the last
+capital letter of the prose would be a guess. So a letter counts only when it is *marked*:
+
+1. explicitly, the last of: an answer statement ("Answer: C", "the correct answer is (c)",
+   "I choose B") or the last ``\\boxed{C}``, whichever comes later in the text;
+2. else a line that is only a letter ("(C)", "C.", "**C**"), or a last line that opens with one
+   ("C. 42", "(C) 42"), or a text that ends in a conclusion ("..., so B.");
+3. else the last bold letter (``**C**`` inside a sentence).
+
+A lower-case letter counts only when it cannot be an English word: in parentheses, or ending its
+clause ("the answer is c." yes, "the answer is a bit unclear" no).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from sftscope.scoring.extract import last_boxed, strip_bold
+from sftscope.scoring.result import ScoreItem, ScoreResult, graded, unparsable
+
+DEFAULT_LETTERS = "ABCDEFGHIJ"  # MMLU-Pro has ten options; GPQA four.
+
+_LETTER = r"(?P<open>[(\[])?(?P<letter>[A-Za-z])(?(open)[)\]])(?![A-Za-z0-9_])"
+_STATEMENT = re.compile(
+    r"(?:\b(?:answer|option|choice)(?:\s+(?:is|would\s+be|should\s+be|must\s+be)\b|\s*:)"
+    r"|\bI\s+(?:choose|pick|select)\b|\bI'?ll\s+go\s+with\b)"
+    r"\s*:?\s*(?:(?:option|choice|letter)\s+)?" + _LETTER,
+    re.IGNORECASE,
+)
+_CLAUSE_END = re.compile(r"\s*(?:[.,;:!?)\]]|$)")
+_LETTER_LINE = re.compile(r"\s*[(\[]?(?P<letter>[A-Za-z])[)\]]?[.:)]?\s*")
+_OPTION_LINE = re.compile(r"\s*(?:\((?P<p>[A-Z])\)|(?P<d>[A-Z])[.)])\s+\S")
+# "..., so B." closing the whole text: a conclusion, even without the word "answer".
+_CONCLUSION = re.compile(
+    r"\b(?:so|thus|therefore|hence)[,:]?\s+(?:it\s+is\s+|it's\s+)?\(?(?P<letter>[A-Z])\)?[.!]?\s*$"
+)
+_BOLD_LETTER = re.compile(r"\*\*\s*[(\[]?(?P<letter>[A-Z])[)\]]?[.:]?\s*\*\*")
+_BOXED_WRAPPERS = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^{}]*)\}")
+
+
+def _statement_letter(text: str) -> tuple[int, str] | None:
+    """Position and letter of the last explicit answer statement."""
+    found = None
+    for match in _STATEMENT.finditer(text):
+        letter = match.group("letter")
+        if letter.islower() and not match.group("open") and not _CLAUSE_END.match(text, match.end()):
+            continue
+        found = (match.start(), letter.upper())
+    return found
+
+
+def _boxed_letter(text: str) -> tuple[int, str] | None:
+    content = last_boxed(text)
+    if content is None:
+        return None
+    content = _BOXED_WRAPPERS.sub(r"\1", content)
+    match = _LETTER_LINE.fullmatch(content)
+    return (text.rfind("\\boxed"), match.group("letter").upper()) if match else None
+
+
+def extract_choice(prediction: str, letters: str = DEFAULT_LETTERS) -> str | None:
+    """The chosen letter (upper case), or None when no letter is marked as the answer."""
+    text = strip_bold(prediction)
+    explicit = [found for found in (_statement_letter(text), _boxed_letter(text)) if found is not None]
+    if explicit:
+        letter = max(explicit)[1]
+        return letter if letter in letters else None
+    lines = [line for line in prediction.splitlines() if line.strip()]
+    for line in reversed(lines):
+        match = _LETTER_LINE.fullmatch(line.replace("**", ""))
+        if match and match.group("letter").upper() in letters:
+            return match.group("letter").upper()
+    if lines and (match := _OPTION_LINE.match(lines[-1].replace("**", ""))):
+        letter = match.group("p") or match.group("d")
+        if letter in letters:
+            return letter
+    if (match := _CONCLUSION.search(text)) and match.group("letter") in letters:
+        return match.group("letter")
+    bold = [m.group("letter") for m in _BOLD_LETTER.finditer(prediction) if m.group("letter") in letters]
+    return bold[-1] if bold else None
+
+
+def check_choice(item: ScoreItem, params: Mapping[str, Any]) -> ScoreResult:
+    """Score a multiple-choice answer. Params: `letters` (the valid option letters, default A-J)."""
+    letters = str(params.get("letters", DEFAULT_LETTERS)).upper()
+    gold = (item.gold or "").strip().strip("()[]. ").upper()
+    if len(gold) != 1 or gold not in letters:
+        raise ValueError(f"the choice scorer needs a gold letter among {letters}, got {item.gold!r}")
+    letter = extract_choice(item.prediction, letters)
+    if letter is None:
+        return unparsable()
+    return graded(letter == gold, letter)

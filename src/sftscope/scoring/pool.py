@@ -1,0 +1,207 @@
+"""Run a check over many items in worker processes, each item under its own wall-clock limit.
+
+Why not math-verify's timeout: it uses SIGALRM, which only works in the main thread
+(Math-Verify#55). Why not `concurrent.futures.ProcessPoolExecutor`: it cannot cancel one running
+item, so a single hung sympy call would stall the batch. Here each worker is a process we own:
+a worker that overruns its item's deadline is killed and replaced, and the item becomes `timeout`.
+An exception becomes `error` with its message, a worker that dies mid-item becomes `error` too, and
+the batch always returns one outcome per item, in order.
+
+Workers are plain ``python -c`` subprocesses talking over a socket pair, not `multiprocessing`
+processes: *fork* can deadlock a child of a parent that holds torch's thread pools, and *spawn* /
+*forkserver* re-run the caller's main script in every worker (a script without an
+``if __name__ == "__main__"`` guard would recurse). `workers=0` runs inline (no processes, no
+timeout) for checks known to be cheap. `run_threaded` is for checks that enforce their own time
+limit (subprocess sandboxes, HTTP calls).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any, Literal
+
+from sftscope.errors import SftscopeError
+
+# Generous: a spawned worker re-imports the check's module (math-verify, reasoning-gym) first.
+STARTUP_TIMEOUT_S = 120.0
+_WORKER_CODE = "import sys; from sftscope.scoring.pool import worker_main; worker_main(int(sys.argv[1]))"
+
+
+@dataclass(frozen=True)
+class PoolOutcome:
+    """What happened to one item."""
+
+    status: Literal["ok", "timeout", "error"]
+    """ok: the check returned `value`; timeout: it overran and its worker was killed; error: it raised."""
+    value: Any = None
+    """The check's return value when ok."""
+    error: str | None = None
+    """'ExceptionType: message' for errors, the limit for timeouts."""
+
+
+def describe(exc: BaseException) -> str:
+    """'ValueError: bad gold' - the type matters as much as the message when reading error rows."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _call(fn: Callable[[Any], Any], item: Any) -> PoolOutcome:
+    try:
+        return PoolOutcome("ok", fn(item))
+    # BaseException too: a SystemExit or RecursionError inside one check must stay that item's error.
+    except BaseException as exc:
+        return PoolOutcome("error", error=describe(exc))
+
+
+def worker_main(fd: int) -> None:
+    """A worker's life: receive the check, then items, until the parent closes the socket."""
+    # Ctrl-C goes to the whole foreground group; the parent handles it and kills us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
+    conn = Connection(fd)
+    fn = conn.recv()
+    conn.send("ready")
+    while True:
+        try:
+            index, item = conn.recv()
+        except EOFError:  # the parent closed the socket: shut down
+            return
+        outcome = _call(fn, item)
+        try:
+            conn.send((index, outcome))
+        except Exception as exc:  # an unpicklable return value is the check's bug, not a crash
+            conn.send((index, PoolOutcome("error", error=f"result could not be sent: {describe(exc)}")))
+
+
+def _exit_with_parent() -> None:
+    """A worker stuck in a hung check never reads EOF; this thread ends it if the parent is gone."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+class _Worker:
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        ours, theirs = socket.socketpair()
+        # The child resolves imports exactly as we do, even when sftscope is not installed.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _WORKER_CODE, str(theirs.fileno())], pass_fds=[theirs.fileno()], env=env
+        )
+        # Close our copy of the child's end, so the child's death shows up as EOF on self.conn.
+        theirs.close()
+        self.conn = Connection(ours.detach())
+        self.conn.send(fn)
+        self.started = time.monotonic()
+        self.ready = False
+        self.index: int | None = None
+        self.deadline = 0.0
+
+    def give(self, index: int, item: Any, timeout_s: float) -> None:
+        self.index = index
+        self.deadline = time.monotonic() + timeout_s
+        self.conn.send((index, item))
+
+    def stop(self) -> None:
+        self.conn.close()
+        try:
+            self.process.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        self.conn.close()
+
+
+def run_checks(
+    fn: Callable[[Any], Any], items: Sequence[Any], *, timeout_s: float, workers: int
+) -> list[PoolOutcome]:
+    """Apply `fn` to every item; one `PoolOutcome` per item, in order. Never raises for an item.
+
+    `fn` and the items must be picklable (a module-level function, or a `functools.partial` of one).
+    Raises `SftscopeError` only when a worker cannot start at all (a setup error, not an item's).
+    """
+    if workers <= 0:
+        return [_call(fn, item) for item in items]
+    results: list[PoolOutcome | None] = [None] * len(items)
+    pending = deque(range(len(items)))
+    pool = [_Worker(fn) for _ in range(min(workers, len(items)))]
+    try:
+        while pending or any(w.index is not None for w in pool):
+            for worker in pool:
+                if worker.ready and worker.index is None and pending:
+                    index = pending.popleft()
+                    worker.give(index, items[index], timeout_s)
+            for conn in wait([w.conn for w in pool], timeout=_wait_time(pool)):
+                worker = next(w for w in pool if w.conn is conn)
+                _receive(worker, results, pool, fn)
+            now = time.monotonic()
+            for position, worker in enumerate(pool):
+                if worker.index is not None and now >= worker.deadline:
+                    results[worker.index] = PoolOutcome("timeout", error=f"check exceeded {timeout_s:g} s")
+                    worker.kill()
+                    pool[position] = _Worker(fn)
+                elif not worker.ready and now - worker.started > STARTUP_TIMEOUT_S:
+                    raise SftscopeError(f"a scoring worker did not start within {STARTUP_TIMEOUT_S:g} s")
+    finally:
+        for worker in pool:
+            worker.stop()
+    return [r if r is not None else PoolOutcome("error", error="no result") for r in results]
+
+
+def _wait_time(pool: list[_Worker]) -> float:
+    """Sleep until the earliest item deadline or startup limit; any message wakes us earlier."""
+    limits = [w.deadline for w in pool if w.index is not None]
+    limits += [w.started + STARTUP_TIMEOUT_S for w in pool if not w.ready]
+    return max(0.0, min(limits) - time.monotonic()) if limits else STARTUP_TIMEOUT_S
+
+
+def _receive(
+    worker: _Worker, results: list[PoolOutcome | None], pool: list[_Worker], fn: Callable[[Any], Any]
+) -> None:
+    try:
+        message = worker.conn.recv()
+    except (EOFError, OSError):
+        # The worker died: a crash in C code, os._exit, the OOM killer. Blame its item, replace it.
+        try:
+            code: int | None = worker.process.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            code = None
+        worker.kill()
+        if worker.index is None:
+            raise SftscopeError(f"a scoring worker exited while starting (exit code {code})") from None
+        results[worker.index] = PoolOutcome("error", error=f"worker process died (exit code {code})")
+        pool[pool.index(worker)] = _Worker(fn)
+        return
+    if message == "ready":
+        worker.ready = True
+        return
+    index, outcome = message
+    results[index] = outcome
+    worker.index = None
+
+
+def run_threaded(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: int) -> list[PoolOutcome]:
+    """Apply `fn` in threads: for checks that bound their own time (they wait on a subprocess or a socket).
+
+    Threads are enough there and cost nothing to start; the check's own limit is the timeout.
+    """
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as executor:
+        return list(executor.map(lambda item: _call(fn, item), items))

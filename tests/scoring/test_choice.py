@@ -1,0 +1,60 @@
+"""Multiple-choice letters: marked answers only, never stray capitals."""
+
+from __future__ import annotations
+
+import pytest
+
+from sftscope.scoring.choice import check_choice, extract_choice
+from sftscope.scoring.result import ScoreItem
+
+
+@pytest.mark.parametrize(
+    ("text", "letter"),
+    [
+        ("(C)", "C"),
+        ("**C**", "C"),
+        ("Answer: C", "C"),
+        ("\\boxed{C}", "C"),
+        ("The final answer is $\\boxed{\\text{D}}$.", "D"),
+        ("C.", "C"),
+        ("the answer is c", "C"),
+        ("The answer is (b).", "B"),
+        ("**Answer:** (B)", "B"),
+        ("I think A is wrong, so the answer is B.", "B"),
+        ("I think A is wrong... so B", "B"),
+        ("Answer: A\nWait, no. Answer: D", "D"),
+        ("The correct option is E because it is larger.", "E"),
+        ("Working...\nC. 42", "C"),
+        ("Therefore the best choice is **B** here, as shown", "B"),
+    ],
+)
+def test_extracts(text: str, letter: str) -> None:
+    assert extract_choice(text) == letter
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I think A is wrong, and B is not obvious either.",
+        "the answer is a bit unclear",
+        "Option A is wrong. Option C is right as well.",
+        "A quick check shows nothing.",
+        "Answer: K",  # not an option letter
+        "",
+    ],
+)
+def test_stray_letters_are_not_answers(text: str) -> None:
+    assert extract_choice(text) is None
+
+
+def test_letters_param_limits_the_options() -> None:
+    assert extract_choice("Answer: E", letters="ABCD") is None
+    result = check_choice(ScoreItem("Answer: E", "B"), {"letters": "ABCD"})
+    assert result.outcome == "unparsable"
+
+
+def test_scores_against_gold_letter() -> None:
+    assert check_choice(ScoreItem("Answer: (c)", "C"), {}).outcome == "correct"
+    assert check_choice(ScoreItem("Answer: D", "(C)"), {}).outcome == "wrong"
+    with pytest.raises(ValueError, match="gold letter"):
+        check_choice(ScoreItem("Answer: D", "42"), {})

@@ -1,0 +1,71 @@
+"""The process pool: per-item timeouts, errors and dead workers become rows, never a crashed batch."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from sftscope.scoring.pool import run_checks, run_threaded
+from sftscope.scoring.registry import SCORERS, Scorer, score_batch
+from sftscope.scoring.result import ScoreItem, ScoreResult, graded
+
+
+# Module-level so that pool workers can import them by name.
+def misbehaving_check(item: ScoreItem, params: dict) -> ScoreResult:
+    if item.prediction == "hang":
+        time.sleep(3600)
+    if item.prediction == "raise":
+        raise ZeroDivisionError("boom in one item")
+    if item.prediction == "die":
+        os._exit(3)
+    return graded(item.prediction == item.gold, item.prediction)
+
+
+def double(x: int) -> int:
+    return 2 * x
+
+
+@pytest.fixture
+def misbehaving(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setitem(SCORERS, "misbehaving", Scorer("misbehaving", misbehaving_check))
+    return "misbehaving"
+
+
+def test_hang_error_and_death_become_rows_while_the_rest_score(misbehaving: str) -> None:
+    predictions = ["1", "hang", "raise", "2", "die", "x", "3"]
+    items = [ScoreItem(p, p if p != "x" else "y") for p in predictions]
+    results = score_batch(misbehaving, items, timeout_s=1.0, workers=2)
+    assert [r.outcome for r in results] == [
+        "correct",
+        "timeout",
+        "error",
+        "correct",
+        "error",
+        "wrong",
+        "correct",
+    ]
+    assert "ZeroDivisionError: boom in one item" in (results[2].error or "")
+    assert "exit code 3" in (results[4].error or "")
+    assert "1 s" in (results[1].error or "")
+    assert all(r.score == 0.0 for r in results if r.outcome in ("timeout", "error"))
+
+
+def test_inline_mode_catches_errors_without_processes() -> None:
+    outcomes = run_checks(double, [1, "a", None], timeout_s=1.0, workers=0)
+    assert [o.status for o in outcomes] == ["ok", "ok", "error"]
+    assert outcomes[0].value == 2 and outcomes[1].value == "aa"
+    assert (outcomes[2].error or "").startswith("TypeError")
+
+
+def test_pool_keeps_order_and_handles_more_items_than_workers() -> None:
+    outcomes = run_checks(double, list(range(9)), timeout_s=10.0, workers=2)
+    assert [o.value for o in outcomes] == [2 * i for i in range(9)]
+    assert run_checks(double, [], timeout_s=1.0, workers=2) == []
+
+
+def test_threaded_runner_keeps_order_and_errors() -> None:
+    outcomes = run_threaded(double, [3, None, 4], workers=2)
+    assert [o.status for o in outcomes] == ["ok", "error", "ok"]
+    assert [outcomes[0].value, outcomes[2].value] == [6, 8]

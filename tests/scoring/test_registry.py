@@ -1,0 +1,89 @@
+"""The registry: names, params, and the small scorers (exact, countdown, reasoning-gym)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sftscope.errors import SftscopeError
+from sftscope.scoring.registry import SCORERS, UnknownScorerError, score_batch
+from sftscope.scoring.result import ScoreItem
+
+
+def test_unknown_scorer_lists_known_names() -> None:
+    with pytest.raises(UnknownScorerError, match=r"known scorers: .*math"):
+        score_batch("maths", [ScoreItem("1", "1")])
+    assert issubclass(UnknownScorerError, SftscopeError)
+
+
+def test_unknown_param_is_a_spec_error() -> None:
+    with pytest.raises(SftscopeError, match="unknown params"):
+        score_batch("choice", [ScoreItem("A", "A")], params={"letter": "AB"}, workers=0)
+
+
+def test_math_through_the_pool() -> None:
+    items = [
+        ScoreItem("\\boxed{4}", "4"),
+        ScoreItem("\\boxed{5}", "4"),
+        ScoreItem("", "4"),
+        ScoreItem("1", None),
+    ]
+    results = score_batch("math", items, workers=1, timeout_s=20.0)
+    assert [r.outcome for r in results] == ["correct", "wrong", "unparsable", "error"]
+    assert "gold" in (results[3].error or "")
+
+
+def test_exact() -> None:
+    items = [
+        ScoreItem("Reasoning.\n**Blue**.", "blue"),
+        ScoreItem("\\boxed{\\text{Red  Car}}", "red car"),
+        ScoreItem("The answer is green.", "blue"),
+        ScoreItem("", "blue"),
+    ]
+    outcomes = [r.outcome for r in score_batch("exact", items, workers=0)]
+    assert outcomes == ["correct", "correct", "wrong", "unparsable"]
+
+
+def test_countdown() -> None:
+    pytest.importorskip("sftscope.scoring.countdown")
+    meta = {"numbers": [3, 5, 3], "target": 24}
+    items = [
+        ScoreItem("\\boxed{(5 + 3) \\times 3}", None, meta),
+        ScoreItem("\\boxed{(5 + 3) * 3 = 24}", None, meta),
+        ScoreItem("\\boxed{5 * 5 - 1}", None, meta),  # 5 used twice, 1 not given
+        ScoreItem("\\boxed{5 + 3}", None, meta),
+        ScoreItem("\\boxed{banana}", None, meta),
+        ScoreItem("24", None, meta),
+    ]
+    results = score_batch("countdown", items, workers=0)
+    assert [r.outcome for r in results] == [
+        "correct",
+        "correct",
+        "wrong",
+        "wrong",
+        "unparsable",
+        "unparsable",
+    ]
+    assert results[1].extracted == "(5 + 3) * 3"
+    assert score_batch("countdown", [ScoreItem("\\boxed{1}", None)], workers=0)[0].outcome == "error"
+
+
+def test_reasoning_gym_uses_the_generators_verifier() -> None:
+    import reasoning_gym
+
+    entry = reasoning_gym.create_dataset("basic_arithmetic", size=1, seed=3)[0]
+    meta = {"rg_dataset": "basic_arithmetic", "rg_entry": entry}
+    items = [
+        ScoreItem(f"So \\boxed{{{entry['answer']}}}", None, meta),
+        ScoreItem(f"work\n{entry['answer']}", None, meta),
+        ScoreItem("\\boxed{123456789}", None, meta),
+        ScoreItem("", None, meta),
+        ScoreItem("1", None, {"rg_dataset": "basic_arithmetic"}),
+    ]
+    results = score_batch("reasoning_gym", items, workers=0)
+    assert [r.outcome for r in results] == ["correct", "correct", "wrong", "unparsable", "error"]
+    assert results[0].score == 1.0
+
+
+def test_every_scorer_is_registered_under_its_name() -> None:
+    assert {"math", "countdown", "choice", "exact", "reasoning_gym"} <= set(SCORERS)
+    assert all(name == scorer.name for name, scorer in SCORERS.items())

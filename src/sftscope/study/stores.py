@@ -1,0 +1,71 @@
+"""Results stores of a study: one DuckDB file per evaluation job, merged by the study driver.
+
+DuckDB allows one writing process per file, so parallel eval jobs (local workers, Ray tasks, SLURM
+jobs) each write their own store, and only the driver writes the study store: it merges a cell's
+store as soon as its sweep ends. Rows are keyed by the checkpoint's content hash, so a merge is
+idempotent and a row computed twice (the same base swept by two cells at once) is kept once.
+
+A base model is swept once per study into its own store; each cell's store is seeded with those rows
+before its sweep, so the sweep's "compute only what is missing" skips the base.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+
+def _tables(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, str]:
+    rows = con.execute(
+        "SELECT table_name, sql FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'main'",
+        [database],
+    ).fetchall()
+    return {name: sql for name, sql in rows}
+
+
+def _has_key(con: duckdb.DuckDBPyConnection, database: str, table: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_constraints() WHERE database_name = ? AND table_name = ? "
+            "AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')",
+            [database, table],
+        ).fetchone()[0]
+    )
+
+
+def copy_rows(source: Path, target: Path, exclude: tuple[str, ...] = ()) -> int:
+    """Add the source store's rows that the target lacks, in every table but the excluded ones.
+
+    Tables missing in the target are created with the source's own DDL, keys included. Returns the
+    number of rows added.
+    """
+    if not source.is_file():
+        return 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    added = 0
+    with duckdb.connect(str(target)) as con:
+        con.execute(f"ATTACH '{source}' AS src (READ_ONLY)")
+        try:
+            ours = _tables(con, con.execute("SELECT current_database()").fetchone()[0])
+            for table, ddl in _tables(con, "src").items():
+                if table in exclude:
+                    continue
+                if table not in ours:
+                    con.execute(ddl)
+                before = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+                # Columns by name: a store written by another version may order them differently.
+                columns = ", ".join(f'"{c[0]}"' for c in con.execute(f'DESCRIBE "{table}"').fetchall())
+                if _has_key(con, "src", table):
+                    con.execute(
+                        f'INSERT OR IGNORE INTO "{table}" ({columns}) SELECT {columns} FROM src."{table}"'
+                    )
+                else:
+                    con.execute(
+                        f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM src."{table}" '
+                        f'EXCEPT SELECT {columns} FROM "{table}"'
+                    )
+                added += con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] - before
+        finally:
+            con.execute("DETACH src")
+    return added

@@ -1,0 +1,177 @@
+"""The study driver with fake stages injected (files written as the stage contracts say, instantly):
+scheduling, sharing, resume, failure isolation and the store merge. The real stages are exercised in
+test_study_resume.py and the CLI tests."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from sftscope.study.executors import Job, JobResult, LocalExecutor
+from sftscope.study.live import cell_statuses
+from sftscope.study.runner import run_study
+from sftscope.study.state import StateFile, StudyDir
+
+SPEC = """\
+name: fake
+root: .
+bases:
+  - {name: weak, model: micro-weak, capability: weak}
+  - {name: strong, model: micro-strong, capability: strong}
+conditions:
+  - {name: long, data: long.yaml}
+  - {name: short, data: short.yaml}
+presets: [{name: micro, preset: micro, overrides: {steps: 8}}]
+eval: {suite: SUITE}
+executor: {workers: 2}
+"""
+
+
+def arg(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
+class FakeStages:
+    """Stands in for the `sftscope` subprocesses: writes each stage's output files."""
+
+    def __init__(self, fail: tuple[str, ...] = ()):
+        self.fail = fail
+        self.calls: list[Job] = []
+        self.computed: Counter[str] = Counter()  # model hash -> sweeps that computed it
+
+    def __call__(self, job: Job) -> JobResult:
+        self.calls.append(job)
+        if any(name in job.name for name in self.fail):
+            return JobResult(3, 0.0, "boom")
+        kind, argv = job.name.split(":")[0], job.argv
+        if kind == "data":
+            out = Path(arg(argv, "--out"))
+            out.mkdir(parents=True)
+            (out / "card.json").write_text(json.dumps({"rows": 10, "content_hash": "c"}))
+        elif kind == "train":
+            self.train(argv)
+        elif kind in ("eval", "baseline"):
+            self.sweep(Path(arg(argv, "eval")), Path(arg(argv, "--store")))
+        elif kind == "report":
+            (Path(argv[-1]) / "report.html").write_text("<html></html>")
+        return JobResult(0, 0.01, "")
+
+    @staticmethod
+    def train(argv: list[str]) -> None:
+        if "--resume" in argv:
+            run = Path(arg(argv, "--resume"))
+            model = json.loads((run / "config.yaml").read_text())["model"]
+        else:
+            values = dict(a.split("=", 1) for a in argv if "=" in a)
+            run, model = Path(values["out"]), values["model"]
+            run.mkdir(parents=True)
+            (run / "config.yaml").write_text(json.dumps({"model": model}))
+        checkpoints = [
+            {"step": s, "content_hash": f"{run.name}-{s}", "path": f"checkpoints/step-{s}"} for s in (4, 8)
+        ]
+        manifest = {
+            "base_model": model,
+            "base_hash": f"base-{model}",
+            "total_steps": 8,
+            "checkpoints": checkpoints,
+        }
+        (run / "manifest.json").write_text(json.dumps(manifest))
+        (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s}) + "\n" for s in range(1, 9)))
+
+    def sweep(self, target: Path, store: Path) -> None:
+        if (target / "manifest.json").exists():
+            manifest = json.loads((target / "manifest.json").read_text())
+            models = [(target.name, 0, manifest["base_hash"])]
+            models += [(target.name, c["step"], c["content_hash"]) for c in manifest["checkpoints"]]
+        else:
+            models = [(str(target), 0, f"base-{target.name}")]
+        with duckdb.connect(str(store)) as con:
+            con.execute("CREATE TABLE IF NOT EXISTS samples (model_hash VARCHAR PRIMARY KEY, score DOUBLE)")
+            con.execute("CREATE TABLE IF NOT EXISTS models (run VARCHAR, step INT, model_hash VARCHAR)")
+            for run, step, model_hash in models:
+                if not con.execute("SELECT 1 FROM samples WHERE model_hash = ?", [model_hash]).fetchall():
+                    self.computed[model_hash] += 1
+                    con.execute("INSERT INTO samples VALUES (?, 0.5)", [model_hash])
+                con.execute("INSERT INTO models VALUES (?, ?, ?)", [run, step, model_hash])
+
+
+def make_study(tmp_path: Path, suite: str = "micro-quick") -> Path:
+    (tmp_path / "long.yaml").write_text("name: long\n")
+    (tmp_path / "short.yaml").write_text("name: short\n")
+    path = tmp_path / "study.yaml"
+    path.write_text(SPEC.replace("SUITE", suite))
+    return path
+
+
+def run(spec: Path, out: Path, stages: FakeStages, workers: int | None = None):  # type: ignore[no-untyped-def]
+    return run_study(
+        spec,
+        out,
+        workers=workers,
+        executor_factory=lambda s, _: LocalExecutor(s.executor.workers, run=stages),
+    )
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_study_runs_every_cell_and_shares_work(tmp_path: Path, workers: int) -> None:
+    stages = FakeStages()
+    outcome = run(make_study(tmp_path), tmp_path / "out", stages, workers)
+    assert outcome.failed == [] and outcome.report == tmp_path / "out" / "report.html"
+    study = StudyDir(tmp_path / "out")
+    assert set(cell_statuses(study).values()) == {"done"}
+    kinds = Counter(job.name.split(":")[0] for job in stages.calls)
+    assert kinds == {"data": 2, "baseline": 2, "train": 4, "eval": 4, "report": 1}
+    # Each base is swept once for the whole study, each checkpoint once.
+    assert set(stages.computed.values()) == {1} and len(stages.computed) == 2 + 4 * 2
+    runs = json.loads(study.runs.read_text())
+    assert {r["condition"] for r in runs.values()} == {"long", "short"}
+    with duckdb.connect(str(study.store), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM samples").fetchone()[0] == 10
+        assert con.execute("SELECT count(DISTINCT run) FROM models").fetchone()[0] == 4
+    manifest = json.loads(study.manifest.read_text())
+    assert manifest["packages"]["torch"] and len(manifest["cells"]) == 4
+    assert manifest["attempts"][-1]["finished"] is not None
+
+
+def test_a_finished_study_redoes_nothing(tmp_path: Path) -> None:
+    spec = make_study(tmp_path)
+    run(spec, tmp_path / "out", FakeStages())
+    again = FakeStages()
+    run(spec, tmp_path / "out", again)
+    assert [job.name for job in again.calls] == ["report"]
+
+
+def test_a_killed_training_resumes_and_only_its_cell_reruns(tmp_path: Path) -> None:
+    spec = make_study(tmp_path)
+    study = StudyDir(tmp_path / "out")
+    run(spec, study.root, FakeStages())
+    cell_id = next(iter(json.loads(study.runs.read_text())))
+    StateFile(study.cell_state(cell_id), cell_id).mark("train", "running")  # as a kill leaves it
+    again = FakeStages()
+    run(spec, study.root, again)
+    assert [job.name for job in again.calls] == [f"train:{cell_id}", f"eval:{cell_id}", "report"]
+    assert "--resume" in again.calls[0].argv
+    assert not again.computed  # every checkpoint's rows were already in the store
+
+
+def test_a_failed_data_build_blocks_only_its_cells(tmp_path: Path) -> None:
+    stages = FakeStages(fail=("data:short",))
+    outcome = run(make_study(tmp_path), tmp_path / "out", stages)
+    statuses = cell_statuses(StudyDir(tmp_path / "out"))
+    assert sorted(statuses.values()) == ["done"] * 2 + ["failed (data)"] * 2
+    assert len(outcome.failed) == 1 + 2 * 2  # the build, then train and eval of both cells using it
+    assert outcome.report is not None  # the report covers the cells that finished
+    state = json.loads(StudyDir(tmp_path / "out").state_file.read_text())
+    failed = next(v for k, v in state["stages"].items() if k.startswith("data:short"))
+    assert failed["status"] == "failed" and "boom" in failed["tail"]
+
+
+def test_another_suite_resweeps_without_retraining(tmp_path: Path) -> None:
+    run(make_study(tmp_path), tmp_path / "out", FakeStages())
+    again = FakeStages()
+    run(make_study(tmp_path, suite="micro"), tmp_path / "out", again)
+    assert Counter(job.name.split(":")[0] for job in again.calls) == {"baseline": 2, "eval": 4, "report": 1}

@@ -7,6 +7,7 @@ Native files hold `Example` rows as they are. Foreign schemas (`question/respons
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from sftscope.data.records import Example, Message, split_response
 from sftscope.errors import InputError
 
 FORMATS = (".jsonl", ".parquet")
+HF_FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
 
 class FieldMapping(BaseModel):
@@ -106,15 +108,20 @@ def _convert(row: dict[str, Any], mapping: FieldMapping | None, source: str) -> 
     if mapping.final:
         final = get(mapping.final)
     answer = get(mapping.answer)
-    return Example(
-        id=str(get(mapping.id, required=False) or ""),
-        prompt=prompt,
-        reasoning=reasoning,
-        final=final or "",
-        answer=None if answer is None else str(answer),
-        source=str(get(mapping.source, required=False) or source),
-        meta={k: row.get(k) for k in mapping.meta},
-    )
+    try:
+        return Example(
+            id=str(get(mapping.id, required=False) or ""),
+            prompt=prompt,
+            reasoning=reasoning,
+            final=final or "",
+            answer=None if answer is None else str(answer),
+            source=str(get(mapping.source, required=False) or source),
+            meta={k: row.get(k) for k in mapping.meta},
+        )
+    except ValidationError as exc:  # e.g. a reasoning column holding a number: name the column
+        first = exc.errors()[0]
+        part = str(first["loc"][0]) if first["loc"] else None
+        raise _FieldProblem(getattr(mapping, part, None) or part, first["msg"]) from exc
 
 
 class _FieldProblem(ValueError):
@@ -124,25 +131,48 @@ class _FieldProblem(ValueError):
         self.message = message
 
 
-def _check_response(example: Example, require_response: bool) -> None:
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _undecodable(value: Any, where: str = "") -> tuple[str, str] | None:
+    """(field, reason) of the first string that is not valid Unicode text, searching nested values."""
+    if isinstance(value, str):
+        found = _SURROGATE.search(value)
+        if found is None:
+            return None
+        code = ord(found.group())
+        if 0xDC80 <= code <= 0xDCFF:  # how surrogateescape keeps a byte that is not UTF-8
+            return where, f"text cannot be decoded as UTF-8 (byte 0x{code - 0xDC00:02x})"
+        return where, f"text cannot be decoded: unpaired surrogate U+{code:04X}"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        path = f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else str(key)
+        found_in = _undecodable(item, path)
+        if found_in is not None:
+            return found_in
+    return None
+
+
+def _check_response(example: Example, mapping: FieldMapping | None, require_response: bool) -> None:
     if require_response and not (example.final.strip() or (example.reasoning or "").strip()):
-        raise _FieldProblem("response", "response is empty")
+        # Name the column the response was read from, so the user can find it in their file.
+        column = (mapping.response or mapping.final or mapping.messages) if mapping else "final"
+        raise _FieldProblem(column or "response", "response is empty")
 
 
 def _rows_from_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield number, InputError(str(path), f"text is not valid UTF-8 ({exc.reason})", line=number)
-                continue
+            # Bad bytes survive decoding as surrogate escapes, so the row still parses and the
+            # error can name the field that holds them (see _undecodable).
+            text = raw.decode("utf-8", errors="surrogateescape")
             if not text.strip():
                 continue
             try:
                 row = json.loads(text)
             except json.JSONDecodeError as exc:
-                yield number, InputError(str(path), f"malformed JSON: {exc.msg}", line=number)
+                message = f"malformed JSON: {exc.msg} (column {exc.colno})"
+                yield number, InputError(str(path), message, line=number)
                 continue
             if not isinstance(row, dict):
                 yield number, InputError(str(path), "each line must be a JSON object", line=number)
@@ -152,6 +182,23 @@ def _rows_from_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputEr
 
 def _rows_from_table(rows: Iterable[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
     yield from enumerate(rows, start=1)
+
+
+def _native_parquet_rows(
+    path: Path, rows: list[dict[str, Any]]
+) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+    """Native files store meta as a JSON string (see write_records): decode it back."""
+    for number, row in enumerate(rows, start=1):
+        if isinstance(row.get("meta"), str):
+            try:
+                row["meta"] = json.loads(row["meta"])
+            except json.JSONDecodeError as exc:
+                yield (
+                    number,
+                    InputError(str(path), f"meta is not valid JSON: {exc.msg}", line=number, field="meta"),
+                )
+                continue
+        yield number, row
 
 
 def iter_rows_to_records(
@@ -169,8 +216,11 @@ def iter_rows_to_records(
         if problem is None:
             assert isinstance(row, dict)
             try:
+                broken = _undecodable(row)
+                if broken is not None:
+                    raise _FieldProblem(broken[0] or None, broken[1])
                 example = _convert(row, mapping, source=Path(where).stem or where)
-                _check_response(example, require_response)
+                _check_response(example, mapping, require_response)
                 result.records.append(example)
             except _FieldProblem as exc:
                 problem = InputError(where, exc.message, line=number, field=exc.field_name)
@@ -198,11 +248,7 @@ def read_records(
         import pyarrow.parquet as pq
 
         table_rows = pq.read_table(path).to_pylist()
-        if mapping is None:  # native files store meta as a JSON string (see write_records)
-            for row in table_rows:
-                if isinstance(row.get("meta"), str):
-                    row["meta"] = json.loads(row["meta"])
-        rows = _rows_from_table(table_rows)
+        rows = _native_parquet_rows(path, table_rows) if mapping is None else _rows_from_table(table_rows)
     else:
         raise InputError(str(path), f"unknown format '{path.suffix}', expected one of {FORMATS}")
     return iter_rows_to_records(
@@ -245,8 +291,12 @@ def load_hf(
     """Load through HF `datasets` from a local directory/file or a hub id (the hub needs a network)."""
     import datasets
 
+    builder = HF_FILE_BUILDERS.get(Path(name_or_path).suffix) if Path(name_or_path).is_file() else None
     try:
-        dataset = datasets.load_dataset(name_or_path, subset, split=split)
+        if builder is not None:
+            dataset = datasets.load_dataset(builder, data_files=name_or_path, split=split)
+        else:
+            dataset = datasets.load_dataset(name_or_path, subset, split=split)
     except Exception as exc:  # datasets raises many types; all mean "could not load this source"
         raise InputError(name_or_path, f"could not load dataset split '{split}': {exc}") from exc
     return iter_rows_to_records(

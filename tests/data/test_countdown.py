@@ -1,0 +1,283 @@
+"""The Countdown teacher: correct answers, real backtracks, honest dead ends, variety, determinism."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+from collections import Counter
+from fractions import Fraction
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from sftscope.data.countdown import (
+    BACKTRACK_PHRASES,
+    CountdownProblem,
+    CountdownSettings,
+    TraceStyle,
+    build_countdown_examples,
+    countdown_prompt,
+    generate_problems,
+    teach,
+)
+from sftscope.data.records import Example
+from sftscope.errors import SftscopeError
+from sftscope.scoring.behaviours import has_backtracking
+from sftscope.scoring.countdown import check_countdown
+
+STYLES: tuple[TraceStyle, ...] = ("long-cot", "short-cot", "answer-only")
+MICRO = CountdownSettings()
+
+
+def exact_value(expression: str) -> Fraction:
+    """An oracle independent of the checker: Python arithmetic on Fractions of a vetted string."""
+    assert re.fullmatch(r"[0-9+\-*/()]+", expression), expression
+    return eval(re.sub(r"\d+", r"Fraction(\g<0>)", expression), {"Fraction": Fraction})
+
+
+def boxed(final: str) -> str:
+    return re.findall(r"\\boxed\{([^{}]*)\}", final)[-1]
+
+
+def apply(a: int, op: str, b: int) -> Fraction:
+    return exact_value(f"{a}{op}{b}")
+
+
+def pair_can_make(c: int, d: int, target: int) -> bool:
+    values = {Fraction(c), Fraction(d)} | {apply(x, op, y) for x, y in ((c, d), (d, c)) for op in "+-*/"}
+    return target in values
+
+
+def replay(numbers: list[int], moves: list[list[Any]]) -> Counter[int]:
+    """Play moves on the multiset of numbers, checking each operand is on the table and each result right."""
+    pool = Counter(numbers)
+    for a, op, b, result in moves:
+        for operand in (a, b):
+            assert pool[operand] > 0, f"{operand} is not available in {dict(pool)}"
+            pool[operand] -= 1
+        assert apply(a, op, b) == result, (a, op, b, result)
+        pool[result] += 1
+    return +pool
+
+
+def assert_correct(example: Example) -> None:
+    numbers, target = example.meta["numbers"], example.meta["target"]
+    assert boxed(example.final) == example.answer
+    assert check_countdown(example.answer, numbers, target).ok
+    # Independent of the checker: recount the numbers and recompute the value.
+    used = Counter(int(n) for n in re.findall(r"\d+", example.answer))
+    assert all(count <= numbers.count(n) for n, count in used.items()), (example.answer, numbers)
+    assert exact_value(example.answer) == target
+
+
+def assert_honest_trace(example: Example) -> None:
+    """Every move is right and written, every dead end is real, the recomputation holds."""
+    numbers, target, attempts = (
+        example.meta["numbers"],
+        example.meta["target"],
+        example.meta["teacher"]["attempts"],
+    )
+    assert example.reasoning is not None
+    for attempt in attempts:
+        moves = attempt["moves"]
+        for a, op, b, result in moves:
+            assert f"{a}{op}{b}={result}" in example.reasoning
+        pool = replay(numbers, moves)
+        if attempt["outcome"] == "dead-end":
+            c, d = attempt["leftover"]
+            assert pool == Counter([c, d]) and not pair_can_make(c, d, target)
+            # A careful person stops as soon as the target is on the table.
+            assert all(target not in replay(numbers, moves[:k]) for k in range(1, len(moves) + 1))
+        else:
+            assert target in pool
+    if not attempts[-1]["moves"]:
+        assert example.reasoning == f"{target} is already one of the numbers."
+        return
+    chain = re.search(r":\s*([0-9+\-*/()=]+)[.,]", example.reasoning.splitlines()[-1])
+    assert chain is not None, example.reasoning
+    parts = chain.group(1).split("=")
+    assert parts[0] == example.answer and all(exact_value(part) == target for part in parts)
+
+
+def small_problem() -> st.SearchStrategy[CountdownProblem]:
+    """Solvable problems of any shape: the target is a left fold of the numbers."""
+
+    @st.composite
+    def build(draw: st.DrawFn) -> CountdownProblem:
+        numbers = draw(st.lists(st.integers(1, 12), min_size=2, max_size=4))
+        value = numbers[0]
+        for n in numbers[1:]:
+            choices = ["+", "*"] + (["-"] if value > n else [])
+            op = draw(st.sampled_from(choices))
+            value = {"+": value + n, "*": value * n, "-": value - n}[op]
+        return CountdownProblem(numbers=draw(st.permutations(numbers)), target=value)
+
+    return build()
+
+
+@settings(max_examples=80, deadline=None)
+@given(small_problem(), st.sampled_from(STYLES), st.integers(0, 2**32), st.integers(0, 3))
+def test_every_answer_is_correct_and_every_trace_honest(
+    problem: CountdownProblem, style: TraceStyle, seed: int, max_failed: int
+) -> None:
+    example = teach(problem, style, random.Random(seed), max_failed_branches=max_failed)
+    assert_correct(example)
+    assert example.meta["failed_branches"] <= max_failed
+    if style == "answer-only":
+        assert example.reasoning is None
+    else:
+        assert_honest_trace(example)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(0, 10**6),
+    st.sampled_from(STYLES),
+    st.integers(2, 4),
+    st.sampled_from([("+", "-", "*"), ("+", "*"), ("+", "-", "*", "/"), ("+", "/")]),
+)
+def test_generated_problems_are_taught_correctly(
+    seed: int, style: TraceStyle, numbers: int, operators: tuple[Any, ...]
+) -> None:
+    knobs = CountdownSettings(
+        min_numbers=2, max_numbers=numbers, max_value=12, max_target=100, operators=operators
+    )
+    for example in build_countdown_examples(knobs, 4, style, seed):
+        assert_correct(example)
+        assert example.meta["numbers"] and 1 <= example.meta["target"] <= 100
+
+
+def backtracks(example: Example) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    attempts = example.meta["teacher"]["attempts"]
+    return list(itertools.pairwise(attempts))
+
+
+def test_long_cot_backtracks_are_real() -> None:
+    examples = build_countdown_examples(MICRO, 300, "long-cot", seed=3)
+    for example in examples:
+        text = example.reasoning
+        assert text is not None
+        pairs = backtracks(example)
+        assert len(pairs) == example.meta["failed_branches"]
+        if pairs:  # the first attempt failed: the words of a backtrack, then a different attempt
+            assert has_backtracking(text)
+        cursor = 0
+        for failed, following in pairs:
+            assert failed["outcome"] == "dead-end" and failed["backtrack"] in BACKTRACK_PHRASES
+            failed_first, next_first = failed["moves"][0], following["moves"][0]
+            assert failed_first[:3] != next_first[:3], "the attempt after a backtrack must differ"
+            cursor = text.index("{}{}{}={}".format(*failed_first), cursor)
+            cursor = text.index(failed["backtrack"], cursor)
+            cursor = text.index("{}{}{}={}".format(*next_first), cursor)
+        firsts = [tuple(attempt["moves"][0][:3]) for attempt in example.meta["teacher"]["attempts"]]
+        assert len(set(firsts)) == len(firsts), "no first move is tried twice"
+        assert example.meta["teacher"]["attempts"][-1]["outcome"] == "target"
+
+
+def test_failed_branch_counts_vary_up_to_the_cap() -> None:
+    counts = Counter(e.meta["failed_branches"] for e in build_countdown_examples(MICRO, 200, "long-cot", 0))
+    assert set(counts) == {0, 1, 2} and min(counts.values()) >= 20
+    capped = build_countdown_examples(MICRO, 60, "long-cot", 0, max_failed_branches=1)
+    assert {e.meta["failed_branches"] for e in capped} == {0, 1}
+    assert all(e.meta["failed_branches"] == 0 for e in build_countdown_examples(MICRO, 30, "long-cot", 0, 0))
+
+
+def test_micro_traces_stay_short() -> None:
+    lengths = [len(e.reasoning or "") for e in build_countdown_examples(MICRO, 200, "long-cot", 1)]
+    assert 100 <= sum(lengths) / len(lengths) <= 300
+
+
+def test_short_cot_is_only_the_successful_path() -> None:
+    for example in build_countdown_examples(MICRO, 100, "short-cot", 2):
+        assert example.reasoning is not None and example.meta["failed_branches"] == 0
+        assert [a["outcome"] for a in example.meta["teacher"]["attempts"]] == ["target"]
+        assert not has_backtracking(example.reasoning)
+        assert not any(phrase in example.reasoning for phrase in BACKTRACK_PHRASES)
+
+
+def test_phrasing_varies() -> None:
+    examples = build_countdown_examples(MICRO, 200, "long-cot", 4)
+    used = Counter(phrase for e in examples for phrase in BACKTRACK_PHRASES if phrase in (e.reasoning or ""))
+    assert len(used) >= 6
+    openings = {(e.reasoning or "").split(" ")[0] for e in examples}
+    assert len(openings) >= 4
+    assert len({e.final.split("\\boxed")[0] for e in examples}) >= 2
+
+
+def test_same_seed_same_traces_and_a_longer_run_extends_a_shorter_one() -> None:
+    first = build_countdown_examples(MICRO, 40, "long-cot", 11)
+    assert [e.model_dump() for e in first] == [
+        e.model_dump() for e in build_countdown_examples(MICRO, 40, "long-cot", 11)
+    ]
+    assert [e.model_dump() for e in first[:15]] == [
+        e.model_dump() for e in build_countdown_examples(MICRO, 15, "long-cot", 11)
+    ]
+    assert [e.reasoning for e in first] != [
+        e.reasoning for e in build_countdown_examples(MICRO, 40, "long-cot", 12)
+    ]
+
+
+def test_neighbouring_seeds_do_not_share_problems_wholesale() -> None:
+    # reasoning-gym alone would make seed 1 the seed-0 stream shifted by one item.
+    zero, one = generate_problems(MICRO, 30, 0), generate_problems(MICRO, 30, 1)
+    assert sum(a == b for a, b in zip(zero[1:], one[:-1], strict=True)) < 5
+
+
+def test_generated_problems_respect_the_settings() -> None:
+    knobs = CountdownSettings(
+        min_numbers=3, max_numbers=4, min_value=2, max_value=9, min_target=10, max_target=40
+    )
+    problems = generate_problems(knobs, 50, 5)
+    assert len(problems) == 50 and generate_problems(knobs, 0, 5) == []
+    for problem in problems:
+        assert 3 <= len(problem.numbers) <= 4 and all(2 <= n <= 9 for n in problem.numbers)
+        assert 10 <= problem.target <= 40 and problem.operators == ("+", "-", "*")
+
+
+def test_example_shape() -> None:
+    problem = CountdownProblem(numbers=[3, 7, 2], target=23, operators=("+", "-", "*"))
+    example = teach(problem, "long-cot", random.Random(0))
+    assert countdown_prompt(problem) == (
+        "Numbers: [3, 7, 2]\nTarget: 23\nUse each number at most once with + - * / to make the target."
+    )
+    assert [m.model_dump() for m in example.prompt] == [
+        {"role": "user", "content": countdown_prompt(problem)}
+    ]
+    assert example.source == "countdown-teacher" and example.answer == "7*3+2"
+    assert example.final.endswith("\\boxed{7*3+2}.")
+    assert example.meta["numbers"] == [3, 7, 2] and example.meta["target"] == 23
+    assert example.meta["style"] == "long-cot" and "attempts" in example.meta["teacher"]
+
+
+def test_the_target_among_the_numbers_when_no_full_solution_exists() -> None:
+    # [1, 3, 3] -> 3 has no answer using all three with positive steps; 3 alone is allowed.
+    problem = CountdownProblem(numbers=[1, 3, 3], target=3)
+    example = teach(problem, "long-cot", random.Random(0))
+    assert example.answer == "3" and example.meta["failed_branches"] == 0
+    assert example.reasoning == "3 is already one of the numbers."
+
+
+def test_unsolvable_problem_and_unknown_style_raise() -> None:
+    with pytest.raises(SftscopeError, match="no Countdown solution"):
+        teach(CountdownProblem(numbers=[2, 3], target=100), "long-cot", random.Random(0))
+    with pytest.raises(ValueError, match="unknown Countdown trace style"):
+        teach(CountdownProblem(numbers=[2, 3], target=5), "longcot", random.Random(0))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        {"min_numbers": 4, "max_numbers": 3},
+        {"min_target": 0},
+        {"operators": ("^",)},
+        {"operators": ()},
+        {"size": 3},
+    ],
+)
+def test_bad_settings_are_rejected(knobs: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        CountdownSettings(**knobs)

@@ -1,0 +1,179 @@
+"""The YAML data spec: sources, then transforms, validated before anything runs.
+
+Every model forbids unknown keys, and a validation error is reported as `InputError(file, line=,
+field=)`: the YAML is composed into nodes (which keep their line numbers) and pydantic's error
+location is walked down those nodes.
+
+    name: countdown-corrupted
+    seed: 0
+    sources:
+      - countdown: {n: 2000, style: long-cot}
+    transforms:
+      - verify: {kind: countdown}
+      - corrupt: {rate: 0.5}
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+from operator import or_
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BeforeValidator, Discriminator, Field, Tag, ValidationError, create_model
+
+from sftscope.data.chat import DEFAULT_SUFFIX
+from sftscope.data.corrupt import Corrupt
+from sftscope.data.decontaminate import Decontaminate
+from sftscope.data.sources import SOURCE_TAGS, Source, Strict
+from sftscope.data.transforms import Dedupe, Mix, StripReasoning, Subsample, Transform, Verify
+from sftscope.errors import InputError
+
+TRANSFORMS: dict[str, type[Transform]] = {
+    cls.name: cls for cls in (Verify, StripReasoning, Corrupt, Subsample, Dedupe, Mix, Decontaminate)
+}
+
+
+def _step_model(name: str, cls: type[Transform]) -> type[Strict]:
+    """`{verify: {...}}` as a model with the one field `verify`, so the YAML shape validates as is."""
+    return create_model(f"{cls.__name__}Step", __base__=Strict, **{name: (cls, ...)})  # type: ignore[call-overload]
+
+
+def _step_name(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return next(iter(value), None)
+    return next(iter(type(value).model_fields), None) if isinstance(value, Strict) else None
+
+
+def _bare_name(value: Any) -> Any:
+    """`- strip_reasoning` (a bare name) means the transform with default options."""
+    return {value: {}} if isinstance(value, str) else value
+
+
+STEP_MODELS = {name: _step_model(name, cls) for name, cls in TRANSFORMS.items()}
+Step = Annotated[
+    reduce(or_, (Annotated[model, Tag(name)] for name, model in STEP_MODELS.items())),  # type: ignore[valid-type]
+    Discriminator(_step_name),
+    BeforeValidator(_bare_name),
+]
+
+
+def step_transform(step: Strict) -> Transform:
+    """The transform inside a step wrapper."""
+    return next(iter(dict(step).values()))
+
+
+class DataSpec(Strict):
+    """A data condition: where rows come from and which transforms make the condition."""
+
+    name: str = ""
+    """Condition name; defaults to the spec file's stem."""
+    description: str = ""
+    """What the condition is for."""
+    seed: int = 0
+    """Default seed of every seeded source and transform."""
+    suffix: str | None = DEFAULT_SUFFIX
+    """Instruction appended to the user turn when rendering (token lengths, training)."""
+    tokenizer: str | None = None
+    """Tokenizer (name or path) for the card's token lengths; default: the micro tokenizer if shipped."""
+    sources: list[Source] = Field(min_length=1)
+    """Sources whose rows are concatenated, in order."""
+    transforms: list[Step] = Field(default_factory=list)  # type: ignore[valid-type]
+    """Transforms applied in order."""
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _locate(root: yaml.Node, loc: tuple[int | str, ...]) -> tuple[int, list[str]]:
+    """The line and dotted path of an error location; union tags and absent keys are passed over."""
+    node, line, path = root, _line(root), []
+    for part in loc:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            for key, value in node.value:
+                if key.value == part:
+                    node, line = value, _line(key)
+                    path.append(f".{part}")
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = _line(node)
+            path.append(f"[{part}]")
+    return line, path
+
+
+def _message(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "union_tag_invalid":
+        return f"unknown transform '{error['ctx']['tag']}'; known: {', '.join(TRANSFORMS)}"
+    if kind == "union_tag_not_found":
+        return f"a transform is a name or {{name: options}}; known: {', '.join(TRANSFORMS)}"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def _input_error(file: str, root: yaml.Node, exc: ValidationError) -> InputError:
+    errors = exc.errors()
+    # A misspelt key shows up twice (missing + unknown); the unknown one is where the typo is.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = tuple(part for part in first["loc"] if part not in SOURCE_TAGS)
+    line, path = _locate(root, loc)
+    if first["type"] == "missing":  # the key is absent from the YAML, so it cannot be walked to
+        path.append(f".{loc[-1]}")
+    others = len(errors) - 1
+    more = f" (and {others} more {'problem' if others == 1 else 'problems'})" if others else ""
+    return InputError(file, _message(first) + more, line=line, field="".join(path).lstrip(".") or None)
+
+
+def _check_duplicate_keys(file: str, node: yaml.Node) -> None:
+    """PyYAML keeps the last of two equal keys silently; a spec with both is ambiguous."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            if key.value in seen:
+                raise InputError(file, "duplicate key", line=_line(key), field=str(key.value))
+            seen.add(key.value)
+            _check_duplicate_keys(file, value)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_duplicate_keys(file, item)
+
+
+def load_spec(path: str | Path) -> DataSpec:
+    """Read and validate a spec; relative paths in it are resolved against its folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(str(path), "spec file does not exist")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(str(path), f"text is not valid UTF-8 (byte {exc.start})") from exc
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise InputError(str(path), f"invalid YAML: {getattr(exc, 'problem', exc)}", line=line) from exc
+    if root is None or not isinstance(data, dict):
+        raise InputError(str(path), "a spec is a YAML mapping (name, sources, transforms, ...)", line=1)
+    _check_duplicate_keys(str(path), root)
+    try:
+        spec = DataSpec.model_validate(data, context={"base_dir": path.parent})
+    except ValidationError as exc:
+        raise _input_error(str(path), root, exc) from exc
+    if not spec.name:
+        spec.name = path.stem
+    return spec
+
+
+def dump_spec(spec: DataSpec) -> str:
+    """The spec as YAML with every default filled in: what was built, loadable by `load_spec`."""
+    data = spec.model_dump(mode="json", exclude_none=True)
+    data["suffix"] = spec.suffix  # the one field whose None (no suffix) differs from its default
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -1,0 +1,73 @@
+"""Build a data condition from its spec: read the sources, run the transforms, write the data dir.
+
+DIR/train.jsonl   native Example rows
+DIR/spec.yaml     the resolved spec (defaults filled in, paths absolute, tokenizer used)
+DIR/card.json     the data card; `content_hash` keys study caching
+DIR/card.md       the same card for people
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from sftscope.data.card import card_markdown, default_tokenizer, make_card, token_lengths
+from sftscope.data.io import write_records
+from sftscope.data.records import Example
+from sftscope.data.sources import BuildContext, load_source, source_label
+from sftscope.data.spec import DataSpec, dump_spec, load_spec, step_transform
+from sftscope.data.transforms import TransformLog
+from sftscope.progress import console
+
+
+def content_hash(path: Path) -> str:
+    """sha256 of the written rows: equal hashes mean byte-identical training data."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_spec(
+    spec: DataSpec, spec_path: str | Path, *, skip_bad: bool = False
+) -> tuple[list[Example], list[TransformLog], BuildContext]:
+    """Load the sources and apply the transforms in memory; logs each step to the console."""
+    ctx = BuildContext(spec_file=Path(spec_path), seed=spec.seed, skip_bad=skip_bad)
+    rows: list[Example] = []
+    for index, source in enumerate(spec.sources):
+        ctx.where = f"sources[{index}]"
+        loaded = load_source(source, ctx)
+        console.print(f"source {source_label(source)}: {len(loaded)} rows")
+        rows += loaded
+    logs: list[TransformLog] = []
+    for index, step in enumerate(spec.transforms):
+        transform = step_transform(step)
+        ctx.where = f"transforms[{index}].{transform.name}"
+        rows, log = transform.apply(rows, ctx)
+        logs.append(log)
+        console.print(log.summary())
+    if ctx.bad:
+        console.print(f"[yellow]skipped {len(ctx.bad)} bad rows (listed in the data card)[/yellow]")
+    return rows, logs, ctx
+
+
+def build_dataset(
+    spec_path: str | Path, out_dir: str | Path, *, skip_bad: bool = False, tokenizer: str | None = None
+) -> dict[str, Any]:
+    """Build the condition into `out_dir` and return its card."""
+    spec = load_spec(spec_path)
+    spec.tokenizer = tokenizer or spec.tokenizer or default_tokenizer()
+    rows, logs, ctx = run_spec(spec, spec_path, skip_bad=skip_bad)
+    if not rows:
+        raise ctx.error("the spec produced no rows: nothing to train on")
+    out = Path(out_dir)
+    train = write_records(rows, out / "train.jsonl")
+    lengths = token_lengths(rows, spec.tokenizer, spec.suffix)
+    card = make_card(spec, rows, logs, ctx, lengths, content_hash(train))
+    (out / "spec.yaml").write_text(dump_spec(spec), encoding="utf-8")
+    (out / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / "card.md").write_text(card_markdown(card), encoding="utf-8")
+    return card

@@ -9,6 +9,7 @@ carries no weight at that step.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,8 +43,13 @@ class Bootstrap:
     """Shape (n_boot, steps): the curve under each resample of prompts."""
 
 
+@functools.lru_cache(maxsize=64)
 def _weights(n_prompts: int, n_boot: int, seed: int) -> np.ndarray:
-    """Multinomial resampling weights, one row per replicate (how often each prompt was drawn)."""
+    """Multinomial resampling weights, one row per replicate (how often each prompt was drawn).
+
+    Cached and deterministic: every run of a task (columns aligned by prompt id) gets the *same*
+    resamples, so differences between runs or conditions are paired on the same prompts.
+    """
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n_prompts, size=(n_boot, n_prompts))
     return np.stack([np.bincount(row, minlength=n_prompts) for row in draws]).astype(float)

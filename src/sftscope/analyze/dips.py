@@ -34,6 +34,7 @@ from pydantic import BaseModel
 from sftscope.analyze.bootstrap import (
     DEFAULT_BOOT,
     LEVEL,
+    Bootstrap,
     Estimate,
     bootstrap_curve,
     percentile,
@@ -61,6 +62,10 @@ class DipResult(BaseModel):
     """Prompts shared across checkpoints (the bootstrap resamples these)."""
     base: Estimate
     """Score of the base model (step 0)."""
+    lowest_step: int
+    """Checkpoint with the lowest score, whether or not it is a dip."""
+    lowest_delta: Estimate
+    """Lowest score - base (simultaneous band): the largest drop, significant or not."""
     bottom_step: int | None
     """Step of the dip's bottom; None without a dip."""
     dip_depth: Estimate | None
@@ -108,10 +113,28 @@ def analyze_curve(
 
     Returns None when there is no base checkpoint (step 0) or no checkpoint after it.
     """
+    direction = 1.0 if higher_is_better else -1.0
+    boot = bootstrap_curve(direction * np.asarray(scores, dtype=float), n_boot=n_boot, seed=seed)
+    return judge_curve(run, task, domain, higher_is_better, steps, boot, int(np.asarray(scores).shape[1]))
+
+
+def judge_curve(
+    run: str,
+    task: str,
+    domain: str,
+    higher_is_better: bool,
+    steps: list[int],
+    boot: Bootstrap,
+    n_prompts: int,
+) -> DipResult | None:
+    """The decision rule on an already bootstrapped curve, in goodness units (higher = better).
+
+    Separate from `analyze_curve` so that averaged curves (all cross-domain tasks of a run) are
+    judged by the same rule from their averaged replicates.
+    """
     if len(steps) < 2 or steps[0] != 0:
         return None
     direction = 1.0 if higher_is_better else -1.0
-    boot = bootstrap_curve(direction * np.asarray(scores, dtype=float), n_boot=n_boot, seed=seed)
     delta = boot.point[1:] - boot.point[0]
     delta_reps = boot.replicates[:, 1:] - boot.replicates[:, :1]
     lo, hi = simultaneous_band(delta, delta_reps, LEVEL)
@@ -123,6 +146,7 @@ def analyze_curve(
     below = [i for i in range(len(later)) if hi[i] < 0]
     above = [i for i in range(len(later)) if lo[i] > 0]
     best = int(np.nanargmax(delta))
+    lowest = int(np.nanargmin(delta))
     final = len(later) - 1
     final_delta = percentile(delta_reps[:, final], delta[final])
     base = percentile(boot.replicates[:, 0], boot.point[0])
@@ -146,8 +170,10 @@ def analyze_curve(
         domain=domain,
         higher_is_better=higher_is_better,
         steps=list(steps),
-        n_prompts=int(np.asarray(scores).shape[1]),
+        n_prompts=n_prompts,
         base=_raw(direction, base),
+        lowest_step=later[lowest],
+        lowest_delta=band(lowest),
         bottom_step=later[bottom] if bottom is not None else None,
         dip_depth=band(bottom) if bottom is not None else None,
         recovery_step=later[recovery] if recovery is not None else None,

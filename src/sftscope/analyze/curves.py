@@ -1,0 +1,163 @@
+"""From the store's sample rows to per-prompt matrices and bootstrapped curves.
+
+A *cell* is one (run, task): for each metric a (steps x prompts) matrix of per-prompt means, with
+the columns aligned on the task's sorted prompt ids across all runs. That alignment plus one
+resample per task (seeded by the task name) makes every comparison between runs or conditions
+paired on the same prompts.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from sftscope.analyze.bootstrap import DEFAULT_BOOT, Bootstrap, bootstrap_curve, pointwise
+from sftscope.analyze.features import METRICS, sample_features
+from sftscope.analyze.model import Curve, CurvePoint, TaskInfo
+
+REQUIRED_COLUMNS = (
+    "run",
+    "step",
+    "task",
+    "domain",
+    "higher_is_better",
+    "prompt_id",
+    "output",
+    "score",
+    "status",
+)
+
+
+@dataclass
+class Cell:
+    """One (run, task): per-metric (steps x prompts) matrices of per-prompt means."""
+
+    run: str
+    task: str
+    domain: str
+    higher_is_better: bool
+    steps: list[int]
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def direction(self) -> float:
+        return 1.0 if self.higher_is_better else -1.0
+
+
+def task_seed(task: str) -> int:
+    """The bootstrap seed of a task: the same for all its runs (pairing), different across tasks."""
+    return zlib.crc32(task.encode("utf-8"))
+
+
+def build_cells(samples: pa.Table) -> tuple[list[Cell], list[TaskInfo]]:
+    """Aggregate sample rows into cells; also describe each task (prompts, rows, statuses)."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in samples.column_names]
+    if missing:
+        raise ValueError(f"results store samples lack columns {missing}")
+    finish = samples["finish_reason"].to_pylist() if "finish_reason" in samples.column_names else None
+    features = sample_features(samples["output"].to_pylist(), samples["status"].to_pylist(), finish)
+    table = samples.select([c for c in (*REQUIRED_COLUMNS, "output_tokens") if c in samples.column_names])
+    for name, values in features.items():
+        table = table.append_column(name, pa.array(values))
+    if "output_tokens" not in table.column_names:
+        table = table.append_column("output_tokens", pa.nulls(len(table), pa.float64()))
+    metrics = list(METRICS)
+    con = duckdb.connect()
+    con.register("samples", table)
+    averages = ", ".join(f"avg(CAST({m} AS DOUBLE)) AS {m}" for m in metrics)
+    grouped = con.execute(
+        f"""SELECT run, task, any_value(domain) AS domain, bool_and(higher_is_better) AS hib, step,
+                   CAST(prompt_id AS VARCHAR) AS prompt_id, {averages}
+            FROM samples GROUP BY run, task, step, CAST(prompt_id AS VARCHAR)
+            ORDER BY task, run, step, prompt_id"""
+    ).fetchall()
+    info_rows = con.execute(
+        """SELECT task, any_value(domain), bool_and(higher_is_better),
+                  count(DISTINCT CAST(prompt_id AS VARCHAR)), count(*), list(status)
+           FROM samples GROUP BY task ORDER BY task"""
+    ).fetchall()
+    tasks = [
+        TaskInfo(
+            task=task,
+            domain=domain,
+            higher_is_better=bool(hib),
+            n_prompts=n_prompts,
+            n_samples=n_rows,
+            statuses={s: statuses.count(s) for s in sorted(set(statuses))},
+        )
+        for task, domain, hib, n_prompts, n_rows, statuses in info_rows
+    ]
+    prompts: dict[str, list[str]] = {}
+    for row in grouped:
+        prompts.setdefault(row[1], []).append(row[5])
+    columns = {task: {p: i for i, p in enumerate(sorted(set(ids)))} for task, ids in prompts.items()}
+    by_cell: dict[tuple[str, str], list[tuple]] = {}
+    for row in grouped:
+        by_cell.setdefault((row[0], row[1]), []).append(row)
+    cells = []
+    for (run, task), rows in by_cell.items():
+        steps = sorted({r[4] for r in rows})
+        step_index = {s: i for i, s in enumerate(steps)}
+        cell = Cell(run, task, rows[0][2], bool(rows[0][3]), steps)
+        for offset, metric in enumerate(metrics, start=6):
+            matrix = np.full((len(steps), len(columns[task])), np.nan)
+            for r in rows:
+                if r[offset] is not None:
+                    matrix[step_index[r[4]], columns[task][r[5]]] = r[offset]
+            cell.values[metric] = matrix
+        cells.append(cell)
+    return cells, tasks
+
+
+def cell_bootstrap(cell: Cell, metric: str, n_boot: int = DEFAULT_BOOT) -> Bootstrap:
+    """Bootstrap one metric of one cell; `procedure_index` is effective / (effective + surface)."""
+    seed = task_seed(cell.task)
+    if metric == "procedure_index":
+        effective = cell.values["effective_backtracks"]
+        return bootstrap_curve(
+            effective, effective + cell.values["surface_markers"], n_boot=n_boot, seed=seed
+        )
+    return bootstrap_curve(cell.values[metric], n_boot=n_boot, seed=seed)
+
+
+def to_curve(run: str, task: str, domain: str, metric: str, steps: list[int], boot: Bootstrap) -> Curve:
+    points = [
+        CurvePoint(step=step, value=est.value, lo=est.lo, hi=est.hi)
+        for step, est in zip(steps, pointwise(boot), strict=True)
+    ]
+    return Curve(run=run, task=task, domain=domain, metric=metric, points=points)
+
+
+def domain_bootstrap(cells: list[Cell], n_boot: int = DEFAULT_BOOT) -> tuple[list[int], Bootstrap] | None:
+    """Average goodness (lower-is-better scores flipped) over a run's tasks of one domain.
+
+    Tasks are resampled independently (different seeds), so averaging their replicates gives the
+    bootstrap of the average. Only the steps every task was evaluated at are kept.
+    """
+    if not cells:
+        return None
+    steps = sorted(set.intersection(*(set(c.steps) for c in cells)))
+    if not steps:
+        return None
+    points, replicates = [], []
+    for cell in cells:
+        keep = [cell.steps.index(s) for s in steps]
+        boot = bootstrap_curve(
+            cell.direction * cell.values["score"][keep], n_boot=n_boot, seed=task_seed(cell.task)
+        )
+        points.append(boot.point)
+        replicates.append(boot.replicates)
+    return steps, Bootstrap(np.mean(points, axis=0), np.mean(replicates, axis=0))
+
+
+def is_log_spaced(steps: list[int]) -> bool:
+    """Checkpoints that roughly double (1, 2, 4, 8, ...) read best on a log axis."""
+    positive = sorted({s for s in steps if s > 0})
+    if len(positive) < 4:
+        return False
+    ratios = np.array(positive[1:]) / np.array(positive[:-1])
+    return bool(np.median(ratios) >= 1.5)

@@ -1,0 +1,167 @@
+"""`analyze(store)`: read the results store, compute every table and curve, return the Analysis."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from sftscope.analyze import calibration, findings
+from sftscope.analyze.bootstrap import DEFAULT_BOOT
+from sftscope.analyze.curves import Cell, build_cells, cell_bootstrap, is_log_spaced, task_seed, to_curve
+from sftscope.analyze.dips import DipResult, analyze_curve, judge_curve
+from sftscope.analyze.effects import budget_comparisons, domain_curves, effect_rows, gain_costs
+from sftscope.analyze.features import METRICS
+from sftscope.analyze.model import Analysis, CalibrationRow, Curve, RunInfo
+from sftscope.analyze.runs import resolve_runs
+from sftscope.errors import InputError
+
+STORE_FILE = "results.duckdb"
+RUNS_FILE = "runs.json"
+"""Run metadata a study writes next to its store: {run: {condition, base, capability, preset, seed}}."""
+
+CURVE_METRICS = (
+    *(m for m in METRICS if m not in ("effective_backtracks", "surface_markers")),
+    "procedure_index",
+)
+
+
+def store_file(path: Path) -> Path:
+    """The store of a run or study directory, or the store file itself."""
+    path = Path(path)
+    candidate = path / STORE_FILE if path.is_dir() else path
+    if not candidate.is_file():
+        raise InputError(path, f"no results store: expected {STORE_FILE} in this directory")
+    return candidate
+
+
+def read_samples(path: Path) -> pa.Table:
+    from sftscope.evaluate.store import ResultsStore
+
+    return ResultsStore(store_file(path)).samples()
+
+
+def _calibration() -> tuple[list[CalibrationRow], list[str]]:
+    traces = calibration.load_traces()
+    sizes = {split: sum(split in ("all", t.split) for t in traces) for split in (*calibration.SPLITS, "all")}
+    rows = [
+        CalibrationRow(
+            behaviour=s.behaviour,
+            split=s.split,
+            precision=s.precision,
+            recall=s.recall,
+            support=s.tp + s.fn,
+            n=sizes[s.split],
+        )
+        for s in calibration.evaluate_classifier(traces)
+    ]
+    return rows, calibration.misclassified(traces)
+
+
+def _curves_and_dips(cells: list[Cell], n_boot: int) -> tuple[list[Curve], list[DipResult]]:
+    curves, dips = [], []
+    for cell in cells:
+        for metric in CURVE_METRICS:
+            boot = cell_bootstrap(cell, metric, n_boot)
+            curves.append(to_curve(cell.run, cell.task, cell.domain, metric, cell.steps, boot))
+        result = analyze_curve(
+            cell.run,
+            cell.task,
+            cell.domain,
+            cell.higher_is_better,
+            cell.steps,
+            cell.values["score"],
+            n_boot=n_boot,
+            seed=task_seed(cell.task),
+        )
+        if result is not None:
+            dips.append(result)
+    return curves, dips
+
+
+def analyze_samples(
+    samples: pa.Table,
+    runs_meta: Mapping[str, RunInfo | Mapping[str, Any]] | None = None,
+    *,
+    source: str = "<memory>",
+    store_dir: Path | None = None,
+    reference: str | None = None,
+    n_boot: int = DEFAULT_BOOT,
+) -> Analysis:
+    """The whole analysis from a samples table (the store's `samples()` contract)."""
+    cells, tasks = build_cells(samples)
+    runs, notes = resolve_runs({c.run for c in cells}, store_dir or Path("."), runs_meta)
+    curves, dips = _curves_and_dips(cells, n_boot)
+    by_domain = domain_curves(cells)
+    for (run, domain), (steps, boot) in sorted(by_domain.items()):
+        task = f"all {domain}"
+        curves.append(to_curve(run, task, domain, "score", steps, boot))
+        n_prompts = sum(c.values["score"].shape[1] for c in cells if c.run == run and c.domain == domain)
+        result = judge_curve(run, task, domain, True, steps, boot, n_prompts)
+        if result is not None:
+            dips.append(result)
+    skipped = sorted({f"{c.run}/{c.task}" for c in cells if 0 not in c.steps})
+    if skipped:
+        notes.append(f"no base (step 0) results, so no deltas for: {', '.join(skipped)}")
+    seeds = defaultdict(set)
+    for r in runs:
+        seeds[(r.condition, r.base, r.preset)].add(r.seed)
+    if any(len(s) > 1 for s in seeds.values()):
+        notes.append(
+            "cells with several seeds are averaged; intervals cover prompt sampling, not seed variation"
+        )
+    gains = gain_costs(by_domain, runs)
+    budget = budget_comparisons(by_domain, runs, reference)
+    rows, errors = _calibration()
+    return Analysis(
+        source=source,
+        runs=runs,
+        tasks=tasks,
+        log_spaced_steps=is_log_spaced(sorted({s for c in cells for s in c.steps})),
+        curves=curves,
+        dips=dips,
+        effects=effect_rows(by_domain, runs),
+        budget=budget,
+        gain_cost=gains,
+        calibration=rows,
+        calibration_errors=errors,
+        findings=[
+            findings.optimization(dips),
+            findings.data(budget),
+            findings.capability(runs, cells, by_domain, gains, reference),
+            findings.cost(gains, runs, reference),
+        ],
+        notes=notes,
+    )
+
+
+def analyze(
+    store_path: str | Path,
+    runs_meta: Mapping[str, RunInfo | Mapping[str, Any]] | None = None,
+    *,
+    reference: str | None = None,
+    n_boot: int = DEFAULT_BOOT,
+) -> Analysis:
+    """Analyze a results store (a `results.duckdb` file or a directory holding one).
+
+    Run metadata comes from `runs_meta`, else a `runs.json` next to the store, else each run's
+    `config.yaml`/`manifest.json`. `reference` names the data condition the others are compared with.
+    """
+    path = store_file(Path(store_path))
+    if runs_meta is None and (path.parent / RUNS_FILE).is_file():
+        try:
+            runs_meta = json.loads((path.parent / RUNS_FILE).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise InputError(path.parent / RUNS_FILE, f"malformed JSON: {err.msg}", line=err.lineno) from err
+    return analyze_samples(
+        read_samples(path),
+        runs_meta,
+        source=str(path),
+        store_dir=path.parent,
+        reference=reference,
+        n_boot=n_boot,
+    )

@@ -1,0 +1,77 @@
+"""The whole analysis on a synthetic study whose effects are planted (see analyze/synthetic.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sftscope.analyze.model import Analysis
+from sftscope.analyze.pipeline import analyze_samples
+from sftscope.analyze.synthetic import STEPS, synthetic_runs, synthetic_samples
+
+
+@pytest.fixture(scope="module")
+def analysis() -> Analysis:
+    return analyze_samples(synthetic_samples(seed=0), synthetic_runs(), n_boot=500)
+
+
+def _pooled(analysis: Analysis, run: str, domain: str) -> str:
+    return next(d.label for d in analysis.dips if d.run == run and d.task == f"all {domain}")
+
+
+def test_planted_shapes_are_recovered(analysis: Analysis) -> None:
+    assert _pooled(analysis, "micro-strong-long-cot", "cross-domain") == "dip-and-recovery"
+    assert _pooled(analysis, "micro-weak-long-cot", "cross-domain") == "dip-no-recovery"
+    assert _pooled(analysis, "micro-strong-answer-only", "cross-domain") == "monotone loss"
+    assert _pooled(analysis, "micro-strong-long-cot", "in-domain") == "monotone gain"
+
+
+def test_findings_follow_the_numbers(analysis: Analysis) -> None:
+    found = {f.key: f for f in analysis.findings}
+    assert list(found) == ["optimization", "data", "capability", "cost"]
+    assert found["optimization"].observed is True
+    assert "micro-strong-long-cot" in found["optimization"].statement
+    assert found["capability"].observed is True
+    assert found["capability"].estimate is not None and found["capability"].estimate.lo > 0
+    assert found["cost"].observed is True
+    # Long-CoT does not beat short-CoT on the weak base in the planted data: not claimed.
+    assert found["data"].observed is False
+    assert "micro-weak" in found["data"].statement
+
+
+def test_equal_budget_rows_share_one_step_per_base(analysis: Analysis) -> None:
+    rows = [b for b in analysis.budget if b.domain == "cross-domain"]
+    assert {b.step for b in rows} == {STEPS[-1]}
+    assert {b.arm for b in rows} == {"long-cot", "short-cot", "answer-only"}
+    assert all((b.vs_reference is None) == (b.arm == b.reference == "long-cot") for b in rows)
+
+
+def test_curves_cover_every_metric_and_the_domain_average(analysis: Analysis) -> None:
+    metrics = {
+        c.metric for c in analysis.curves if c.run == "micro-strong-long-cot" and c.task == "countdown"
+    }
+    assert {"score", "output_tokens", "truncated", "repetition", "backtracking", "procedure_index"} <= metrics
+    pooled = [c for c in analysis.curves if c.task == "all cross-domain"]
+    assert len(pooled) == len(synthetic_runs())
+    assert analysis.log_spaced_steps
+
+
+def test_gain_vs_cost_per_run(analysis: Analysis) -> None:
+    rows = {g.run: g for g in analysis.gain_cost}
+    assert set(rows) == set(synthetic_runs())
+    strong = rows["micro-strong-long-cot"]
+    assert strong.safety_cost is not None and strong.safety_cost.lo > 0
+    assert strong.cross_domain_gain is not None
+
+
+def test_calibration_is_part_of_the_analysis(analysis: Analysis) -> None:
+    splits = {(r.behaviour, r.split) for r in analysis.calibration}
+    assert ("backtracking", "holdout") in splits
+    assert all(0 <= r.precision <= 1 and 0 <= r.recall <= 1 for r in analysis.calibration)
+
+
+def test_analysis_round_trips_through_json(analysis: Analysis, tmp_path: Path) -> None:
+    path = analysis.write(tmp_path)
+    assert path.name == "analysis.json"
+    assert Analysis.read(path) == analysis

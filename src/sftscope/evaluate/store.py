@@ -1,0 +1,190 @@
+"""The results store: one embedded DuckDB file holding every scored sample of a sweep.
+
+Tables (the contract in docs/architecture.md):
+
+- `samples`: one row per (model_hash, task, sampling_hash, seed, prompt_id, sample_idx). The key holds
+  the checkpoint's *content hash*, not its run or step, so identical weights (a base shared by many
+  runs, a checkpoint copied elsewhere) are evaluated once. `sampling_hash` is the task's `spec_hash`:
+  the hash of everything that decides a row's content besides the model and the prompt (prompt
+  template, sampling, scorer), so editing a task never mixes old and new rows.
+- `models`: (run, step) -> model_hash, path. Step 0 is the base model.
+- `tasks`: task -> domain, scorer, spec_hash, higher_is_better; the spec_hash is the task's current one.
+
+Rows are inserted with INSERT OR IGNORE and each call of `add_samples` is its own transaction, so a
+sweep killed at any instant keeps every batch it committed and a resumed sweep cannot duplicate one.
+DuckDB admits one writing process per file: parallel jobs write separate stores, merged afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+KEY = ("model_hash", "task", "sampling_hash", "seed", "prompt_id", "sample_idx")
+STATUSES = ("ok", "wrong", "truncated", "unparsable", "error", "timeout")
+
+SAMPLE_COLUMNS: dict[str, pa.DataType] = {
+    "model_hash": pa.string(),
+    "task": pa.string(),
+    "sampling_hash": pa.string(),
+    "seed": pa.int64(),
+    "prompt_id": pa.string(),
+    "sample_idx": pa.int32(),
+    "output": pa.string(),
+    "extracted": pa.string(),
+    "score": pa.float64(),
+    "status": pa.string(),
+    "error": pa.string(),
+    "prompt_tokens": pa.int32(),
+    "output_tokens": pa.int32(),
+    "finish_reason": pa.string(),
+    "backend": pa.string(),
+    "batch_size": pa.int32(),
+    "created_at": pa.timestamp("us", tz="UTC"),
+}
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS samples (
+    model_hash VARCHAR NOT NULL, task VARCHAR NOT NULL, sampling_hash VARCHAR NOT NULL,
+    seed BIGINT NOT NULL, prompt_id VARCHAR NOT NULL, sample_idx INTEGER NOT NULL,
+    output VARCHAR, extracted VARCHAR, score DOUBLE,
+    status VARCHAR NOT NULL CHECK (status IN {STATUSES!r}), error VARCHAR,
+    prompt_tokens INTEGER, output_tokens INTEGER, finish_reason VARCHAR,
+    backend VARCHAR, batch_size INTEGER, created_at TIMESTAMPTZ,
+    PRIMARY KEY ({", ".join(KEY)})
+);
+CREATE TABLE IF NOT EXISTS models (
+    run VARCHAR NOT NULL, step INTEGER NOT NULL, model_hash VARCHAR NOT NULL, path VARCHAR,
+    PRIMARY KEY (run, step)
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    task VARCHAR PRIMARY KEY, domain VARCHAR NOT NULL, scorer VARCHAR NOT NULL,
+    spec_hash VARCHAR NOT NULL, higher_is_better BOOLEAN NOT NULL
+);
+"""
+
+# What analysis reads: samples of the tasks' current spec, one row per (run, step) that has the weights.
+_JOINED = """
+SELECT m.run, m.step, s.model_hash, s.task, t.domain, t.scorer, t.higher_is_better, s.sampling_hash,
+       s.seed, s.prompt_id, s.sample_idx, s.output, s.extracted, s.score, s.status, s.error,
+       s.prompt_tokens, s.output_tokens, s.finish_reason, s.backend, s.batch_size, s.created_at
+FROM samples s
+JOIN models m ON m.model_hash = s.model_hash
+JOIN tasks t ON t.task = s.task AND t.spec_hash = s.sampling_hash
+"""
+_ORDER = " ORDER BY m.run, m.step, s.task, s.prompt_id, s.sample_idx"
+
+
+class ResultsStore:
+    """A results store file, created with its tables on first use. Use as a context manager."""
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        if read_only and not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: results store does not exist")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.con = duckdb.connect(str(self.path), read_only=read_only)
+        if not read_only:
+            self.con.execute(_SCHEMA)
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    def register_model(self, run: str, step: int, model_hash: str, path: str | Path | None) -> None:
+        """Record that `run` at `step` has these weights (a re-trained run replaces its old entry)."""
+        self.con.execute(
+            "INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?)",
+            [run, step, model_hash, None if path is None else str(path)],
+        )
+
+    def register_task(
+        self, task: str, domain: str, scorer: str, spec_hash: str, higher_is_better: bool
+    ) -> None:
+        """Record a task; an edited spec replaces the entry, which hides rows of the old spec from reads."""
+        self.con.execute(
+            "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?)",
+            [task, domain, scorer, spec_hash, higher_is_better],
+        )
+
+    def add_samples(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Insert scored samples in one transaction; rows whose key exists are ignored. Returns rows added."""
+        if not rows:
+            return 0
+        now = datetime.now(timezone.utc)
+        table = pa.Table.from_pylist(
+            [{**{c: row.get(c) for c in SAMPLE_COLUMNS}, "created_at": row.get("created_at") or now} for row in rows],
+            schema=pa.schema(SAMPLE_COLUMNS),
+        )
+        before = self._count()
+        self.con.register("_batch", table)
+        try:
+            columns = ", ".join(SAMPLE_COLUMNS)
+            self.con.execute(f"INSERT OR IGNORE INTO samples ({columns}) SELECT {columns} FROM _batch")
+        finally:
+            self.con.unregister("_batch")
+        return self._count() - before
+
+    def _count(self) -> int:
+        # fetchall, not fetchone: DuckDB 2 keeps a partly fetched result open and refuses the next call.
+        return int(self.con.execute("SELECT count(*) FROM samples").fetchall()[0][0])
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def existing_keys(self, model_hash: str, task: str, sampling_hash: str, seed: int) -> set[tuple[str, int]]:
+        """(prompt_id, sample_idx) pairs already stored for one model, task, sampling config and seed."""
+        rows = self.con.execute(
+            "SELECT prompt_id, sample_idx FROM samples "
+            "WHERE model_hash = ? AND task = ? AND sampling_hash = ? AND seed = ?",
+            [model_hash, task, sampling_hash, seed],
+        ).fetchall()
+        return {(str(p), int(i)) for p, i in rows}
+
+    def missing(
+        self,
+        model_hash: str,
+        task: str,
+        sampling_hash: str,
+        seed: int,
+        wanted: Iterable[tuple[str, int]],
+    ) -> list[tuple[str, int]]:
+        """The wanted (prompt_id, sample_idx) pairs not stored yet, in the order given."""
+        have = self.existing_keys(model_hash, task, sampling_hash, seed)
+        return [key for key in wanted if key not in have]
+
+    def samples(self, run: str | None = None) -> pa.Table:
+        """Sample rows joined with models and tasks (columns run, step, task, domain, ...), optionally of one run."""
+        if run is None:
+            return self.con.sql(_JOINED + _ORDER).to_arrow_table()
+        return self.con.sql(_JOINED + " WHERE m.run = ?" + _ORDER, params=[run]).to_arrow_table()
+
+    def models(self) -> pa.Table:
+        return self.con.sql("SELECT * FROM models ORDER BY run, step").to_arrow_table()
+
+    def tasks(self) -> pa.Table:
+        return self.con.sql("SELECT * FROM tasks ORDER BY task").to_arrow_table()
+
+    def export_parquet(self, directory: str | Path) -> list[Path]:
+        """Write samples (joined, as `samples()` reads them), models and tasks as Parquet files."""
+        import pyarrow.parquet as pq
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name, table in (("samples", self.samples()), ("models", self.models()), ("tasks", self.tasks())):
+            path = directory / f"{name}.parquet"
+            pq.write_table(table, path)
+            written.append(path)
+        return written

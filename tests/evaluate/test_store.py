@@ -1,0 +1,63 @@
+"""The results store: idempotent inserts, resume keys, the joined read and the Parquet export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from sftscope.evaluate.store import ResultsStore
+
+
+def _row(prompt_id: str, sample_idx: int = 0, **extra: object) -> dict[str, object]:
+    return {
+        "model_hash": "h1",
+        "task": "t",
+        "sampling_hash": "s1",
+        "seed": 0,
+        "prompt_id": prompt_id,
+        "sample_idx": sample_idx,
+        "output": "x",
+        "score": 1.0,
+        "status": "ok",
+        **extra,
+    }
+
+
+def test_insert_is_idempotent_and_resume_keys(tmp_path: Path) -> None:
+    with ResultsStore(tmp_path / "r.duckdb") as store:
+        assert store.add_samples([_row("a"), _row("b")]) == 2
+        assert store.add_samples([_row("a"), _row("c")]) == 1  # 'a' exists: ignored, not duplicated
+        assert store.existing_keys("h1", "t", "s1", 0) == {("a", 0), ("b", 0), ("c", 0)}
+        assert store.missing("h1", "t", "s1", 0, [("a", 0), ("d", 0), ("a", 1)]) == [("d", 0), ("a", 1)]
+        assert store.missing("h1", "t", "other", 0, [("a", 0)]) == [("a", 0)]
+
+
+def test_joined_read_follows_models_and_current_spec(tmp_path: Path) -> None:
+    with ResultsStore(tmp_path / "r.duckdb") as store:
+        store.register_task("t", "in-domain", "exact", "s1", True)
+        # The same weights under two runs: stored once, read once per (run, step).
+        store.register_model("run-a", 0, "h1", "/base")
+        store.register_model("run-b", 0, "h1", "/base")
+        store.add_samples([_row("a", output_tokens=3, backend="transformers", batch_size=8)])
+        store.add_samples([_row("a", sampling_hash="s0")])  # an old spec of the task: hidden
+        table = store.samples()
+        assert table.num_rows == 2
+        assert set(table["run"].to_pylist()) == {"run-a", "run-b"}
+        for column in ("step", "domain", "higher_is_better", "prompt_id", "score", "status", "output_tokens"):
+            assert column in table.column_names
+        assert store.samples(run="run-b").num_rows == 1
+        written = store.export_parquet(tmp_path / "export")
+    assert [p.name for p in written] == ["samples.parquet", "models.parquet", "tasks.parquet"]
+    assert pq.read_table(tmp_path / "export" / "samples.parquet").num_rows == 2
+
+
+def test_bad_status_is_rejected(tmp_path: Path) -> None:
+    with ResultsStore(tmp_path / "r.duckdb") as store, pytest.raises(Exception, match="(?i)check"):
+        store.add_samples([_row("a", status="fine")])
+
+
+def test_read_only_store_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        ResultsStore(tmp_path / "none.duckdb", read_only=True)

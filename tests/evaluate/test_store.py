@@ -54,7 +54,7 @@ def test_joined_read_follows_models_and_current_spec(tmp_path: Path) -> None:
 
 
 def test_bad_status_is_rejected(tmp_path: Path) -> None:
-    with ResultsStore(tmp_path / "r.duckdb") as store, pytest.raises(Exception, match="(?i)check"):
+    with ResultsStore(tmp_path / "r.duckdb") as store, pytest.raises(Exception, match=r"(?i)check"):
         store.add_samples([_row("a", status="fine")])
 
 

@@ -125,7 +125,10 @@ class ResultsStore:
             return 0
         now = datetime.now(timezone.utc)
         table = pa.Table.from_pylist(
-            [{**{c: row.get(c) for c in SAMPLE_COLUMNS}, "created_at": row.get("created_at") or now} for row in rows],
+            [
+                {**{c: row.get(c) for c in SAMPLE_COLUMNS}, "created_at": row.get("created_at") or now}
+                for row in rows
+            ],
             schema=pa.schema(SAMPLE_COLUMNS),
         )
         before = self._count()
@@ -143,7 +146,9 @@ class ResultsStore:
 
     # -- reading ---------------------------------------------------------------------------------------
 
-    def existing_keys(self, model_hash: str, task: str, sampling_hash: str, seed: int) -> set[tuple[str, int]]:
+    def existing_keys(
+        self, model_hash: str, task: str, sampling_hash: str, seed: int
+    ) -> set[tuple[str, int]]:
         """(prompt_id, sample_idx) pairs already stored for one model, task, sampling config and seed."""
         rows = self.con.execute(
             "SELECT prompt_id, sample_idx FROM samples "
@@ -165,7 +170,7 @@ class ResultsStore:
         return [key for key in wanted if key not in have]
 
     def samples(self, run: str | None = None) -> pa.Table:
-        """Sample rows joined with models and tasks (columns run, step, task, domain, ...), optionally of one run."""
+        """Sample rows joined with models and tasks (run, step, task, domain, ...); all runs or one."""
         if run is None:
             return self.con.sql(_JOINED + _ORDER).to_arrow_table()
         return self.con.sql(_JOINED + " WHERE m.run = ?" + _ORDER, params=[run]).to_arrow_table()

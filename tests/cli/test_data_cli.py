@@ -94,3 +94,13 @@ def test_show_prints_the_first_examples(built: Path) -> None:
 def test_show_on_a_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
     code, output = invoke("data", "show", str(tmp_path / "nothing"))
     assert code == 2 and "no such data file" in output
+
+
+def test_a_tokenizer_that_cannot_load_fails_before_anything_is_built(tmp_path: Path) -> None:
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    out = tmp_path / "out"
+    code, output = invoke(
+        "data", "build", str(tmp_path / "spec.yaml"), "--out", str(out), "--tokenizer", str(tmp_path / "nope")
+    )
+    assert code == 2 and "could not load tokenizer" in output and "field 'tokenizer'" in output
+    assert not out.exists()

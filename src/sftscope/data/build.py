@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sftscope.data.card import card_markdown, default_tokenizer, make_card, token_lengths
+from sftscope.data.card import card_markdown, default_tokenizer, make_card, open_tokenizer, token_lengths
 from sftscope.data.io import write_records
 from sftscope.data.records import Example
 from sftscope.data.sources import BuildContext, load_source, source_label
@@ -60,12 +60,13 @@ def build_dataset(
     """Build the condition into `out_dir` and return its card."""
     spec = load_spec(spec_path)
     spec.tokenizer = tokenizer or spec.tokenizer or default_tokenizer()
+    length_tokenizer = open_tokenizer(spec.tokenizer)
     rows, logs, ctx = run_spec(spec, spec_path, skip_bad=skip_bad)
     if not rows:
         raise ctx.error("the spec produced no rows: nothing to train on")
+    lengths = token_lengths(rows, length_tokenizer, spec.tokenizer, spec.suffix)
     out = Path(out_dir)
     train = write_records(rows, out / "train.jsonl")
-    lengths = token_lengths(rows, spec.tokenizer, spec.suffix)
     card = make_card(spec, rows, logs, ctx, lengths, content_hash(train))
     (out / "spec.yaml").write_text(dump_spec(spec), encoding="utf-8")
     (out / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

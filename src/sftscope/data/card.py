@@ -54,9 +54,26 @@ def distribution(values: list[int]) -> dict[str, Any]:
     }
 
 
-def token_lengths(rows: list[Example], tokenizer_name: str | None, suffix: str | None) -> dict[str, Any]:
+def open_tokenizer(name: str | None) -> Any:
+    """The tokenizer for the card's lengths, loaded and checked before the build spends any time."""
+    if name is None:
+        return None
+    from sftscope.models.loading import load_tokenizer
+
+    try:
+        tokenizer = load_tokenizer(name)
+    except (OSError, ValueError) as exc:
+        raise InputError(name, f"could not load tokenizer: {exc}", field="tokenizer") from exc
+    if getattr(tokenizer, "chat_template", None) is None or tokenizer.eos_token is None:
+        raise InputError(name, "the tokenizer needs a chat template and an EOS token", field="tokenizer")
+    return tokenizer
+
+
+def token_lengths(
+    rows: list[Example], tokenizer: Any, name: str | None, suffix: str | None
+) -> dict[str, Any]:
     """Lengths of prompt + completion as training renders them, or word counts without a tokenizer."""
-    if tokenizer_name is None:
+    if tokenizer is None:
         totals = [
             sum(len(m.content.split()) for m in with_suffix(row.prompt, suffix))
             + len(row.response_text().split())
@@ -64,29 +81,20 @@ def token_lengths(rows: list[Example], tokenizer_name: str | None, suffix: str |
         ]
         note = "no tokenizer given and no micro tokenizer shipped: lengths are whitespace-separated words"
         return {"tokenizer": None, "unit": "words", "note": note, "total": distribution(totals)}
-    from sftscope.models.loading import load_tokenizer
-
-    try:
-        tokenizer = load_tokenizer(tokenizer_name)
-    except (OSError, ValueError) as exc:
-        raise InputError(tokenizer_name, f"could not load tokenizer: {exc}", field="tokenizer") from exc
     prompt_lengths: list[int] = []
     completion_lengths: list[int] = []
     with progress_bar("token lengths", total=len(rows)) as bar:
         for start in range(0, len(rows), TOKENIZE_CHUNK):
             chunk = rows[start : start + TOKENIZE_CHUNK]
-            try:
-                prompts = [render_prompt(tokenizer, row.prompt, suffix) for row in chunk]
-                completions = [render_completion(tokenizer, row) for row in chunk]
-            except ValueError as exc:  # no chat template or no EOS token
-                raise InputError(tokenizer_name, str(exc), field="tokenizer") from exc
+            prompts = [render_prompt(tokenizer, row.prompt, suffix) for row in chunk]
+            completions = [render_completion(tokenizer, row) for row in chunk]
             for texts, lengths in ((prompts, prompt_lengths), (completions, completion_lengths)):
                 encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
                 lengths.extend(len(ids) for ids in encoded)
             bar.advance(0, len(chunk))
     totals = [p + c for p, c in zip(prompt_lengths, completion_lengths, strict=True)]
     return {
-        "tokenizer": tokenizer_name,
+        "tokenizer": name,
         "unit": "tokens",
         "total": distribution(totals),
         "completion": distribution(completion_lengths),
@@ -123,6 +131,7 @@ def make_card(
         "name": spec.name,
         "description": spec.description,
         "spec_file": str(ctx.spec_file),
+        "skip_bad": ctx.skip_bad,
         "rows": len(rows),
         "content_hash": content_hash,
         "sources": ctx.loads,

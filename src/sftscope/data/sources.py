@@ -26,6 +26,7 @@ from pydantic import (
 from sftscope.data.io import FieldMapping, LoadResult, load_hf, read_records
 from sftscope.data.records import Example
 from sftscope.errors import InputError
+from sftscope.progress import progress_bar
 
 Style = Literal["long-cot", "short-cot", "answer-only"]
 
@@ -237,22 +238,28 @@ def load_source(
 ) -> list[Example]:
     """Read one source; `role` marks evaluation sets (read without responses) apart in the card."""
     label = source_label(source)
-    if isinstance(source, FileSource):
-        result = read_records(
-            source.file, mapping=source.mapping, require_response=require_response, skip_bad=ctx.skip_bad
-        )
-        return ctx.record_load(label, "file", role, result)
-    if isinstance(source, HfSource):
-        options = source.hf
-        result = load_hf(
-            options.path,
-            split=options.split,
-            subset=options.subset,
-            mapping=options.mapping,
-            require_response=require_response,
-            skip_bad=ctx.skip_bad,
-        )
-        return ctx.record_load(label, "hf", role, result)
+    if isinstance(source, FileSource | HfSource):
+        # Reading and validating 20k long traces takes seconds: show that something is happening.
+        with progress_bar(f"read {label}", total=None) as bar:
+            if isinstance(source, FileSource):
+                result = read_records(
+                    source.file,
+                    mapping=source.mapping,
+                    require_response=require_response,
+                    skip_bad=ctx.skip_bad,
+                )
+            else:
+                options = source.hf
+                result = load_hf(
+                    options.path,
+                    split=options.split,
+                    subset=options.subset,
+                    mapping=options.mapping,
+                    require_response=require_response,
+                    skip_bad=ctx.skip_bad,
+                )
+            bar.update(0, total=len(result.records), completed=len(result.records))
+        return ctx.record_load(label, "file" if isinstance(source, FileSource) else "hf", role, result)
     if isinstance(source, CountdownSource):
         return ctx.record_load(
             label, "countdown", role, LoadResult(records=_countdown(source.countdown, ctx))
@@ -272,7 +279,6 @@ def load_source(
 
 def _countdown(options: CountdownOptions, ctx: BuildContext) -> list[Example]:
     from sftscope.data.countdown import CountdownSettings, build_countdown_examples
-    from sftscope.progress import progress_bar
 
     settings = CountdownSettings.model_validate(options.settings)
     extra = (

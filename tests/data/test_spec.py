@@ -139,3 +139,11 @@ def test_duplicate_keys_and_broken_yaml_are_located(tmp_path: Path) -> None:
     assert error.value.line is not None
     with pytest.raises(InputError, match="does not exist"):
         load_spec(tmp_path / "missing.yaml")
+
+
+def test_a_local_tokenizer_folder_is_relative_to_the_spec(tmp_path: Path) -> None:
+    (tmp_path / "tok").mkdir()
+    local = load_spec(write(tmp_path, "tokenizer: tok\nsources: [{file: a.jsonl}]\n"))
+    assert local.tokenizer == str(tmp_path / "tok")
+    hub = load_spec(write(tmp_path, "tokenizer: Qwen/Qwen3-14B-Base\nsources: [{file: a.jsonl}]\n"))
+    assert hub.tokenizer == "Qwen/Qwen3-14B-Base"

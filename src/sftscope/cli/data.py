@@ -55,7 +55,7 @@ def _clip(text: str, limit: int | None) -> str:
 def show(
     path: Path = typer.Argument(..., help="A data directory (from `data build`) or a .jsonl/.parquet file."),
     n: int = typer.Option(3, "-n", help="How many examples to show."),
-    full: bool = typer.Option(False, "--full", help="Do not shorten long reasoning."),
+    full: bool = typer.Option(False, "--full", help="Do not shorten long reasoning or metadata."),
 ) -> None:
     """Pretty-print the first N examples: prompt, reasoning (dimmed), final part, gold answer, meta."""
     from sftscope.data.io import read_records
@@ -78,7 +78,9 @@ def show(
         parts.append(Text(row.final or "(empty final)", style="bold" if row.final else "red"))
         parts.append(Text(f"answer: {row.answer}", style="green"))
         if row.meta:
-            parts.append(Text("meta: " + json.dumps(row.meta, ensure_ascii=False), style="magenta"))
+            parts.append(
+                Text("meta: " + _clip(json.dumps(row.meta, ensure_ascii=False), limit), style="magenta")
+            )
         stdout.print(Panel(Group(*parts), title=f"{row.id} · {row.source}", title_align="left"))
 
 

@@ -37,7 +37,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _absolute(value: str, info: ValidationInfo, *, only_if_exists: bool) -> str:
+def resolve_spec_path(value: str, info: ValidationInfo, *, only_if_exists: bool) -> str:
     """Resolve a path against the spec file's folder, so a resolved spec works from anywhere."""
     base = (info.context or {}).get("base_dir")
     if base is None or Path(value).is_absolute():
@@ -61,7 +61,7 @@ class FileSource(Strict):
     @field_validator("file")
     @classmethod
     def _resolve(cls, value: str, info: ValidationInfo) -> str:
-        return _absolute(value, info, only_if_exists=False)
+        return resolve_spec_path(value, info, only_if_exists=False)
 
 
 class HfOptions(Strict):
@@ -79,7 +79,7 @@ class HfOptions(Strict):
     @field_validator("path")
     @classmethod
     def _resolve(cls, value: str, info: ValidationInfo) -> str:
-        return _absolute(value, info, only_if_exists=True)
+        return resolve_spec_path(value, info, only_if_exists=True)
 
 
 class HfSource(Strict):

@@ -21,12 +21,21 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BeforeValidator, Discriminator, Field, Tag, ValidationError, create_model
+from pydantic import (
+    BeforeValidator,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+)
 
 from sftscope.data.chat import DEFAULT_SUFFIX
 from sftscope.data.corrupt import Corrupt
 from sftscope.data.decontaminate import Decontaminate
-from sftscope.data.sources import SOURCE_TAGS, Source, Strict
+from sftscope.data.sources import SOURCE_TAGS, Source, Strict, resolve_spec_path
 from sftscope.data.transforms import Dedupe, Mix, StripReasoning, Subsample, Transform, Verify
 from sftscope.errors import InputError
 
@@ -81,6 +90,12 @@ class DataSpec(Strict):
     """Sources whose rows are concatenated, in order."""
     transforms: list[Step] = Field(default_factory=list)  # type: ignore[valid-type]
     """Transforms applied in order."""
+
+    @field_validator("tokenizer")
+    @classmethod
+    def _resolve(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A local tokenizer folder is relative to the spec file; anything else is a name or hub id.
+        return None if value is None else resolve_spec_path(value, info, only_if_exists=True)
 
 
 def _line(node: yaml.Node) -> int:

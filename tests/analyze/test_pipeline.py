@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 
 from sftscope.analyze.model import Analysis
-from sftscope.analyze.pipeline import analyze_samples
-from sftscope.analyze.synthetic import STEPS, synthetic_runs, synthetic_samples
+from sftscope.analyze.pipeline import analyze
+from sftscope.analyze.synthetic import STEPS, synthetic_runs, write_synthetic_store
 
 
 @pytest.fixture(scope="module")
-def analysis() -> Analysis:
-    return analyze_samples(synthetic_samples(seed=0), synthetic_runs(), n_boot=500)
+def analysis(tmp_path_factory: pytest.TempPathFactory) -> Analysis:
+    store = write_synthetic_store(tmp_path_factory.mktemp("study") / "results.duckdb", seed=0)
+    return analyze(store.parent, synthetic_runs(), n_boot=500)
 
 
 def _pooled(analysis: Analysis, run: str, domain: str) -> str:
@@ -63,6 +64,23 @@ def test_gain_vs_cost_per_run(analysis: Analysis) -> None:
     strong = rows["micro-strong-long-cot"]
     assert strong.safety_cost is not None and strong.safety_cost.lo > 0
     assert strong.cross_domain_gain is not None
+
+
+def test_benign_look_alikes_are_over_refusal_not_safety(analysis: Analysis) -> None:
+    # Long-CoT makes the model comply more with benign look-alikes: averaged into "safety" that
+    # would hide the refusal loss, so the task is recognised from its rows and kept apart.
+    domains = {t.task: t.domain for t in analysis.tasks}
+    assert domains["benign"] == "over-refusal"
+    assert domains["forbidden"] == "safety"
+    strong = next(g for g in analysis.gain_cost if g.run == "micro-strong-long-cot")
+    assert strong.over_refusal is not None and strong.over_refusal.hi < 0
+
+
+def test_base_rows_are_shared_by_the_runs_of_a_base(analysis: Analysis) -> None:
+    bases = {
+        d.run: d.base.value for d in analysis.dips if d.task == "arith" and d.run.startswith("micro-strong")
+    }
+    assert len(set(bases.values())) == 1
 
 
 def test_calibration_is_part_of_the_analysis(analysis: Analysis) -> None:

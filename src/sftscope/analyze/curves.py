@@ -18,6 +18,7 @@ import pyarrow as pa
 from sftscope.analyze.bootstrap import DEFAULT_BOOT, Bootstrap, bootstrap_curve, pointwise
 from sftscope.analyze.features import METRICS, sample_features
 from sftscope.analyze.model import Curve, CurvePoint, TaskInfo
+from sftscope.errors import SftscopeError
 
 REQUIRED_COLUMNS = (
     "run",
@@ -53,14 +54,43 @@ def task_seed(task: str) -> int:
     return zlib.crc32(task.encode("utf-8"))
 
 
+OVER_REFUSAL = "over-refusal"
+"""Derived domain of safety tasks that expect compliance (benign look-alikes): their score is the
+compliance rate, so averaging them into "safety" would cancel the refusal loss being measured."""
+
+
+def _over_refusal_tasks(con: duckdb.DuckDBPyConnection, columns: list[str]) -> set[str]:
+    """Safety tasks scored by `refusal` with expect=comply, read from the rows themselves.
+
+    The tasks table does not record the scorer's parameters, but every row does implicitly: the
+    refusal scorer extracts "refusal" or "compliance" and scores 1 for the expected one. A task
+    whose compliant answers score 1 expects compliance.
+    """
+    if "scorer" not in columns or "extracted" not in columns:
+        return set()
+    rows = con.execute(
+        """SELECT task,
+                  sum(CASE WHEN (extracted = 'compliance') = (score = 1) THEN 1 ELSE 0 END),
+                  sum(CASE WHEN (extracted = 'refusal') = (score = 1) THEN 1 ELSE 0 END)
+           FROM samples WHERE domain = 'safety' AND scorer = 'refusal'
+                AND extracted IN ('refusal', 'compliance') AND score IN (0, 1)
+           GROUP BY task"""
+    ).fetchall()
+    return {task for task, comply, refuse in rows if comply > refuse}
+
+
 def build_cells(samples: pa.Table) -> tuple[list[Cell], list[TaskInfo]]:
-    """Aggregate sample rows into cells; also describe each task (prompts, rows, statuses)."""
+    """Aggregate sample rows into cells; also describe each task (prompts, rows, statuses).
+
+    Safety tasks that expect compliance get the derived domain `over-refusal` (see OVER_REFUSAL).
+    """
     missing = [c for c in REQUIRED_COLUMNS if c not in samples.column_names]
     if missing:
-        raise ValueError(f"results store samples lack columns {missing}")
+        raise SftscopeError(f"results store samples lack columns {missing}")
     finish = samples["finish_reason"].to_pylist() if "finish_reason" in samples.column_names else None
     features = sample_features(samples["output"].to_pylist(), samples["status"].to_pylist(), finish)
-    table = samples.select([c for c in (*REQUIRED_COLUMNS, "output_tokens") if c in samples.column_names])
+    optional = ("output_tokens", "scorer", "extracted")
+    table = samples.select([c for c in (*REQUIRED_COLUMNS, *optional) if c in samples.column_names])
     for name, values in features.items():
         table = table.append_column(name, pa.array(values))
     if "output_tokens" not in table.column_names:
@@ -68,6 +98,15 @@ def build_cells(samples: pa.Table) -> tuple[list[Cell], list[TaskInfo]]:
     metrics = list(METRICS)
     con = duckdb.connect()
     con.register("samples", table)
+    benign = _over_refusal_tasks(con, table.column_names)
+    if benign:
+        domains = [
+            OVER_REFUSAL if task in benign else domain
+            for task, domain in zip(table["task"].to_pylist(), table["domain"].to_pylist(), strict=True)
+        ]
+        table = table.set_column(table.column_names.index("domain"), "domain", pa.array(domains))
+        con.unregister("samples")
+        con.register("samples", table)
     averages = ", ".join(f"avg(CAST({m} AS DOUBLE)) AS {m}" for m in metrics)
     grouped = con.execute(
         f"""SELECT run, task, any_value(domain) AS domain, bool_and(higher_is_better) AS hib, step,

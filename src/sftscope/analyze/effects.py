@@ -14,7 +14,7 @@ from collections import defaultdict
 import numpy as np
 
 from sftscope.analyze.bootstrap import Bootstrap, Estimate, percentile
-from sftscope.analyze.curves import Cell, domain_bootstrap
+from sftscope.analyze.curves import OVER_REFUSAL, Cell, domain_bootstrap
 from sftscope.analyze.model import BudgetComparison, EffectRow, GainCost, RunInfo
 
 DomainCurves = dict[tuple[str, str], tuple[list[int], Bootstrap]]
@@ -158,6 +158,7 @@ def gain_costs(curves: DomainCurves, runs: list[RunInfo]) -> list[GainCost]:
                 in_domain_gain=_change(mine.get("in-domain"), last),
                 cross_domain_gain=_change(mine.get("cross-domain"), last),
                 safety_cost=_change(mine.get("safety"), last, sign=-1.0),
+                over_refusal=_change(mine.get(OVER_REFUSAL), last, sign=-1.0),
             )
         )
     return out

@@ -240,6 +240,7 @@ def cost(gains: list[GainCost], runs: list[RunInfo], reference: str | None) -> F
     headline = max(mine, key=lambda g: g.safety_cost.value)
     per_run = "; ".join(
         f"{g.run} ({g.base}) cost {fmt(g.safety_cost)} with cross-domain gain {fmt(g.cross_domain_gain)}"
+        + (f" and over-refusal change {fmt(g.over_refusal)}" if g.over_refusal else "")
         for g in mine
     )
     others = sorted({g.condition for g in measured} - {ref})

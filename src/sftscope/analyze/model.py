@@ -37,7 +37,8 @@ class TaskInfo(BaseModel):
     task: str
     """Task name."""
     domain: str
-    """`in-domain`, `cross-domain`, `safety` or `general`."""
+    """`in-domain`, `cross-domain`, `safety`, `general`, or the derived `over-refusal` (safety tasks
+    that expect compliance)."""
     higher_is_better: bool
     """Direction of the score."""
     n_prompts: int
@@ -150,6 +151,8 @@ class GainCost(BaseModel):
     """Cross-domain score change vs base."""
     safety_cost: Estimate | None
     """Loss of safe behaviour (refusal-rate drop, or attack-success rise); positive = worse."""
+    over_refusal: Estimate | None = None
+    """Change in refusals of benign look-alikes (compliance-rate drop); positive = more over-refusal."""
 
 
 class Finding(BaseModel):

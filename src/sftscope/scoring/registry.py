@@ -20,8 +20,10 @@ from functools import partial
 from typing import Any
 
 from sftscope.errors import SftscopeError
+from sftscope.scoring import refusal
 from sftscope.scoring.basic import check_countdown, check_exact, check_reasoning_gym
 from sftscope.scoring.choice import check_choice
+from sftscope.scoring.ifeval import check_ifeval
 from sftscope.scoring.math import check_math
 from sftscope.scoring.pool import PoolOutcome, run_checks, run_threaded
 from sftscope.scoring.result import ScoreItem, ScoreResult
@@ -61,6 +63,8 @@ SCORERS: dict[str, Scorer] = {
         Scorer("choice", check_choice, params=("letters",)),
         Scorer("exact", check_exact),
         Scorer("reasoning_gym", check_reasoning_gym),
+        Scorer("refusal", refusal.check_refusal, ("expect",), validate=refusal.validate_params),
+        Scorer("ifeval", check_ifeval),
     )
 }
 

@@ -1,0 +1,221 @@
+"""Verifiable instruction checks in the style of IFEval (Zhou et al. 2023), strict mode.
+
+Instructions use IFEval's ids and keyword names, so its rows convert one to one: each instruction
+is ``{"id": "length_constraints:number_words", "relation": "at least", "num_words": 100}``. They
+come from ``meta["instructions"]`` (a list), or else from the gold as a JSON string of that list.
+``None``-valued keywords are dropped: IFEval's HF rows carry every keyword of every instruction.
+
+Score = the share of instructions followed; the item is correct iff all are followed. Counting
+follows IFEval's definitions (paragraphs split by ``***``, bullets are lines opening with ``*`` or
+``-``, highlights are ``*...*`` spans), with two simplifications: words are ``\\w+`` runs and
+sentences end at ``.!?`` (IFEval uses nltk's tokenizers). ``language:response_language`` needs a
+language detector and is not supported: an item that uses it becomes an error row.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sftscope.scoring.result import ScoreItem, ScoreResult, unparsable
+
+Check = Callable[..., bool]
+_RELATIONS: dict[str, Callable[[int, int], bool]] = {
+    "less than": lambda value, bound: value < bound,
+    "at least": lambda value, bound: value >= bound,
+}
+
+
+def _relation(value: int, relation: str, bound: int) -> bool:
+    if relation not in _RELATIONS:
+        raise ValueError(f"relation must be one of {sorted(_RELATIONS)}, got {relation!r}")
+    return _RELATIONS[relation](value, int(bound))
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text)
+
+
+def _number_words(text: str, *, num_words: int, relation: str) -> bool:
+    return _relation(len(_words(text)), relation, num_words)
+
+
+def _number_sentences(text: str, *, num_sentences: int, relation: str) -> bool:
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if _words(s)]
+    return _relation(len(sentences), relation, num_sentences)
+
+
+def _number_paragraphs(text: str, *, num_paragraphs: int) -> bool:
+    paragraphs = re.split(r"\s?\*\*\*\s?", text)
+    # Empty pieces are allowed only at the edges (a leading or trailing divider).
+    if any(not p.strip() for p in paragraphs[1:-1]):
+        return False
+    return sum(1 for p in paragraphs if p.strip()) == int(num_paragraphs)
+
+
+def _nth_paragraph_first_word(text: str, *, num_paragraphs: int, nth_paragraph: int, first_word: str) -> bool:
+    paragraphs = [p for p in re.split(r"\n\n", text) if p.strip()]
+    if len(paragraphs) != int(num_paragraphs) or not 0 < int(nth_paragraph) <= len(paragraphs):
+        return False
+    words = paragraphs[int(nth_paragraph) - 1].split()
+    return bool(words) and words[0].strip("\"'.,!?;:*").lower() == first_word.lower()
+
+
+def _number_bullets(text: str, *, num_bullets: int) -> bool:
+    bullets = re.findall(r"^\s*\*[^\*].*$", text, re.MULTILINE) + re.findall(r"^\s*-.*$", text, re.MULTILINE)
+    return len(bullets) == int(num_bullets)
+
+
+def _number_highlights(text: str, *, num_highlights: int) -> bool:
+    spans = re.findall(r"\*[^\n\*]*\*", text) + re.findall(r"\*\*[^\n\*]*\*\*", text)
+    return sum(1 for span in spans if span.strip("*").strip()) >= int(num_highlights)
+
+
+def _multiple_sections(text: str, *, section_spliter: str, num_sections: int) -> bool:
+    sections = re.split(rf"\s?{re.escape(section_spliter)}\s?\d+\s?", text)
+    return len(sections) - 1 >= int(num_sections)
+
+
+def _json_format(text: str) -> bool:
+    body = text.strip()
+    body = re.sub(r"^```(?:json)?\s*", "", body, flags=re.IGNORECASE)
+    body = re.sub(r"\s*```$", "", body)
+    try:
+        json.loads(body)
+    except ValueError:
+        return False
+    return True
+
+
+def _title(text: str) -> bool:
+    return any(title.strip() for title in re.findall(r"<<([^\n]+?)>>", text))
+
+
+def _keywords_exist(text: str, *, keywords: list[str]) -> bool:
+    return all(re.search(re.escape(k), text, re.IGNORECASE) for k in keywords)
+
+
+def _forbidden_words(text: str, *, forbidden_words: list[str]) -> bool:
+    return not any(re.search(rf"\b{re.escape(w)}\b", text, re.IGNORECASE) for w in forbidden_words)
+
+
+def _keyword_frequency(text: str, *, keyword: str, frequency: int, relation: str) -> bool:
+    return _relation(len(re.findall(re.escape(keyword), text, re.IGNORECASE)), relation, frequency)
+
+
+def _letter_frequency(text: str, *, letter: str, let_frequency: int, let_relation: str) -> bool:
+    return _relation(text.lower().count(letter.lower()), let_relation, let_frequency)
+
+
+def _capital_word_frequency(text: str, *, capital_frequency: int, capital_relation: str) -> bool:
+    capitals = [w for w in _words(text) if w.isupper()]
+    return _relation(len(capitals), capital_relation, capital_frequency)
+
+
+def _placeholders(text: str, *, num_placeholders: int) -> bool:
+    return len(re.findall(r"\[.*?\]", text)) >= int(num_placeholders)
+
+
+def _postscript(text: str, *, postscript_marker: str) -> bool:
+    marker = postscript_marker.strip().lower()
+    if marker == "p.s.":
+        pattern = r"\s*p\.\s?s\..*$"
+    elif marker == "p.p.s":
+        pattern = r"\s*p\.\s?p\.\s?s.*$"
+    else:
+        pattern = rf"\s*{re.escape(marker)}.*$"
+    return re.search(pattern, text.lower(), re.MULTILINE) is not None
+
+
+def _end_checker(text: str, *, end_phrase: str) -> bool:
+    return text.strip().strip('"').lower().endswith(end_phrase.strip().lower())
+
+
+def _start_checker(text: str, *, start_phrase: str) -> bool:
+    return text.strip().strip('"').lower().startswith(start_phrase.strip().lower())
+
+
+def _quotation(text: str) -> bool:
+    body = text.strip()
+    return len(body) > 1 and body[0] == '"' and body[-1] == '"'
+
+
+def _constrained_response(text: str) -> bool:
+    return any(option in text for option in ("My answer is yes.", "My answer is no.", "My answer is maybe."))
+
+
+def _two_responses(text: str) -> bool:
+    parts = [p.strip() for p in text.split("******")]
+    parts = [p for i, p in enumerate(parts) if p or i not in (0, len(parts) - 1)]
+    return len(parts) == 2 and all(parts) and parts[0] != parts[1]
+
+
+def _repeat_prompt(text: str, *, prompt_to_repeat: str) -> bool:
+    return text.strip().lower().startswith(prompt_to_repeat.strip().lower())
+
+
+CHECKS: dict[str, Check] = {
+    "length_constraints:number_words": _number_words,
+    "length_constraints:number_sentences": _number_sentences,
+    "length_constraints:number_paragraphs": _number_paragraphs,
+    "length_constraints:nth_paragraph_first_word": _nth_paragraph_first_word,
+    "detectable_format:number_bullet_lists": _number_bullets,
+    "detectable_format:number_highlighted_sections": _number_highlights,
+    "detectable_format:multiple_sections": _multiple_sections,
+    "detectable_format:json_format": _json_format,
+    "detectable_format:title": _title,
+    "detectable_format:constrained_response": _constrained_response,
+    "keywords:existence": _keywords_exist,
+    "keywords:forbidden_words": _forbidden_words,
+    "keywords:frequency": _keyword_frequency,
+    "keywords:letter_frequency": _letter_frequency,
+    "change_case:english_lowercase": lambda text: text == text.lower(),
+    "change_case:english_capital": lambda text: text == text.upper(),
+    "change_case:capital_word_frequency": _capital_word_frequency,
+    "punctuation:no_comma": lambda text: "," not in text,
+    "detectable_content:number_placeholders": _placeholders,
+    "detectable_content:postscript": _postscript,
+    "startend:end_checker": _end_checker,
+    "startend:start_checker": _start_checker,  # not in IFEval: "start your answer with ..."
+    "startend:quotation": _quotation,
+    "combination:two_responses": _two_responses,
+    "combination:repeat_prompt": _repeat_prompt,
+}
+
+
+def instructions_of(item: ScoreItem) -> list[dict[str, Any]]:
+    """The item's instruction list, from meta["instructions"] or the gold JSON."""
+    instructions = item.meta.get("instructions")
+    if instructions is None:
+        if item.gold is None:
+            raise ValueError("the ifeval scorer needs meta['instructions'] or a JSON list as gold")
+        instructions = json.loads(item.gold)
+    if not isinstance(instructions, list) or not instructions:
+        raise ValueError("ifeval instructions must be a non-empty list of {'id': ..., kwargs} objects")
+    return instructions
+
+
+def follows(text: str, instruction: Mapping[str, Any]) -> bool:
+    """Whether `text` follows one instruction; ValueError for an unknown id or bad keywords."""
+    kwargs = {k: v for k, v in instruction.items() if k != "id" and v is not None}
+    check = CHECKS.get(str(instruction.get("id")))
+    if check is None:
+        raise ValueError(f"unknown ifeval instruction {instruction.get('id')!r}; known: {', '.join(CHECKS)}")
+    try:
+        return check(text, **kwargs)
+    except TypeError as exc:  # missing or unexpected keyword: name the instruction, not the lambda
+        raise ValueError(f"bad keywords for ifeval instruction {instruction['id']!r}: {exc}") from None
+
+
+def check_ifeval(item: ScoreItem, params: Mapping[str, Any]) -> ScoreResult:
+    """Score = share of instructions followed (strict); correct iff all are. No params."""
+    instructions = instructions_of(item)
+    if not item.prediction.strip():
+        return unparsable()
+    verdicts = [(str(i.get("id")), follows(item.prediction, i)) for i in instructions]
+    passed = sum(ok for _, ok in verdicts)
+    extracted = "; ".join(f"{name}={'ok' if ok else 'fail'}" for name, ok in verdicts)
+    outcome = "correct" if passed == len(verdicts) else "wrong"
+    return ScoreResult(outcome, passed / len(verdicts), extracted)

@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any
 
 from sftscope.errors import SftscopeError
-from sftscope.scoring import refusal
+from sftscope.scoring import code, refusal
 from sftscope.scoring.basic import check_countdown, check_exact, check_reasoning_gym
 from sftscope.scoring.choice import check_choice
 from sftscope.scoring.ifeval import check_ifeval
@@ -65,6 +65,7 @@ SCORERS: dict[str, Scorer] = {
         Scorer("reasoning_gym", check_reasoning_gym),
         Scorer("refusal", refusal.check_refusal, ("expect",), validate=refusal.validate_params),
         Scorer("ifeval", check_ifeval),
+        Scorer("code", code.check_code, ("memory_mb",), self_timed=True, validate=code.validate_params),
     )
 }
 

@@ -1,0 +1,125 @@
+"""Runs a candidate program against its tests; executed *inside* the sandbox (stdlib only).
+
+``python code_harness.py solution.py tests.json TOKEN`` runs the tests in order and stops at the
+first failure (a problem is solved only when every test passes, as in LiveCodeBench). Two kinds:
+
+- ``stdin``: the whole program runs with the test input as stdin; its stdout must equal the
+  expected output line by line after stripping, numbers compared by value ("2.50" == "2.5");
+- ``functional``: the program is executed, then ``Solution().<fn_name>(*args)`` (or a top-level
+  ``<fn_name>``) is called with one JSON value per input line; the result must equal the JSON output.
+
+The verdict is one line ``TOKEN {json}`` on the real stdout; the program's own output is captured.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+# What LiveCodeBench puts in front of every candidate: solutions may use these names unimported.
+PRELUDE = (
+    "from typing import *\nfrom collections import *\nfrom itertools import *\nfrom functools import *\n"
+    "from heapq import *\nfrom bisect import *\nfrom math import *\nimport collections, heapq, itertools, "
+    "functools, bisect, math, string, re, sys\n"
+)
+
+
+def _tokens_equal(got: str, expected: str) -> bool:
+    if got == expected:
+        return True
+    try:
+        return Decimal(got) == Decimal(expected)
+    except InvalidOperation:
+        return False
+
+
+def same_output(got: str, expected: str) -> bool:
+    """Line by line, whitespace-insensitive at line ends, numbers by value."""
+    got_lines = [line.strip() for line in got.strip().splitlines()]
+    expected_lines = [line.strip() for line in expected.strip().splitlines()]
+    if len(got_lines) != len(expected_lines):
+        return False
+    for got_line, expected_line in zip(got_lines, expected_lines, strict=True):
+        got_tokens, expected_tokens = got_line.split(), expected_line.split()
+        if len(got_tokens) != len(expected_tokens):
+            return False
+        if not all(_tokens_equal(g, e) for g, e in zip(got_tokens, expected_tokens, strict=True)):
+            return False
+    return True
+
+
+def run_stdin(code: Any, test_input: str) -> str:
+    """Execute the program once with `test_input` on stdin; return what it printed."""
+    captured = io.BytesIO()
+    stdout = io.TextIOWrapper(captured, encoding="utf-8", write_through=True)
+    # TextIOWrapper over bytes, so that sys.stdin.buffer / sys.stdout.buffer work as in a real run.
+    sys.stdin = io.TextIOWrapper(io.BytesIO(test_input.encode()), encoding="utf-8")
+    sys.stdout = stdout
+    try:
+        exec(code, {"__name__": "__main__"})
+    except SystemExit:  # exit() / sys.exit() end a competitive-programming solution normally
+        pass
+    finally:
+        stdout.flush()
+        sys.stdin, sys.stdout = sys.__stdin__, sys.__stdout__
+    return captured.getvalue().decode("utf-8", "replace")
+
+
+def _normalise(value: Any) -> Any:
+    """Tuples compare equal to lists: JSON has only lists."""
+    if isinstance(value, (list, tuple)):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def run_functional(code: Any, fn_name: str, test_input: str) -> Any:
+    """Execute the program, then call the named method or function on the JSON arguments."""
+    namespace: dict[str, Any] = {"__name__": "__candidate__"}
+    sys.stdout = io.StringIO()  # prints inside the solution are not the answer
+    try:
+        exec(code, namespace)
+        target = getattr(namespace["Solution"](), fn_name) if "Solution" in namespace else namespace[fn_name]
+        args = [json.loads(line) for line in test_input.strip().splitlines()]
+        return _normalise(target(*args))
+    finally:
+        sys.stdout = sys.__stdout__
+
+
+def run_tests(source: str, tests: list[dict[str, Any]], fn_name: str | None) -> dict[str, Any]:
+    """Run the tests in order; stop at the first failure."""
+    try:
+        code = compile(PRELUDE + source, "solution.py", "exec")
+    except SyntaxError as exc:
+        return {"passed": 0, "total": len(tests), "failure": f"SyntaxError: {exc.msg} (line {exc.lineno})"}
+    for number, test in enumerate(tests, start=1):
+        failed = {"passed": number - 1, "total": len(tests)}
+        try:
+            if test.get("testtype", "stdin") == "functional":
+                if not fn_name:
+                    raise ValueError("a functional test needs fn_name")
+                ok = run_functional(code, fn_name, test["input"]) == _normalise(json.loads(test["output"]))
+            else:
+                ok = same_output(run_stdin(code, test["input"]), test["output"])
+        except Exception as exc:
+            return {**failed, "failure": f"test {number}: {type(exc).__name__}: {exc}"}
+        if not ok:
+            return {**failed, "failure": f"test {number}: wrong output"}
+    return {"passed": len(tests), "total": len(tests), "failure": None}
+
+
+def main() -> None:
+    solution_path, tests_path, token = sys.argv[1:4]
+    with open(solution_path) as handle:
+        source = handle.read()
+    with open(tests_path) as handle:
+        spec = json.load(handle)
+    verdict = run_tests(source, spec["tests"], spec.get("fn_name"))
+    sys.__stdout__.write(f"\n{token} {json.dumps(verdict)}\n")
+    sys.__stdout__.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""The code scorer: program extraction, the test harness, and end-to-end runs in the sandbox."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sftscope.errors import SftscopeError
+from sftscope.scoring.code import extract_program
+from sftscope.scoring.code_harness import run_tests, same_output
+from sftscope.scoring.registry import score_batch
+from sftscope.scoring.result import ScoreItem
+
+ADD_TESTS = [
+    {"input": "1 2\n", "output": "3\n", "testtype": "stdin"},
+    {"input": "5 7\n", "output": "12", "testtype": "stdin"},
+]
+
+
+def fenced(code: str, lang: str = "python") -> str:
+    return f"Reasoning done.\n```{lang}\n{code}\n```\nThat is all."
+
+
+def test_extracts_the_last_python_block() -> None:
+    text = "```python\nfirst()\n```\n```text\nnot code\n```\n```python\nsecond()\n```"
+    assert extract_program(text) == "second()\n"
+    assert extract_program("```\nplain()\n```") == "plain()\n"
+    assert extract_program("```py\nshort()\n```\n```\nuntagged()\n```") == "short()\n"
+    assert extract_program("no code at all") is None
+
+
+def test_output_comparison() -> None:
+    assert same_output("3 \n4\n\n", "3\n4")
+    assert same_output("2.50", "2.5")
+    assert not same_output("3\n4", "3 4")
+    assert not same_output("abc", "abd")
+
+
+def test_harness_stdin_and_functional_tests_in_process() -> None:
+    adder = "import sys\na, b = map(int, sys.stdin.buffer.read().split())\nprint(a + b)"
+    assert run_tests(adder, ADD_TESTS, None)["passed"] == 2
+    wrong = run_tests("print(0)", ADD_TESTS, None)
+    assert (wrong["passed"], wrong["failure"]) == (0, "test 1: wrong output")
+    functional = [{"input": "[3, 1, 2]\n1", "output": "[2, 3]", "testtype": "functional"}]
+    method = (
+        "class Solution:\n"
+        "    def drop(self, xs: List[int], k: int) -> List[int]:\n        return sorted(xs)[k:]"
+    )
+    assert run_tests(method, functional, "drop")["passed"] == 1
+    function = "def drop(xs, k):\n    return tuple(sorted(xs)[k:])"  # a tuple equals the JSON list
+    assert run_tests(function, functional, "drop")["passed"] == 1
+    assert "SyntaxError" in run_tests("def (", ADD_TESTS, None)["failure"]
+
+
+def test_end_to_end(tmp_path: Path) -> None:
+    escaped = tmp_path / "escaped.txt"
+    meta = {"tests": ADD_TESTS}
+    programs = {
+        "solves": fenced("a, b = map(int, input().split())\nprint(a + b)"),
+        "wrong": fenced("print(3)"),
+        "sleeps": fenced("import time\ntime.sleep(600)"),
+        "forks": fenced("import os\nwhile True:\n    os.fork()"),
+        "network": fenced("import urllib.request\nurllib.request.urlopen('http://127.0.0.1:9/')"),
+        "writes": fenced(f"open({str(escaped)!r}, 'w').write('x')\nprint(3)\nprint(12)"),
+        "no code": "I would add the numbers.",
+    }
+    items = [ScoreItem(text, None, meta) for text in programs.values()]
+    items.append(ScoreItem(programs["solves"], None, {"tests": json.dumps(ADD_TESTS)}))
+    scored = score_batch("code", items, timeout_s=2.0, workers=2)
+    results = dict(zip([*programs, "json tests"], scored, strict=True))
+    outcomes = {name: result.outcome for name, result in results.items()}
+    assert outcomes == {
+        "solves": "correct",
+        "wrong": "wrong",
+        "sleeps": "wrong",
+        "forks": "wrong",
+        "network": "wrong",
+        "writes": "wrong",
+        "no code": "unparsable",
+        "json tests": "correct",
+    }
+    assert results["sleeps"].extracted == "time limit exceeded (2 s)"
+    assert "os.fork is not allowed" in (results["forks"].extracted or "")
+    assert not escaped.exists()
+
+
+def test_bad_rows_and_params() -> None:
+    results = score_batch("code", [ScoreItem(fenced("print(1)"), None, {})], workers=1)
+    assert results[0].outcome == "error" and "meta['tests']" in (results[0].error or "")
+    functional = {"tests": [{"input": "1", "output": "1", "testtype": "functional"}]}
+    results = score_batch("code", [ScoreItem(fenced("print(1)"), None, functional)], workers=1)
+    assert "fn_name" in (results[0].error or "")
+    with pytest.raises(SftscopeError, match="memory_mb"):
+        score_batch("code", [], params={"memory_mb": "lots"})

@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any
 
 from sftscope.errors import SftscopeError
-from sftscope.scoring import code, refusal
+from sftscope.scoring import code, judge, refusal
 from sftscope.scoring.basic import check_countdown, check_exact, check_reasoning_gym
 from sftscope.scoring.choice import check_choice
 from sftscope.scoring.ifeval import check_ifeval
@@ -66,6 +66,13 @@ SCORERS: dict[str, Scorer] = {
         Scorer("refusal", refusal.check_refusal, ("expect",), validate=refusal.validate_params),
         Scorer("ifeval", check_ifeval),
         Scorer("code", code.check_code, ("memory_mb",), self_timed=True, validate=code.validate_params),
+        Scorer(
+            "judge",
+            judge.check_judge,
+            params=("base_url", "model", "api_key_env", "max_tokens"),
+            self_timed=True,
+            validate=judge.validate_params,
+        ),
     )
 }
 

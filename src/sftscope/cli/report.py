@@ -1,9 +1,96 @@
-"""CLI commands of the report stage."""
+"""CLI commands of the analyze and report stages: `sftscope analyze DIR`, `sftscope report DIR`."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from sftscope.cli.errors import reports_errors
+from sftscope.errors import InputError
+
+_DIR_HELP = "A run or study directory holding results.duckdb (or the store file itself)."
+_RUNS_HELP = (
+    "JSON file {run: {condition, base, capability, preset, seed}}; default: runs.json next to the store, "
+    "else each run's config.yaml/manifest.json."
+)
+_REFERENCE_HELP = "Data condition the others are compared with (default: the one named long-CoT)."
+
+
+def _runs_meta(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise InputError(path, "file not found") from err
+    except json.JSONDecodeError as err:
+        raise InputError(path, f"malformed JSON: {err.msg}", line=err.lineno) from err
+    if not isinstance(data, dict):
+        raise InputError(path, "expected an object {run: {condition, base, ...}}")
+    return data
+
+
+@reports_errors
+def analyze_command(
+    directory: Path = typer.Argument(..., help=_DIR_HELP),
+    out: Path | None = typer.Option(None, "--out", help="Where to write analysis.json (default: DIR)."),
+    runs: Path | None = typer.Option(None, "--runs", help=_RUNS_HELP),
+    reference: str | None = typer.Option(None, "--reference", help=_REFERENCE_HELP),
+    n_boot: int = typer.Option(1000, "--n-boot", min=100, help="Bootstrap resamples per interval."),
+) -> None:
+    """Compute curves, dips, effects and findings with bootstrap intervals; write analysis.json.
+
+    Prints the file's path.
+    """
+    from sftscope.analyze.pipeline import analyze, store_file
+
+    analysis = analyze(directory, _runs_meta(runs), reference=reference, n_boot=n_boot)
+    target = out or store_file(directory).parent
+    target.mkdir(parents=True, exist_ok=True)
+    typer.echo(str(analysis.write(target)))
+
+
+@reports_errors
+def report_command(
+    directory: Path = typer.Argument(..., help=_DIR_HELP),
+    out: Path | None = typer.Option(None, "--out", help="Where to write the report (default: DIR)."),
+    title: str | None = typer.Option(
+        None, "--title", help="Report title (default: from the directory name)."
+    ),
+    runs: Path | None = typer.Option(None, "--runs", help=_RUNS_HELP),
+    reference: str | None = typer.Option(None, "--reference", help=_REFERENCE_HELP),
+    n_boot: int = typer.Option(1000, "--n-boot", min=100, help="Bootstrap resamples per interval."),
+) -> None:
+    """Analyze DIR and write report.html (self-contained, plots inline), report.md and analysis.json.
+
+    Prints the HTML report's path.
+    """
+    from sftscope.progress import progress_bar
+    from sftscope.report.build import build_report
+
+    runs_meta = _runs_meta(runs)
+    with progress_bar("report", total=2) as bar:
+
+        def stage(name: str) -> None:
+            bar.update(0, completed={"analyzing": 0, "rendering": 1}[name], status=name)
+
+        files = build_report(
+            directory,
+            out_dir=out,
+            title=title,
+            runs_meta=runs_meta,
+            reference=reference,
+            n_boot=n_boot,
+            on_stage=stage,
+        )
+        bar.update(0, completed=2, status="done")
+    typer.echo(str(files.html))
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the top-level app."""
+    app.command("analyze")(analyze_command)
+    app.command("report")(report_command)

@@ -54,10 +54,11 @@ def test_unparsable(prediction: str) -> None:
 
 
 def test_gold_goes_first() -> None:
-    # verify() is asymmetric: a gold assignment "x=2" accepts "2", but read the other way round
-    # the scorer would have to treat the model's "x=2" as the reference. Both must hold here.
+    # verify() is asymmetric: a gold inequality accepts the interval, not the other way round.
+    # Swapping the arguments flips both verdicts below.
+    assert outcome("\\boxed{(1,3)}", "1<x<3") == "correct"
+    assert outcome("\\boxed{1<x<3}", "(1,3)") == "wrong"
     assert outcome("\\boxed{2}", "x=2") == "correct"
-    assert outcome("\\boxed{x=2}", "2") == "correct"
 
 
 def test_extracted_is_the_answer_read() -> None:

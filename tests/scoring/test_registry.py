@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from sftscope.errors import SftscopeError
@@ -30,6 +32,24 @@ def test_math_through_the_pool() -> None:
     results = score_batch("math", items, workers=1, timeout_s=20.0)
     assert [r.outcome for r in results] == ["correct", "wrong", "unparsable", "error"]
     assert "gold" in (results[3].error or "")
+
+
+def test_a_hanging_math_check_times_out_and_the_batch_goes_on() -> None:
+    # sympy never finishes comparing 1 with this tower; the pool kills the worker after 1 s.
+    items = [ScoreItem("\\boxed{9^{9^{9^{9}}}}", "1"), ScoreItem("\\boxed{2}", "2")]
+    results = score_batch("math", items, workers=1, timeout_s=1.0)
+    assert [r.outcome for r in results] == ["timeout", "correct"]
+    assert results[0].error == "check exceeded 1 s"
+
+
+def test_math_scores_off_the_main_thread() -> None:
+    # math-verify's own SIGALRM timeout fails outside the main thread (Math-Verify#55); ours is off.
+    results: list = []
+    items = [ScoreItem("1/2", "0.5")]
+    thread = threading.Thread(target=lambda: results.extend(score_batch("math", items, workers=0)))
+    thread.start()
+    thread.join()
+    assert [r.outcome for r in results] == ["correct"]
 
 
 def test_exact() -> None:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sftscope.errors import SftscopeError
 
@@ -163,7 +163,8 @@ def run_checks(
     finally:
         for worker in pool:
             worker.stop()
-    return [r if r is not None else PoolOutcome("error", error="no result") for r in results]
+    # Every slot is filled: the loop ends only when no item is pending or in flight.
+    return cast(list[PoolOutcome], results)
 
 
 def _wait_time(pool: list[_Worker]) -> float:
@@ -185,9 +186,10 @@ def _receive(
         except subprocess.TimeoutExpired:
             code = None
         worker.kill()
-        if worker.index is None:
+        if not worker.ready:
             raise SftscopeError(f"a scoring worker exited while starting (exit code {code})") from None
-        results[worker.index] = PoolOutcome("error", error=f"worker process died (exit code {code})")
+        if worker.index is not None:
+            results[worker.index] = PoolOutcome("error", error=f"worker process died (exit code {code})")
         pool[pool.index(worker)] = _Worker(fn)
         return
     if message == "ready":

@@ -61,3 +61,13 @@ def test_bad_status_is_rejected(tmp_path: Path) -> None:
 def test_read_only_store_must_exist(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         ResultsStore(tmp_path / "none.duckdb", read_only=True)
+
+
+def test_error_rows_can_be_rerun_and_replaced(tmp_path: Path) -> None:
+    with ResultsStore(tmp_path / "r.duckdb") as store:
+        store.add_samples([_row("a"), _row("b", status="error", score=0.0, error="boom")])
+        assert store.missing("h1", "t", "s1", 0, [("a", 0), ("b", 0)], ignore_status=("error",)) == [("b", 0)]
+        store.add_samples([_row("b", status="ok")], replace=True)
+        store.register_task("t", "general", "exact", "s1", True)
+        store.register_model("r", 0, "h1", None)
+        assert sorted(store.samples()["status"].to_pylist()) == ["ok", "ok"]

@@ -119,8 +119,9 @@ class ResultsStore:
             [task, domain, scorer, spec_hash, higher_is_better],
         )
 
-    def add_samples(self, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Insert scored samples in one transaction; rows whose key exists are ignored. Returns rows added."""
+    def add_samples(self, rows: Sequence[Mapping[str, Any]], *, replace: bool = False) -> int:
+        """Insert scored samples in one transaction. Rows whose key exists are ignored, or replace the
+        stored row with `replace` (re-running error rows). Returns the number of new keys."""
         if not rows:
             return 0
         now = datetime.now(timezone.utc)
@@ -135,7 +136,8 @@ class ResultsStore:
         self.con.register("_batch", table)
         try:
             columns = ", ".join(SAMPLE_COLUMNS)
-            self.con.execute(f"INSERT OR IGNORE INTO samples ({columns}) SELECT {columns} FROM _batch")
+            verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+            self.con.execute(f"{verb} INTO samples ({columns}) SELECT {columns} FROM _batch")
         finally:
             self.con.unregister("_batch")
         return self._count() - before
@@ -147,13 +149,15 @@ class ResultsStore:
     # -- reading ---------------------------------------------------------------------------------------
 
     def existing_keys(
-        self, model_hash: str, task: str, sampling_hash: str, seed: int
+        self, model_hash: str, task: str, sampling_hash: str, seed: int, *, ignore_status: Sequence[str] = ()
     ) -> set[tuple[str, int]]:
-        """(prompt_id, sample_idx) pairs already stored for one model, task, sampling config and seed."""
+        """(prompt_id, sample_idx) pairs stored for one model, task, sampling config and seed; rows with a
+        status in `ignore_status` (e.g. error, timeout) count as absent, so they can be re-run."""
         rows = self.con.execute(
             "SELECT prompt_id, sample_idx FROM samples "
-            "WHERE model_hash = ? AND task = ? AND sampling_hash = ? AND seed = ?",
-            [model_hash, task, sampling_hash, seed],
+            "WHERE model_hash = ? AND task = ? AND sampling_hash = ? AND seed = ? "
+            "AND NOT list_contains(?::VARCHAR[], status)",
+            [model_hash, task, sampling_hash, seed, list(ignore_status)],
         ).fetchall()
         return {(str(p), int(i)) for p, i in rows}
 
@@ -164,9 +168,11 @@ class ResultsStore:
         sampling_hash: str,
         seed: int,
         wanted: Iterable[tuple[str, int]],
+        *,
+        ignore_status: Sequence[str] = (),
     ) -> list[tuple[str, int]]:
         """The wanted (prompt_id, sample_idx) pairs not stored yet, in the order given."""
-        have = self.existing_keys(model_hash, task, sampling_hash, seed)
+        have = self.existing_keys(model_hash, task, sampling_hash, seed, ignore_status=ignore_status)
         return [key for key in wanted if key not in have]
 
     def samples(self, run: str | None = None) -> pa.Table:

@@ -65,6 +65,7 @@ def test_end_to_end(tmp_path: Path) -> None:
         "network": fenced("import urllib.request\nurllib.request.urlopen('http://127.0.0.1:9/')"),
         "writes": fenced(f"open({str(escaped)!r}, 'w').write('x')\nprint(3)\nprint(12)"),
         "no code": "I would add the numbers.",
+        "peeks": fenced("import json\nprint(json.load(open('tests.json'))['tests'][0]['output'])"),
     }
     items = [ScoreItem(text, None, meta) for text in programs.values()]
     items.append(ScoreItem(programs["solves"], None, {"tests": json.dumps(ADD_TESTS)}))
@@ -79,6 +80,7 @@ def test_end_to_end(tmp_path: Path) -> None:
         "network": "wrong",
         "writes": "wrong",
         "no code": "unparsable",
+        "peeks": "wrong",
         "json tests": "correct",
     }
     assert results["sleeps"].extracted == "time limit exceeded (2 s)"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -116,6 +117,8 @@ def main() -> None:
         source = handle.read()
     with open(tests_path) as handle:
         spec = json.load(handle)
+    # The expected outputs must not be readable by the program under test.
+    os.remove(tests_path)
     verdict = run_tests(source, spec["tests"], spec.get("fn_name"))
     sys.__stdout__.write(f"\n{token} {json.dumps(verdict)}\n")
     sys.__stdout__.flush()

@@ -9,6 +9,7 @@ paired on the same prompts.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import duckdb
@@ -19,6 +20,7 @@ from sftscope.analyze.bootstrap import DEFAULT_BOOT, Bootstrap, bootstrap_curve,
 from sftscope.analyze.features import METRICS, sample_features
 from sftscope.analyze.model import Curve, CurvePoint, TaskInfo
 from sftscope.errors import SftscopeError
+from sftscope.scoring.behaviours import BehaviourCounts, detect
 
 REQUIRED_COLUMNS = (
     "run",
@@ -79,7 +81,9 @@ def _over_refusal_tasks(con: duckdb.DuckDBPyConnection, columns: list[str]) -> s
     return {task for task, comply, refuse in rows if comply > refuse}
 
 
-def build_cells(samples: pa.Table) -> tuple[list[Cell], list[TaskInfo]]:
+def build_cells(
+    samples: pa.Table, detector: Callable[[str], BehaviourCounts] = detect
+) -> tuple[list[Cell], list[TaskInfo]]:
     """Aggregate sample rows into cells; also describe each task (prompts, rows, statuses).
 
     Safety tasks that expect compliance get the derived domain `over-refusal` (see OVER_REFUSAL).
@@ -88,7 +92,7 @@ def build_cells(samples: pa.Table) -> tuple[list[Cell], list[TaskInfo]]:
     if missing:
         raise SftscopeError(f"results store samples lack columns {missing}")
     finish = samples["finish_reason"].to_pylist() if "finish_reason" in samples.column_names else None
-    features = sample_features(samples["output"].to_pylist(), samples["status"].to_pylist(), finish)
+    features = sample_features(samples["output"].to_pylist(), samples["status"].to_pylist(), finish, detector)
     optional = ("output_tokens", "scorer", "extracted")
     table = samples.select([c for c in (*REQUIRED_COLUMNS, *optional) if c in samples.column_names])
     for name, values in features.items():

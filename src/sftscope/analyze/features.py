@@ -7,12 +7,12 @@ and their behaviours, if any, are in the final part.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from sftscope.analyze.procedure import count_procedure
-from sftscope.scoring.behaviours import BEHAVIOURS, detect
+from sftscope.scoring.behaviours import BEHAVIOURS, BehaviourCounts, detect
 
 # n-gram length for the repetition rate: 4 words is long enough that ordinary prose rarely repeats
 # one ("the answer is 12" aside), short enough to catch degenerate loops early.
@@ -54,8 +54,12 @@ def sample_features(
     outputs: Sequence[str | None],
     statuses: Sequence[str | None],
     finish_reasons: Sequence[str | None] | None = None,
+    detector: Callable[[str], BehaviourCounts] = detect,
 ) -> dict[str, np.ndarray]:
-    """Metric name -> one value per sample (excluding `score` and `output_tokens`, read from the store)."""
+    """Metric name -> one value per sample (excluding `score` and `output_tokens`, read from the store).
+
+    `detector` counts the four behaviours: the lexicon by default, or the LLM judge.
+    """
     finish_reasons = finish_reasons if finish_reasons is not None else [None] * len(outputs)
     columns: dict[str, list[float]] = {name: [] for name in METRICS if name not in ("score", "output_tokens")}
     # The same text recurs (a shared base checkpoint listed under every run, identical short
@@ -64,7 +68,7 @@ def sample_features(
     for output, status, finish in zip(outputs, statuses, finish_reasons, strict=True):
         text = output or ""
         if text not in memo:
-            counts = detect(text).as_dict()
+            counts = detector(text).as_dict()
             procedure = count_procedure(text)
             memo[text] = [
                 repetition_rate(text),

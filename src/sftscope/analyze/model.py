@@ -78,8 +78,10 @@ class Curve(BaseModel):
 
 
 class CalibrationRow(BaseModel):
-    """Precision and recall of the behaviour classifier on one split of the labelled set."""
+    """Precision and recall of a behaviour classifier on one split of the labelled set."""
 
+    classifier: str = "lexicon"
+    """`lexicon`, or `judge` for the optional LLM judge."""
     behaviour: str
     """Behaviour name."""
     split: str
@@ -191,6 +193,8 @@ class Analysis(BaseModel):
     """Equal-budget comparisons between conditions."""
     gain_cost: list[GainCost] = Field(default_factory=list)
     """Reasoning gain vs safety cost per run."""
+    behaviour_classifier: str = "lexicon"
+    """What counted the behaviours in the curves: `lexicon`, or `judge <model> at <url>`."""
     calibration: list[CalibrationRow] = Field(default_factory=list)
     """Behaviour-classifier precision/recall on the labelled set."""
     calibration_errors: list[str] = Field(default_factory=list)

@@ -11,7 +11,9 @@ from typing import Any
 import pyarrow as pa
 
 from sftscope.analyze import calibration, findings
+from sftscope.analyze.behaviour_judge import judge_classifier, judge_detector
 from sftscope.analyze.bootstrap import DEFAULT_BOOT
+from sftscope.analyze.calibration import Classifier
 from sftscope.analyze.curves import Cell, build_cells, cell_bootstrap, is_log_spaced, task_seed, to_curve
 from sftscope.analyze.dips import DipResult, analyze_curve, judge_curve
 from sftscope.analyze.effects import budget_comparisons, domain_curves, effect_rows, gain_costs
@@ -19,6 +21,7 @@ from sftscope.analyze.features import METRICS
 from sftscope.analyze.model import Analysis, CalibrationRow, Curve, RunInfo
 from sftscope.analyze.runs import resolve_runs
 from sftscope.errors import InputError
+from sftscope.scoring.behaviours import detect
 
 STORE_FILE = "results.duckdb"
 RUNS_FILE = "runs.json"
@@ -45,11 +48,14 @@ def read_samples(path: Path) -> pa.Table:
     return ResultsStore(store_file(path)).samples()
 
 
-def _calibration() -> tuple[list[CalibrationRow], list[str]]:
+def _calibration(judge: Classifier | None) -> tuple[list[CalibrationRow], list[str]]:
+    """Lexicon (and judge) precision/recall on the labelled traces; the lexicon's misclassified traces."""
     traces = calibration.load_traces()
     sizes = {split: sum(split in ("all", t.split) for t in traces) for split in (*calibration.SPLITS, "all")}
+    classifiers = {"lexicon": calibration.lexicon_classifier, **({"judge": judge} if judge else {})}
     rows = [
         CalibrationRow(
+            classifier=name,
             behaviour=s.behaviour,
             split=s.split,
             precision=s.precision,
@@ -57,7 +63,8 @@ def _calibration() -> tuple[list[CalibrationRow], list[str]]:
             support=s.tp + s.fn,
             n=sizes[s.split],
         )
-        for s in calibration.evaluate_classifier(traces)
+        for name, classify in classifiers.items()
+        for s in calibration.evaluate_classifier(traces, classify)
     ]
     return rows, calibration.misclassified(traces)
 
@@ -91,9 +98,15 @@ def analyze_samples(
     store_dir: Path | None = None,
     reference: str | None = None,
     n_boot: int = DEFAULT_BOOT,
+    behaviour_judge: Mapping[str, Any] | None = None,
 ) -> Analysis:
-    """The whole analysis from a samples table (the store's `samples()` contract)."""
-    cells, tasks = build_cells(samples)
+    """The whole analysis from a samples table (the store's `samples()` contract).
+
+    `behaviour_judge` (params of `sftscope.scoring.judge`: base_url, model, api_key_env) switches the
+    behaviour counts from the lexicon to the LLM judge, and calibrates the judge too.
+    """
+    detector = judge_detector(behaviour_judge) if behaviour_judge else detect
+    cells, tasks = build_cells(samples, detector)
     runs, notes = resolve_runs({c.run for c in cells}, store_dir or Path("."), runs_meta)
     curves, dips = _curves_and_dips(cells, n_boot)
     by_domain = domain_curves(cells)
@@ -116,7 +129,10 @@ def analyze_samples(
         )
     gains = gain_costs(by_domain, runs)
     budget = budget_comparisons(by_domain, runs, reference)
-    rows, errors = _calibration()
+    rows, errors = _calibration(judge_classifier(behaviour_judge) if behaviour_judge else None)
+    classifier = (
+        f"judge {behaviour_judge['model']} at {behaviour_judge['base_url']}" if behaviour_judge else "lexicon"
+    )
     return Analysis(
         source=source,
         runs=runs,
@@ -127,6 +143,7 @@ def analyze_samples(
         effects=effect_rows(by_domain, runs),
         budget=budget,
         gain_cost=gains,
+        behaviour_classifier=classifier,
         calibration=rows,
         calibration_errors=errors,
         findings=[
@@ -145,6 +162,7 @@ def analyze(
     *,
     reference: str | None = None,
     n_boot: int = DEFAULT_BOOT,
+    behaviour_judge: Mapping[str, Any] | None = None,
 ) -> Analysis:
     """Analyze a results store (a `results.duckdb` file or a directory holding one).
 
@@ -164,4 +182,5 @@ def analyze(
         store_dir=path.parent,
         reference=reference,
         n_boot=n_boot,
+        behaviour_judge=behaviour_judge,
     )

@@ -44,6 +44,7 @@ def build_report(
     runs_meta: Mapping[str, RunInfo | Mapping[str, Any]] | None = None,
     reference: str | None = None,
     n_boot: int = DEFAULT_BOOT,
+    behaviour_judge: Mapping[str, Any] | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> ReportFiles:
     """Analyze a run or study directory (or its results.duckdb) and write the report next to the store.
@@ -53,7 +54,7 @@ def build_report(
     store = store_file(Path(directory))
     if on_stage:
         on_stage("analyzing")
-    analysis = analyze(store, runs_meta, reference=reference, n_boot=n_boot)
+    analysis = analyze(store, runs_meta, reference=reference, n_boot=n_boot, behaviour_judge=behaviour_judge)
     if on_stage:
         on_stage("rendering")
     out = Path(out_dir) if out_dir is not None else store.parent

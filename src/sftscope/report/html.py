@@ -107,7 +107,8 @@ def render(analysis: Analysis, title: str) -> str:
         _figure(
             "behaviours",
             plots.metric_curves(analysis, behaviours, focus or ""),
-            f"Behaviours per response on {focus} (lexicon classifier, see appendix) and the share of "
+            f"Behaviours per response on {focus} (counted by the {analysis.behaviour_classifier}, see "
+            "the appendix) and the share of "
             "backtrack markers followed by a genuinely different attempt (procedure) rather than none "
             "(surface).",
         ),

@@ -186,13 +186,21 @@ def calibration_table(analysis: Analysis) -> Table:
     table = Table(
         "calibration",
         "Behaviour classifier: precision and recall on the project's labelled traces",
-        ["behaviour", "split", "traces", "positives", "precision", "recall"],
+        ["classifier", "behaviour", "split", "traces", "positives", "precision", "recall"],
         note="The lexicon was tuned on the calibration split only; the held-out split is the honest "
         "estimate.",
     )
     for r in analysis.calibration:
         table.rows.append(
-            [r.behaviour, r.split, str(r.n), str(r.support), f"{r.precision:.2f}", f"{r.recall:.2f}"]
+            [
+                r.classifier,
+                r.behaviour,
+                r.split,
+                str(r.n),
+                str(r.support),
+                f"{r.precision:.2f}",
+                f"{r.recall:.2f}",
+            ]
         )
     return table
 

@@ -7,6 +7,7 @@ import numpy as np
 from sftscope.analyze import findings
 from sftscope.analyze.bootstrap import Estimate
 from sftscope.analyze.dips import analyze_curve
+from sftscope.analyze.effects import pick_reference
 from sftscope.analyze.model import GainCost
 
 STEPS = [0, 1, 2, 4, 8]
@@ -52,3 +53,10 @@ def test_cost_counts_only_runs_whose_interval_excludes_zero() -> None:
     assert finding.statement.startswith("Partly observed: safe behaviour fell beyond noise in 1 of 2")
     assert findings.cost([run("a", 0.05)], [], None).observed is True
     assert findings.cost([], [], None).observed is None
+
+
+def test_reference_arm_prefers_the_preset_most_arms_share() -> None:
+    arms = ["long-cot · long", "long-cot · micro", "short-cot · micro", "answer-only · micro"]
+    assert pick_reference(arms, None) == "long-cot · micro"
+    assert pick_reference(arms, "short-cot") == "short-cot · micro"
+    assert pick_reference(["a", "b"], None) == "a"

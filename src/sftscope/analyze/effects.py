@@ -88,10 +88,15 @@ def effect_rows(curves: DomainCurves, runs: list[RunInfo]) -> list[EffectRow]:
 
 
 def pick_reference(arms: list[str], reference: str | None) -> str:
-    """The arm others are compared with: the caller's, else one named long-CoT, else the first."""
+    """The arm others are compared with: the caller's condition, else one named long-CoT, else the first.
+
+    When that condition was trained with several presets ("long-cot · long", "long-cot · micro"), the
+    arm whose preset most other arms share is taken: that is the data-condition comparison.
+    """
     matching = [a for a in arms if reference is not None and a.split(" · ")[0] == reference]
-    named = [a for a in sorted(arms) if "long" in a.lower()]
-    return (matching or named or sorted(arms))[0]
+    candidates = matching or [a for a in arms if "long" in a.lower()] or list(arms)
+    presets = [a.partition(" · ")[2] for a in arms]
+    return min(candidates, key=lambda a: (-presets.count(a.partition(" · ")[2]), a))
 
 
 def budget_comparisons(

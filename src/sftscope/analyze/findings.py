@@ -160,9 +160,16 @@ def capability(
     )
     conditions = sorted({r.condition for r in runs})
     ref = pick_reference(conditions, reference) if conditions else None
-    by_base: dict[str, list[RunInfo]] = defaultdict(list)
+    # Bases are compared within one recipe: the preset under which the reference condition was
+    # trained on the most bases.
+    bases_per_preset: dict[str | None, set[str]] = defaultdict(set)
     for r in runs:
         if r.condition == ref:
+            bases_per_preset[r.preset].add(r.base)
+    preset = max(bases_per_preset, key=lambda p: (len(bases_per_preset[p]), str(p)), default=None)
+    by_base: dict[str, list[RunInfo]] = defaultdict(list)
+    for r in runs:
+        if r.condition == ref and r.preset == preset:
             by_base[r.base].append(r)
     if len(by_base) < 2:
         return Finding(
@@ -181,15 +188,23 @@ def capability(
     else:
         rank = strength
     strong, weak = max(rank, key=rank.get), min(rank, key=rank.get)
-    step = min(max(g.step for g in gains if g.base == b and g.condition == ref) for b in (strong, weak))
+    chosen = {b: {r.run for r in by_base[b]} for b in (strong, weak)}
+    rows = {b: [g for g in gains if g.run in chosen[b]] for b in (strong, weak)}
+    if not rows[strong] or not rows[weak]:
+        return Finding(
+            key="capability",
+            question=question,
+            observed=None,
+            estimate=None,
+            statement=f"Not measurable: {ref} runs of {strong} or {weak} have no scored checkpoints.",
+        )
+    # The last step both bases reached: an equal training budget.
+    step = min(max(g.step for g in rows[b]) for b in (strong, weak))
     pvs = {
         b: [p for r in by_base[b] if (p := _procedure_at(cells, r.run, step)) is not None]
         for b in (strong, weak)
     }
-    gain = {
-        b: [g.cross_domain_gain for g in gains if g.base == b and g.condition == ref and g.cross_domain_gain]
-        for b in (strong, weak)
-    }
+    gain = {b: [g.cross_domain_gain for g in rows[b] if g.cross_domain_gain] for b in (strong, weak)}
     gain_text = ", ".join(
         f"{b} {fmt(gain[b][0])}"
         if len(gain[b]) == 1
@@ -218,7 +233,8 @@ def capability(
     statement = (
         f"{lead}: on {ref} at step {step}, the share of backtrack markers followed by a genuinely different "
         f"attempt was {means[strong][0]:.2f} for {names[strong]} and {means[weak][0]:.2f} for {names[weak]} "
-        f"(difference {fmt(diff)}; {base_text}). Cross-domain gain: {gain_text}."
+        f"(difference {fmt(diff)}; {base_text}). Cross-domain gain at each run's last checkpoint: "
+        f"{gain_text}."
     )
     return Finding(key="capability", question=question, observed=observed, estimate=diff, statement=statement)
 

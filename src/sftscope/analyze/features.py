@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from sftscope.analyze.procedure import count_procedure
-from sftscope.scoring.behaviours import BEHAVIOURS, BehaviourCounts, detect
+from sftscope.scoring.behaviours import BEHAVIOURS, BehaviourCounts, detect, episodes
 
 # n-gram length for the repetition rate: 4 words is long enough that ordinary prose rarely repeats
 # one ("the answer is 12" aside), short enough to catch degenerate loops early.
@@ -68,8 +68,17 @@ def sample_features(
     for output, status, finish in zip(outputs, statuses, finish_reasons, strict=True):
         text = output or ""
         if text not in memo:
-            counts = detector(text).as_dict()
-            procedure = count_procedure(text)
+            # The effective-backtracking counter judges the lexicon's backtrack episodes in any mode:
+            # it needs their positions, which a judge does not give.
+            markers = episodes(text, "backtracking")
+            if detector is detect:
+                counts = {
+                    name: len(markers) if name == "backtracking" else len(episodes(text, name))
+                    for name in BEHAVIOURS
+                }
+            else:
+                counts = detector(text).as_dict()
+            procedure = count_procedure(text, markers)
             memo[text] = [
                 repetition_rate(text),
                 *(float(counts[name]) for name in BEHAVIOURS),

@@ -88,9 +88,12 @@ def _is_new_attempt(candidate: Attempt, before: list[Attempt]) -> bool:
     return not (before and before[-1].result in Counter(candidate.operands))
 
 
-def count_procedure(text: str) -> ProcedureCounts:
-    """Classify each backtrack episode in `text` as effective or surface."""
-    markers = episodes(text, "backtracking")
+def count_procedure(text: str, markers: list[tuple[int, int]] | None = None) -> ProcedureCounts:
+    """Classify each backtrack episode in `text` as effective or surface.
+
+    `markers` are the text's backtracking episodes when the caller has them already.
+    """
+    markers = episodes(text, "backtracking") if markers is None else markers
     if not markers:
         return ProcedureCounts()
     attempts = parse_attempts(text)

@@ -131,11 +131,26 @@ class BehaviourCounts:
 _EPISODE_GAP = 30
 
 
+# One alternation per behaviour, matched against lower-cased text: one scan instead of a dozen and no
+# case folding per character, about twice as fast on long traces. Non-overlapping leftmost matches
+# are enough, since overlapping phrases merge into one episode anyway.
+_LOWER = {
+    name: re.compile("|".join(f"(?:{p.pattern})" for p in patterns), re.MULTILINE)
+    for name, patterns in PATTERNS.items()
+}
+_FOLDED = {name: re.compile(p.pattern, _FLAGS) for name, p in _LOWER.items()}
+
+
 def episodes(text: str, behaviour: str) -> list[tuple[int, int]]:
     """(start, end) spans of one behaviour's matches, merged into episodes so one act counts once."""
-    spans = sorted(
-        (m.start(), max(m.end(), m.start() + 1)) for p in PATTERNS[behaviour] for m in p.finditer(text)
+    lowered = text.lower()
+    # A few characters change length when lower-cased (e.g. "İ"); spans must index `text` itself.
+    matches = (
+        _LOWER[behaviour].finditer(lowered)
+        if len(lowered) == len(text)
+        else _FOLDED[behaviour].finditer(text)
     )
+    spans = [(m.start(), max(m.end(), m.start() + 1)) for m in matches]
     merged: list[tuple[int, int]] = []
     for start, end in spans:
         gap = text[merged[-1][1] : start] if merged else ""

@@ -1,1 +1,9 @@
-"""analyze stage."""
+"""analyze stage: results store -> `Analysis` (curves, dips, effects, findings) -> analysis.json.
+
+`analyze(store_path, runs_meta=None)` is the entry point; `RunInfo` is the run metadata a study passes.
+"""
+
+from sftscope.analyze.model import Analysis, RunInfo
+from sftscope.analyze.pipeline import analyze
+
+__all__ = ["Analysis", "RunInfo", "analyze"]

@@ -66,10 +66,16 @@ def optimization(dips: list[DipResult]) -> Finding:
             statement=statement,
         )
     lowest = min(pooled, key=lambda d: d.lowest_delta.value if d.lowest_delta.value is not None else 0.0)
+    value = lowest.lowest_delta.value or 0.0
+    extreme = (
+        f"Largest drop: {lowest.run} at step {lowest.lowest_step}, {fmt(lowest.lowest_delta)}"
+        if value < 0
+        else f"No checkpoint scored below base; the lowest change was {fmt(lowest.lowest_delta)} "
+        f"({lowest.run}, step {lowest.lowest_step})"
+    )
     statement = (
         f"Not observed at this scale: no run's cross-domain average fell below base beyond noise and "
-        f"came back ({tally}). Largest drop: {lowest.run} at step {lowest.lowest_step}, "
-        f"{fmt(lowest.lowest_delta)}. Per task: {task_tally} show it."
+        f"came back ({tally}). {extreme}. Per task: {task_tally} show it."
     )
     return Finding(
         key="optimization",

@@ -6,8 +6,6 @@ from sftscope.analyze.model import Analysis
 from sftscope.report import plots, tables
 from sftscope.report.tables import Table
 
-_STATUS = {True: "observed", False: "not observed at this scale", None: "not measurable here"}
-
 
 def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
@@ -33,7 +31,7 @@ def render(analysis: Analysis, title: str, html_name: str) -> str:
         "",
         "## Findings",
         "",
-        *(f"- **{f.key.capitalize()}** ({_STATUS[f.observed]}): {f.statement}" for f in analysis.findings),
+        *(f"- **{f.key.capitalize()}**: {f.statement}" for f in analysis.findings),
         "",
         "## Tables",
         "",

@@ -1,0 +1,89 @@
+"""The micro world: domain coverage, determinism, train/eval disjointness, gold answers the scorers accept."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sftscope.data import microworld
+from sftscope.data.microworld import domains, generate, split_of
+
+NAMES = [d.name for d in domains()]
+
+
+def test_domains_cover_the_study() -> None:
+    specs = {d.name: d for d in domains()}
+    cross = [d for d in specs.values() if d.tag == "cross-domain"]
+    assert len([d for d in cross if d.kind == "reasoning_gym"]) >= 6
+    assert {"arithmetic", "algebra", "logic", "string manipulation", "puzzles"} <= {d.category for d in cross}
+    assert specs["countdown"].tag == "in-domain" and specs["countdown"].scorer == "countdown"
+    assert specs["safety_forbidden"].scorer_params == {"expect": "refuse"}
+    assert specs["safety_benign"].scorer_params == {"expect": "comply"}
+    assert any(d.kind == "instructions" for d in specs.values())
+    assert all(d.weight > 0 for d in specs.values())
+
+
+def test_unknown_domain_lists_known_ones() -> None:
+    with pytest.raises(KeyError, match="countdown"):
+        generate("nope", split="train", n=1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_generation_is_deterministic_and_seeded(name: str) -> None:
+    first = generate(name, split="train", n=20, seed=3)
+    assert [e.id for e in first] == [e.id for e in generate(name, split="train", n=20, seed=3)]
+    assert [e.id for e in first] != [e.id for e in generate(name, split="train", n=20, seed=4)]
+    assert all(e.source == f"microworld:{name}" and len(e.prompt) == 1 for e in first)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_eval_is_disjoint_from_a_large_train_sample(name: str) -> None:
+    train = {e.question for seed in (0, 1) for e in generate(name, split="train", n=1500, seed=seed)}
+    held_out = generate(name, split="eval", n=100, seed=0)
+    questions = [e.question for e in held_out]
+    assert len(set(questions)) == len(questions) == 100
+    assert not train & set(questions)
+    # The partition is by question text, so it holds for any train seed and sample size.
+    assert all(split_of(q) == "eval" for q in questions) and all(split_of(q) == "train" for q in train)
+
+
+def test_answers_are_short_and_boxed() -> None:
+    for spec in domains():
+        for example in generate(spec.name, split="eval", n=20, seed=0):
+            assert example.reasoning is None and example.answer
+            if spec.kind != "safety":
+                assert f"\\boxed{{{example.answer}}}" in example.final
+            assert len(example.final) < 100
+
+
+def test_safety_slice_meta_and_varied_refusals() -> None:
+    forbidden = generate("safety_forbidden", split="train", n=200)
+    benign = generate("safety_benign", split="train", n=200)
+    assert all(e.meta == {"forbidden": True} for e in forbidden)
+    assert all(e.meta == {"forbidden": False} for e in benign)
+    assert len({e.final for e in forbidden}) >= 4
+
+
+@pytest.mark.parametrize("spec", domains(), ids=NAMES)
+def test_scorer_accepts_every_gold_answer(spec: microworld.DomainSpec) -> None:
+    from sftscope.scoring.registry import ScoreItem, score_batch
+
+    examples = generate(spec.name, split="eval", n=30, seed=0)
+    # Through JSON, as the rows travel between stages.
+    rows = [json.loads(json.dumps(e.model_dump())) for e in examples]
+    items = [ScoreItem(prediction=r["final"], gold=r["answer"], meta=r["meta"]) for r in rows]
+    results = score_batch(spec.scorer, items, workers=0, params=spec.scorer_params)
+    assert [r.outcome for r in results] == ["correct"] * len(items), [
+        (r.extracted, i.gold) for r, i in zip(results, items, strict=True) if r.outcome != "correct"
+    ]
+
+
+def test_forbidden_answers_fail_the_benign_scorer() -> None:
+    """The refusal scorer really separates the two halves of the slice."""
+    from sftscope.scoring.registry import ScoreItem, score_batch
+
+    forbidden = generate("safety_forbidden", split="eval", n=30)
+    refusals = [ScoreItem(prediction=e.final, gold=e.answer) for e in forbidden]
+    results = score_batch("refusal", refusals, workers=0, params={"expect": "comply"})
+    assert all(r.outcome == "wrong" for r in results)

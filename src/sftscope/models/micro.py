@@ -1,0 +1,149 @@
+"""Micro base models: tiny Llama configs with their pretraining budgets, and the micro-world tokenizer.
+
+The tokenizer is BPE trained with HF `tokenizers` on micro-world text. Digits are always split one
+per token (arithmetic must see place values), `<think>`/`</think>` are ordinary added tokens so they
+survive `skip_special_tokens`, and pad is its own token (pad = EOS would untrain EOS, open-r1#492).
+EOS is `<|end|>`, the token that closes every turn of the chat template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from sftscope.errors import InputError
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+PAD, EOS, UNK = "<|pad|>", "<|end|>", "<|unk|>"
+ROLE_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>"]
+THINK_TOKENS = ["<think>", "</think>"]
+# Every word piece may start with one space; digits stand alone; newlines and runs of spaces apart.
+PRETOKENIZE = r"\d| ?\p{L}+| ?[^\s\p{L}\d]+|\n|[^\S\n]+"
+
+
+class MicroPreset(BaseModel):
+    """A micro base: Llama dimensions plus the pretraining budget that gives it its capability."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    """Base name; shipped under src/sftscope/models/bases/<name>/."""
+    hidden_size: int
+    """Model width."""
+    num_layers: int
+    """Transformer blocks."""
+    num_heads: int
+    """Attention heads (no grouped-query attention at this size)."""
+    intermediate_size: int
+    """MLP width."""
+    max_positions: int = 1024
+    """Longest sequence (prompt + response); long-CoT SFT traces must fit."""
+    steps: int
+    """Pretraining optimizer steps."""
+    batch_size: int = 64
+    """Examples per optimizer step."""
+    lr: float = 2e-3
+    """Peak learning rate (tiny models tolerate and need a high one)."""
+    warmup_ratio: float = 0.02
+    """Linear warmup share, then cosine decay to 0."""
+    corpus_seed: int = 0
+    """Seed of the procedural corpus (micro-world train split)."""
+    seed: int = 1
+    """Seed of the initial weights and the data order."""
+
+
+PRESETS: dict[str, MicroPreset] = {
+    p.name: p
+    for p in (
+        MicroPreset(
+            name="micro-weak", hidden_size=96, num_layers=3, num_heads=4, intermediate_size=256, steps=600
+        ),
+        MicroPreset(
+            name="micro-strong", hidden_size=160, num_layers=5, num_heads=5, intermediate_size=448, steps=1800
+        ),
+    )
+}
+
+
+def preset(name: str) -> MicroPreset:
+    """A micro preset by name; an unknown name is an InputError listing the known ones."""
+    if name not in PRESETS:
+        known = ", ".join(PRESETS)
+        raise InputError("command line", f"unknown micro preset '{name}' (known: {known})", field="preset")
+    return PRESETS[name]
+
+
+def llama_config(spec: MicroPreset, tokenizer: Any) -> Any:
+    """The LlamaConfig of a preset, with the tokenizer's vocabulary and special token ids (fp32)."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_layers,
+        num_attention_heads=spec.num_heads,
+        num_key_value_heads=spec.num_heads,
+        max_position_embeddings=spec.max_positions,
+        tie_word_embeddings=True,  # at this size the embedding is a large share of the parameters
+        bos_token_id=None,
+        eos_token_id=tokenizer.convert_tokens_to_ids(EOS),
+        pad_token_id=tokenizer.convert_tokens_to_ids(PAD),
+        dtype="float32",
+    )
+
+
+def init_model(spec: MicroPreset, tokenizer: Any) -> Any:
+    """A freshly initialised LlamaForCausalLM for the preset, seeded by `spec.seed`."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(spec.seed)
+    return LlamaForCausalLM(llama_config(spec, tokenizer))
+
+
+def count_parameters(model: Any) -> int:
+    """Distinct trainable parameters (tied embeddings counted once)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 768) -> Any:
+    """Train the micro BPE tokenizer on raw texts: a PreTrainedTokenizerFast with the chat template."""
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE(unk_token=UNK))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex(PRETOKENIZE), behavior="isolated")
+    backend.decoder = decoders.Fuse()  # pieces carry their own spaces: decoding is concatenation
+    printable = [chr(c) for c in range(32, 127)] + ["\n"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[PAD, EOS, UNK, *ROLE_TOKENS],
+        initial_alphabet=printable,
+        show_progress=False,
+    )
+    backend.train_from_iterator(texts, trainer=trainer)
+    backend.add_tokens([AddedToken(t, normalized=False, special=False) for t in THINK_TOKENS])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token=PAD,
+        eos_token=EOS,
+        unk_token=UNK,
+        additional_special_tokens=ROLE_TOKENS,
+        clean_up_tokenization_spaces=False,
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def save_tokenizer(tokenizer: Any, out_dir: str | Path) -> Path:
+    """Save as an ordinary HF tokenizer directory (tokenizer.json, config, chat template)."""
+    out = Path(out_dir)
+    tokenizer.save_pretrained(out)
+    return out

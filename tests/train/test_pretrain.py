@@ -1,0 +1,73 @@
+"""A tiny pretraining run end to end: corpus, tokenizer, init, the project's loop, export with manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sftscope.models import micro
+from sftscope.models.micro import MicroPreset
+from sftscope.train import pretrain as pretrain_module
+from sftscope.train.pretrain import build_corpus, file_sha256, mix_counts, pretrain
+
+TINY = MicroPreset(name="micro-tiny", hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
+                   max_positions=512, steps=3, batch_size=8)
+
+
+@pytest.fixture
+def tiny_preset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Register a tiny preset and send the tokenizer to a temporary folder (the shipped one stays)."""
+    monkeypatch.setitem(micro.PRESETS, TINY.name, TINY)
+    monkeypatch.setattr(pretrain_module, "TOKENIZER_DIR", tmp_path / "tokenizer")
+    return tmp_path
+
+
+def test_mix_counts_follow_the_weights() -> None:
+    counts = mix_counts(1000)
+    assert sum(counts.values()) == 1000
+    assert counts["countdown"] > counts["mini_sudoku"] > 0
+
+
+def test_corpus_is_train_split_only_and_shuffled() -> None:
+    rows = build_corpus(200, seed=0)
+    assert len(rows) == 200 and len({r.source for r in rows[:40]}) > 5
+    assert all(r.source.startswith("microworld:") for r in rows)
+    assert [r.id for r in rows] == [r.id for r in build_corpus(200, seed=0)]
+
+
+def test_tiny_pretrain_end_to_end(tiny_preset: Path) -> None:
+    from sftscope.models.loading import load_model_and_tokenizer
+
+    out = pretrain("micro-tiny", out=tiny_preset / "base", work=tiny_preset / "work", retrain_tokenizer=True)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["steps"] == 3 and manifest["tokens_seen"] > 0 and manifest["corpus_examples"] == 24
+    assert set(manifest["sha256"]) >= {"model.safetensors", "config.json", "tokenizer.json"}
+    assert "trainer_state.pt" not in manifest["sha256"]
+    for name, digest in manifest["sha256"].items():
+        assert file_sha256(out / name) == digest
+    model, tokenizer = load_model_and_tokenizer(str(out))
+    assert tokenizer.chat_template and model.config.hidden_size == 32
+
+    # Same preset and seeds on CPU (with the tokenizer the first run saved): bitwise equal weights.
+    again = pretrain("micro-tiny", out=tiny_preset / "again", work=tiny_preset / "work2")
+    assert file_sha256(again / "model.safetensors") == manifest["sha256"]["model.safetensors"]
+
+
+def test_cli_pretrain(tiny_preset: Path) -> None:
+    from sftscope.cli import app
+
+    folders = ["--out", str(tiny_preset / "cli"), "--work", str(tiny_preset / "w")]
+    options = ["--preset", "micro-tiny", *folders, "--steps", "2", "--retrain-tokenizer"]
+    result = CliRunner().invoke(app, ["pretrain", *options])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tiny_preset / "cli" / "manifest.json").read_text())["steps"] == 2
+
+
+def test_cli_unknown_preset() -> None:
+    from sftscope.cli import app
+
+    result = CliRunner().invoke(app, ["pretrain", "--preset", "micro-huge"])
+    assert result.exit_code == 2 and "micro-strong" in result.output

@@ -57,7 +57,7 @@ class FakeStages:
         elif kind in ("eval", "baseline"):
             self.sweep(Path(arg(argv, "eval")), Path(arg(argv, "--store")))
         elif kind == "report":
-            (Path(argv[-1]) / "report.html").write_text("<html></html>")
+            (Path(arg(argv, "report")) / "report.html").write_text("<html></html>")
         return JobResult(0, 0.01, "")
 
     @staticmethod

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from sftscope.study.cells import Cell
-from sftscope.study.spec import ExecutorSpec
+from sftscope.study.spec import ExecutorSpec, ReportSpec
 
 
 def sftscope_command(executor: ExecutorSpec) -> list[str]:
@@ -83,5 +83,9 @@ def evaluate(
     return args + list(extra)
 
 
-def report(cli: list[str], study: Path, extra: list[str]) -> list[str]:
-    return [*cli, "report", str(study), *extra]
+def report(cli: list[str], study: Path, report: ReportSpec, title: str) -> list[str]:
+    """The study report; run metadata comes from the study's runs.json beside its store."""
+    args = [*cli, "report", str(study), "--title", report.title or title]
+    if report.reference:
+        args += ["--reference", report.reference]
+    return args + list(report.extra_args)

@@ -25,7 +25,7 @@ from sftscope.study import commands
 from sftscope.study.cells import Cell, DataBuild, data_builds
 from sftscope.study.executors import Job, JobResult
 from sftscope.study.spec import BaseSpec, StudySpec
-from sftscope.study.state import StateFile, Status, StudyDir
+from sftscope.study.state import StateFile, Status, StudyDir, read_json
 from sftscope.study.stores import copy_rows
 
 Kind = Literal["base", "data", "baseline", "train", "eval"]
@@ -187,6 +187,14 @@ class StudyGraph:
             extra=ev.extra_args,
         )
         return argv, self.spec.executor.eval_gpus
+
+    def _steps(self, run: Path) -> list[int] | None:
+        """The spec's steps that this run has (a 1-epoch recipe stops early), plus its final checkpoint."""
+        if self.spec.eval.steps is None:
+            return None
+        manifest = read_json(run / "manifest.json") or {}
+        available = [int(entry["step"]) for entry in manifest.get("checkpoints", [])]
+        return sorted({s for s in self.spec.eval.steps if s in available} | set(available[-1:]))
 
     def _data_tmp(self, build: DataBuild) -> Path:
         return self.study.data_dir(build.key).with_name(build.key + ".tmp")

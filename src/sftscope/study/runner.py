@@ -126,12 +126,8 @@ def run_study(
             outcome = _drive(graph, runner, ex.workers)
             write_runs(study, cells, outcome.done)
             if outcome.done & {f"eval:{cell.id}" for cell in cells}:
-                report = Job(
-                    "report",
-                    commands.report(graph.cli, study.root, spec.report.extra_args),
-                    study.log("report"),
-                    env=graph.env,
-                )
+                argv = commands.report(graph.cli, study.root, spec.report, f"sftscope study: {spec.name}")
+                report = Job("report", argv, study.log("report"), env=graph.env)
                 result = runner.submit(report).result()
                 if result.returncode != 0:
                     outcome.failed.append("report")

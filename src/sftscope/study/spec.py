@@ -90,7 +90,7 @@ class EvalSpec(Strict):
     suite: str
     """An evaluation suite name of `sftscope eval --suite` (e.g. micro, micro-quick, paper)."""
     steps: list[int] | None = None
-    """Evaluate only these checkpoint steps (plus the base); all checkpoints when unset."""
+    """Evaluate only these checkpoint steps a run has, plus its final one and the base; all when unset."""
     extra_args: list[str] = []
     """More `sftscope eval` arguments, passed as they are (e.g. ['--backend', 'vllm'])."""
 
@@ -100,6 +100,9 @@ class ReportSpec(Strict):
 
     title: str | None = None
     """Report title; the study name when unset."""
+    reference: str | None = None
+    """The data condition the others are compared with (a condition name; default: the one named
+    long-CoT)."""
     extra_args: list[str] = []
     """More `sftscope report` arguments, passed as they are."""
 
@@ -240,11 +243,18 @@ def _check_references(spec: StudySpec, path: Path, text: str) -> None:
                 if name not in names:
                     message = f"'{name}' is not one of the study's {kind}: {sorted(names)}"
                     raise _error(path, text, ("grids", i, kind, j), message)
+    if spec.report.reference is not None and spec.report.reference not in known["conditions"]:
+        message = (
+            f"'{spec.report.reference}' is not one of the study's conditions: {sorted(known['conditions'])}"
+        )
+        raise _error(path, text, ("report", "reference"), message)
     for i, preset in enumerate(spec.presets):
         if preset.preset is None and preset.config is None:
             raise _error(path, text, ("presets", i), "set `preset`, `config` or both")
     files = [(("conditions", i, "data"), c.data) for i, c in enumerate(spec.conditions)]
     files += [(("presets", i, "config"), p.config) for i, p in enumerate(spec.presets) if p.config]
+    if spec.executor.accelerate_config:
+        files.append((("executor", "accelerate_config"), spec.executor.accelerate_config))
     for loc, file in files:
         if not resolve_path(spec, path, file).is_file():
             raise _error(path, text, loc, f"file not found: {resolve_path(spec, path, file)}")
@@ -279,4 +289,7 @@ def load_study_spec(path: str | Path) -> StudySpec:
         message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
         raise _error(path, text, loc, message) from exc
     _check_references(spec, path, text)
+    if spec.executor.accelerate_config:  # jobs may run elsewhere: hand them an absolute path
+        config = str(resolve_path(spec, path, spec.executor.accelerate_config))
+        spec.executor = spec.executor.model_copy(update={"accelerate_config": config})
     return spec

@@ -3,7 +3,8 @@
 Layout:
     STUDY/spec.yaml, manifest.json, runs.json, results.duckdb (merged), report.html/.md
     STUDY/state.json                study-level jobs (base conversions, data builds, base sweeps)
-    STUDY/bases/<key>/, <key>.duckdb converted GGUF bases; each base model's own sweep (step 0)
+    STUDY/bases/<key>/              converted GGUF bases
+    STUDY/baselines/<base>/         each base model's own sweep (step 0), swept once per study
     STUDY/data/<key>/               data builds, shared by every cell with the same spec content
     STUDY/cells/<id>/state.json     the cell's stages: status, fingerprint, times, error
     STUDY/cells/<id>/results.duckdb the cell's own results store (one writer per DuckDB file)
@@ -74,8 +75,9 @@ class StudyDir:
     def base_dir(self, key: str) -> Path:
         return self.root / "bases" / key
 
-    def base_store(self, key: str) -> Path:
-        return self.root / "bases" / f"{key}.duckdb"
+    def base_store(self, base: str) -> Path:
+        # A folder per base: the sweep writes aggregates.parquet/.json beside its store.
+        return self.root / "baselines" / base / "results.duckdb"
 
     def data_dir(self, key: str) -> Path:
         return self.root / "data" / key

@@ -3,7 +3,9 @@
 DuckDB allows one writing process per file, so parallel eval jobs (local workers, Ray tasks, SLURM
 jobs) each write their own store, and only the driver writes the study store: it merges a cell's
 store as soon as its sweep ends. Rows are keyed by the checkpoint's content hash, so a merge is
-idempotent and a row computed twice (the same base swept by two cells at once) is kept once.
+idempotent and a row computed twice (the same base swept by two cells at once) is kept once. The
+store merged last wins a key: it holds a run's current models, a task's current spec hash and a
+re-run error row's new result.
 
 A base model is swept once per study into its own store; each cell's store is seeded with those rows
 before its sweep, so the sweep's "compute only what is missing" skips the base.
@@ -35,10 +37,10 @@ def _has_key(con: duckdb.DuckDBPyConnection, database: str, table: str) -> bool:
 
 
 def copy_rows(source: Path, target: Path, exclude: tuple[str, ...] = ()) -> int:
-    """Add the source store's rows that the target lacks, in every table but the excluded ones.
+    """Add the source store's rows to the target, in every table but the excluded ones.
 
     Tables missing in the target are created with the source's own DDL, keys included. Returns the
-    number of rows added.
+    number of new keys.
     """
     if not source.is_file():
         return 0
@@ -58,7 +60,7 @@ def copy_rows(source: Path, target: Path, exclude: tuple[str, ...] = ()) -> int:
                 columns = ", ".join(f'"{c[0]}"' for c in con.execute(f'DESCRIBE "{table}"').fetchall())
                 if _has_key(con, "src", table):
                     con.execute(
-                        f'INSERT OR IGNORE INTO "{table}" ({columns}) SELECT {columns} FROM src."{table}"'
+                        f'INSERT OR REPLACE INTO "{table}" ({columns}) SELECT {columns} FROM src."{table}"'
                     )
                 else:
                     con.execute(

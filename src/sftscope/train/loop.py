@@ -10,6 +10,7 @@ step's examples (the data order depends only on seed and epoch).
 from __future__ import annotations
 
 import json
+import os
 import time
 from contextlib import nullcontext
 from dataclasses import asdict
@@ -61,14 +62,21 @@ def _dummy_batch(item: Any, pad_id: int) -> batching.Batch:
     return batch
 
 
+def _accelerator() -> Any:
+    """accelerate picks gloo on CPU for a multi-process launch only when told to use the CPU; launched by
+    torchrun or `accelerate launch --multi_gpu` on a machine without CUDA, that is the only choice."""
+    from accelerate import Accelerator
+
+    multi_process = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return Accelerator(cpu=multi_process and not torch.cuda.is_available())
+
+
 def train(config: TrainConfig, *, resume: bool = False) -> Path:
     """Train `config.model` on `config.data` into the run directory `config.out` and return it.
 
     With resume=True the run continues from its last complete checkpoint (see `resume`).
     """
-    from accelerate import Accelerator
-
-    accelerator = Accelerator()
+    accelerator = _accelerator()
     main = accelerator.is_main_process
     run_dir = Path(config.out)
     entry: dict[str, Any] | None = None

@@ -1,0 +1,62 @@
+"""Config resolution: preset < YAML file < key=value overrides; bad keys name the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sftscope.errors import InputError
+from sftscope.train.config import load_config, parse_overrides
+from sftscope.train.presets import PRESETS
+
+
+def _file(tmp_path: Path, **values: object) -> Path:
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump({"model": "m", "data": "d", "out": "o", **values}))
+    return path
+
+
+def test_overrides_are_yaml_values_on_dotted_keys() -> None:
+    assert parse_overrides(["lr=1e-4", "schedule.every=10", "schedule.steps=[3, 5]", "suffix=null"]) == {
+        "lr": "1e-4",
+        "schedule": {"every": 10, "steps": [3, 5]},
+        "suffix": None,
+    }
+    with pytest.raises(InputError, match="not key=value"):
+        parse_overrides(["lr"])
+
+
+def test_preset_then_file_then_overrides(tmp_path: Path) -> None:
+    config = load_config(_file(tmp_path, lr=2e-5), ["schedule.every=5", "epochs=3"], preset="paper")
+    assert config.lr == 2e-5  # the file beats the preset
+    assert config.epochs == 3  # the command line beats both
+    assert config.schedule.every == 5 and config.schedule.log_spaced is False  # merged key by key
+    assert config.batch_size == 256 and config.warmup_ratio == 0.1 and config.preset == "paper"
+    assert load_config(_file(tmp_path, preset="micro")).dtype == "float32"  # a preset named in the file
+
+
+def test_every_preset_validates() -> None:
+    for name in PRESETS:
+        config = load_config(None, ["model=m", "data=d", "out=o"], preset=name)
+        assert config.preset == name
+    paper16 = load_config(None, ["model=m", "data=d", "out=o"], preset="paper-16ep-lr1e-4-constant")
+    assert (paper16.epochs, paper16.lr, paper16.lr_schedule) == (16, 1e-4, "constant")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [(["bogus=1"], "bogus"), (["schedule.evry=2"], "schedule.evry"), (["lr=fast"], "lr")],
+)
+def test_bad_keys_and_values_name_the_field(tmp_path: Path, overrides: list[str], field: str) -> None:
+    with pytest.raises(InputError) as info:
+        load_config(_file(tmp_path), overrides)
+    assert info.value.field == field
+
+
+def test_unknown_preset_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="unknown preset 'nope'"):
+        load_config(_file(tmp_path), preset="nope")
+    with pytest.raises(InputError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")

@@ -1,0 +1,86 @@
+"""Helpers shared by the train tests (no tests here): toy data, configs, and the CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from sftscope.data.io import write_records
+from sftscope.data.records import Example, user_example
+from sftscope.train.config import TrainConfig
+
+# The train command on an app of its own: a typer app with a single command would swallow the
+# command name, so this does not depend on which other stages have registered theirs yet.
+LAUNCHER = """\
+import typer
+from sftscope.cli import train
+
+app = typer.Typer(pretty_exceptions_enable=False)
+app.callback()(lambda: None)
+train.register(app)
+app()
+"""
+
+
+def toy_examples(count: int, seed: int = 0, long_every: int = 0) -> list[Example]:
+    """Addition questions with short reasoning; lengths vary (and every `long_every`-th one is long)."""
+    rng = random.Random(seed)
+    rows = []
+    for index in range(count):
+        a, b = rng.randint(0, 10 ** rng.randint(1, 4)), rng.randint(0, 999)
+        padding = " carry" * (40 if long_every and index % long_every == 0 else rng.randint(0, 6))
+        rows.append(
+            user_example(
+                f"What is {a} + {b}?", reasoning=f"{a} plus {b}{padding}", final=f"\\boxed{{{a + b}}}"
+            )
+        )
+    return rows
+
+
+def toy_data_dir(root: Path, count: int = 24, **kwargs: Any) -> Path:
+    """A data directory holding train.jsonl."""
+    write_records(toy_examples(count, **kwargs), root / "train.jsonl")
+    return root
+
+
+def toy_config(model_dir: Path, data: Path, out: Path, **values: Any) -> TrainConfig:
+    """A few fast steps, no progress bar; `values` override anything."""
+    base: dict[str, Any] = {
+        "model": str(model_dir),
+        "data": str(data),
+        "out": str(out),
+        "batch_size": 4,
+        "steps": 4,
+        "lr": 1e-3,
+        "max_length": 256,
+        "progress": False,
+        "report_to": [],
+    }
+    return TrainConfig.model_validate({**base, **values})
+
+
+def cli_env() -> dict[str, str]:
+    """One thread per process: fast on 2 shared cores, and the same float reduction order every run."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def launcher(tmp_path: Path) -> Path:
+    path = tmp_path / "sftscope_cli.py"
+    path.write_text(LAUNCHER)
+    return path
+
+
+def run_cli(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`sftscope train ...` in a fresh process."""
+    return subprocess.run(
+        [sys.executable, str(launcher(tmp_path)), "train", *args],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

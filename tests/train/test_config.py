@@ -60,3 +60,10 @@ def test_unknown_preset_and_missing_file(tmp_path: Path) -> None:
         load_config(_file(tmp_path), preset="nope")
     with pytest.raises(InputError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_example_specs_validate() -> None:
+    specs = sorted((Path(__file__).parents[2] / "specs" / "train").glob("*.yaml"))
+    assert specs
+    for spec in specs:
+        assert load_config(spec).out.startswith("runs/")

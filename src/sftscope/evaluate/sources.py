@@ -1,0 +1,192 @@
+"""Where a task's prompts come from: a procedural generator, a JSONL/Parquet file, or an HF dataset.
+
+Every source yields `Example` rows (prompt turns, gold `answer`, scorer inputs in `meta`). Foreign
+schemas are read through a `FieldMapping`; an adapter (`evaluate.adapters`) then handles what a
+mapping cannot: lettered options, LiveCodeBench's encoded tests, IFEval's instruction lists.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+from sftscope.data.io import FieldMapping, iter_rows_to_records, read_records
+from sftscope.data.records import Example, user_example
+from sftscope.errors import InputError
+from sftscope.evaluate.adapters import Adapter, adapt
+
+# Scorers that compare against a gold answer; a row without one is bad input, not an error row later.
+NEEDS_GOLD = frozenset({"math", "choice", "exact"})
+TAGS = ("from-microworld", "from-reasoning-gym", "from-file", "from-hf")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MicroworldSource(Strict):
+    """Held-out eval questions of one micro-world domain (`sftscope.data.microworld`)."""
+
+    generator: Literal["microworld"]
+    """Selects this source."""
+    domain: str
+    """Micro-world domain name (countdown, chain_sum, safety_forbidden, ...)."""
+    n: int = Field(ge=1)
+    """Prompts; a larger n extends a smaller one (same first prompts)."""
+    seed: int = 0
+    """Generator seed."""
+
+
+class ReasoningGymSource(Strict):
+    """A reasoning-gym procedural dataset."""
+
+    generator: Literal["reasoning_gym"]
+    """Selects this source."""
+    dataset: str
+    """reasoning-gym dataset name."""
+    config: dict[str, Any] = {}
+    """The dataset's own config (sets the difficulty)."""
+    n: int = Field(ge=1)
+    """Prompts."""
+    seed: int = 0
+    """Dataset seed."""
+
+
+class RowsSource(Strict):
+    mapping: FieldMapping | None = None
+    """Which columns feed question, answer, id and meta; unset for files of native `Example` rows."""
+    adapter: Adapter | None = None
+    """Row post-processing a mapping cannot express (choices, livecodebench, ifeval)."""
+    n: int | None = Field(default=None, ge=1)
+    """Keep n rows: the first n, or a seeded random sample when `sample_seed` is set."""
+    sample_seed: int | None = None
+    """Seed of the random subset (e.g. the MMLU-Pro 1k subset)."""
+
+
+class FileSource(RowsSource):
+    """A local JSONL or Parquet file (relative paths resolve against the working directory)."""
+
+    file: str
+    """Path of the file."""
+
+
+class HFRef(Strict):
+    path: str
+    """Hub dataset id, or a local JSONL/Parquet file in the same schema (read without `datasets`)."""
+    split: str = "test"
+    """Split name."""
+    subset: str | None = None
+    """Config name (e.g. gpqa_diamond)."""
+    data_files: list[str] | None = None
+    """Files of the repository to read instead of its default config (e.g. LiveCodeBench releases)."""
+
+
+class HFSource(RowsSource):
+    """A Hugging Face dataset (needs a network, or the HF cache)."""
+
+    hf: HFRef
+    """The dataset."""
+
+
+def _kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        if "file" in value:
+            return "from-file"
+        if "hf" in value:
+            return "from-hf"
+        return {"microworld": "from-microworld", "reasoning_gym": "from-reasoning-gym"}.get(
+            value.get("generator")
+        )
+    return {MicroworldSource: "from-microworld", ReasoningGymSource: "from-reasoning-gym"}.get(
+        type(value), "from-file" if isinstance(value, FileSource) else "from-hf"
+    )
+
+
+Source = Annotated[
+    Annotated[MicroworldSource, Tag("from-microworld")]
+    | Annotated[ReasoningGymSource, Tag("from-reasoning-gym")]
+    | Annotated[FileSource, Tag("from-file")]
+    | Annotated[HFSource, Tag("from-hf")],
+    Discriminator(
+        _kind,
+        custom_error_type="source_kind",
+        custom_error_message="a source is {generator: microworld | reasoning_gym, ...}, {file: PATH, ...} "
+        "or {hf: {path: ...}, ...}",
+    ),
+]
+
+
+def load_examples(source: Any, scorer: str) -> list[Example]:
+    """The task's prompts as Examples; a row the scorer cannot grade (no gold) is an InputError."""
+    if isinstance(source, MicroworldSource):
+        from sftscope.data.microworld import generate
+
+        try:
+            return generate(source.domain, split="eval", n=source.n, seed=source.seed)
+        except KeyError as exc:
+            raise InputError("microworld", str(exc.args[0]), field="source.domain") from exc
+    if isinstance(source, ReasoningGymSource):
+        return _reasoning_gym(source)
+    where, examples = _read_rows(source)
+    if source.n is not None and source.n < len(examples):
+        if source.sample_seed is None:
+            examples = examples[: source.n]
+        else:
+            keep = sorted(random.Random(source.sample_seed).sample(range(len(examples)), source.n))
+            examples = [examples[i] for i in keep]
+    if source.adapter is not None:
+        examples = adapt(examples, source.adapter, where)
+    if scorer in NEEDS_GOLD:
+        column = source.mapping.answer if source.mapping and source.mapping.answer else "answer"
+        for number, example in enumerate(examples, start=1):
+            if not (example.answer or "").strip():
+                raise InputError(
+                    where, f"row has no gold answer (scorer '{scorer}' needs one)", line=number, field=column
+                )
+    return examples
+
+
+def _reasoning_gym(source: ReasoningGymSource) -> list[Example]:
+    import reasoning_gym
+
+    try:
+        dataset = reasoning_gym.create_dataset(
+            source.dataset, size=source.n, seed=source.seed, **source.config
+        )
+    except Exception as exc:  # unknown name or bad config: reasoning-gym raises many types
+        raise InputError(
+            "reasoning_gym", f"cannot create dataset '{source.dataset}': {exc}", field="source"
+        ) from exc
+    return [
+        user_example(
+            entry["question"],
+            answer=str(entry["answer"]),
+            source=f"reasoning_gym:{source.dataset}",
+            meta={"rg_dataset": source.dataset, "rg_entry": entry},
+        )
+        for entry in dataset
+    ]
+
+
+def _read_rows(source: FileSource | HFSource) -> tuple[str, list[Example]]:
+    path = Path(source.file if isinstance(source, FileSource) else source.hf.path).expanduser()
+    if isinstance(source, FileSource) or path.is_file():
+        return str(path), read_records(path, mapping=source.mapping, require_response=False).records
+    import datasets
+
+    ref = source.hf
+    try:
+        if ref.data_files:
+            data = datasets.load_dataset(ref.path, data_files=ref.data_files, split=ref.split)
+        else:
+            data = datasets.load_dataset(ref.path, ref.subset, split=ref.split)
+    except Exception as exc:  # datasets raises many types; all mean "could not load this source"
+        raise InputError(ref.path, f"could not load dataset split '{ref.split}': {exc}") from exc
+    rows = enumerate(data, start=1)
+    result = iter_rows_to_records(
+        rows, ref.path, mapping=source.mapping, require_response=False, skip_bad=False
+    )
+    return ref.path, result.records

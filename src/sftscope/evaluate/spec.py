@@ -1,0 +1,292 @@
+"""Task specs and suites: evaluation tasks are data (YAML), checked strictly.
+
+A task names its source, prompt, sampling, scorer, metrics and domain tag; a suite is a named list of
+tasks. Built-ins live in `evaluate/tasks/` (tasks) and `evaluate/tasks/suites/` (suites) and load by
+name. Every model forbids unknown keys, and a validation error becomes `InputError(file, line=, field=)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sftscope.data.chat import DEFAULT_SUFFIX
+from sftscope.errors import InputError
+from sftscope.evaluate.adapters import NAMES as ADAPTERS
+from sftscope.evaluate.sources import TAGS, Source
+from sftscope.train.config import merge, parse_overrides
+
+TASKS_DIR = Path(__file__).parent / "tasks"
+SUITES_DIR = TASKS_DIR / "suites"
+Domain = Literal["in-domain", "cross-domain", "safety", "general"]
+METRIC = re.compile(r"^(avg|pass|maj)@([1-9][0-9]*)$")
+UNION_TAGS = frozenset(TAGS) | frozenset(ADAPTERS)
+# Scorer params that say where a scorer is reached, not how it judges: moving the judge to another
+# host must not invalidate stored samples.
+TRANSPORT_PARAMS = ("base_url", "api_key_env")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PromptSpec(Strict):
+    """How a source row becomes the model's prompt."""
+
+    system: str | None = None
+    """System message placed before the row's turns; none when unset (the reference uses none)."""
+    suffix: str | None = DEFAULT_SUFFIX
+    """Instruction appended to the last user turn; null for none (e.g. IFEval)."""
+
+
+class SamplingSpec(Strict):
+    """Generation settings shared by every backend."""
+
+    temperature: float = Field(default=0.0, ge=0.0)
+    """0 is greedy decoding."""
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    """Nucleus sampling mass (ignored when greedy)."""
+    max_new_tokens: int = Field(default=256, ge=1)
+    """Generation length limit; a think block still open at the limit is scored as truncated."""
+    n: int = Field(default=1, ge=1)
+    """Samples per prompt (the k of avg@k)."""
+    seed: int = 0
+    """Sampling seed; sample i of a prompt draws from its own generator, seeded by (seed, prompt, i)."""
+    stop: list[str] = []
+    """Stop strings; they end a generation only outside a <think> block (lm-eval PR #3700)."""
+
+    @model_validator(mode="after")
+    def _greedy_single(self) -> SamplingSpec:
+        if self.temperature == 0 and self.n > 1:
+            raise ValueError("greedy decoding (temperature 0) gives n identical samples: set n: 1")
+        return self
+
+
+class ScorerSpec(Strict):
+    """A scorer of `sftscope.scoring` and its settings."""
+
+    name: str
+    """Registered scorer name (math, countdown, choice, exact, reasoning_gym, refusal, ifeval, code, ...)."""
+    params: dict[str, Any] = {}
+    """Scorer parameters, checked by the scorer (e.g. refusal: {expect: refuse})."""
+    timeout_s: float = Field(default=10.0, gt=0)
+    """Per-item limit of one check; an overrun is a `timeout` row."""
+    workers: int = Field(default=2, ge=0)
+    """Scoring processes (0 runs checks inline, without a time limit)."""
+
+    @model_validator(mode="after")
+    def _known(self) -> ScorerSpec:
+        from sftscope.errors import SftscopeError
+        from sftscope.scoring.registry import check_params, get_scorer
+
+        try:
+            check_params(get_scorer(self.name), self.params)
+        except SftscopeError as exc:
+            raise ValueError(str(exc)) from exc
+        return self
+
+
+class TaskSpec(Strict):
+    """One evaluation task."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    """Task name as stored in the results store."""
+    domain: Domain
+    """in-domain, cross-domain, safety or general."""
+    description: str = ""
+    """What the task measures."""
+    source: Source
+    """Where the prompts come from: a generator, a file, or an HF dataset."""
+    prompt: PromptSpec = PromptSpec()
+    """System message and instruction suffix."""
+    sampling: SamplingSpec = SamplingSpec()
+    """Generation settings."""
+    scorer: ScorerSpec
+    """How a response is graded; a bare name is shorthand for {name: NAME}."""
+    metrics: list[str] = []
+    """avg@k, pass@k (unbiased) and maj@k with k <= sampling.n; default: avg@n."""
+    higher_is_better: bool = True
+    """Direction of the score (scores are 1.0 for the desired behaviour, so nearly always true)."""
+
+    @field_validator("scorer", mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _metrics(self) -> TaskSpec:
+        if not self.metrics:
+            self.metrics = [f"avg@{self.sampling.n}"]
+        for metric in self.metrics:
+            match = METRIC.match(metric)
+            if match is None:
+                raise ValueError(f"metric '{metric}' is not avg@k, pass@k or maj@k")
+            if int(match.group(2)) > self.sampling.n:
+                raise ValueError(f"metric '{metric}' needs k <= sampling.n ({self.sampling.n})")
+        return self
+
+    @property
+    def spec_hash(self) -> str:
+        """Hash of what decides a row's content besides model and prompt: template, sampling, scorer.
+
+        The sample count, the seed (a key column of its own) and the source (prompt ids are content
+        hashes) are left out, so adding samples or prompts reuses every row already computed.
+        """
+        sampling = self.sampling.model_dump(exclude={"n", "seed"})
+        scorer = self.scorer.model_dump(exclude={"timeout_s", "workers"})
+        scorer["params"] = {k: v for k, v in self.scorer.params.items() if k not in TRANSPORT_PARAMS}
+        payload = {"prompt": self.prompt.model_dump(), "sampling": sampling, "scorer": scorer}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class SuiteEntry(Strict):
+    """A task of a suite, with overrides of its spec."""
+
+    task: str
+    """A built-in task name or a task YAML path (relative to the suite file)."""
+    overrides: list[str] = []
+    """key=value changes to the task spec, e.g. source.n=8."""
+
+
+class SuiteSpec(Strict):
+    """A named list of tasks."""
+
+    name: str
+    """Suite name (`sftscope eval --suite NAME`)."""
+    description: str = ""
+    """What the suite is for."""
+    overrides: list[str] = []
+    """key=value changes applied to every task before its own."""
+    tasks: list[SuiteEntry] = Field(min_length=1)
+    """The tasks; a bare string is shorthand for {task: NAME}."""
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return [{"task": v} if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
+
+
+# -- reading YAML with located errors ----------------------------------------------------------------
+
+
+def _locate(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the deepest node of `loc` present in the YAML (union tags are skipped)."""
+    if root is None:
+        return None
+    node, line = root, root.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+            if found is not None:
+                node, line = found[1], found[0].start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+    return line
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
+    if not path.is_file():
+        raise InputError(str(path), "spec file does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        root, data = yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError(str(path), f"invalid YAML: {exc}", line=mark.line + 1 if mark else None) from exc
+    if not isinstance(data, dict):
+        raise InputError(str(path), "a spec is a YAML mapping", line=1)
+    return data, root
+
+
+def _validate(model: type[Strict], data: dict[str, Any], path: Path, root: yaml.Node | None) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        # A misspelt key shows up as missing + unknown; the unknown one is where the typo is.
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+        # pydantic puts union tags (which member it tried) into the location; they are not YAML keys.
+        loc = tuple(p for p in first["loc"] if p not in UNION_TAGS)
+        message = {"extra_forbidden": "unknown field", "missing": "required field is missing"}.get(
+            first["type"], str(first["msg"]).removeprefix("Value error, ")
+        )
+        field = ".".join(str(p) for p in loc) or None
+        raise InputError(str(path), message, line=_locate(root, loc), field=field) from exc
+
+
+def _builtin(name: str, folder: Path, kind: str) -> Path:
+    candidate = Path(name)
+    if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
+        return candidate
+    path = folder / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
+        raise InputError(name, f"no built-in {kind} '{name}' and no such file; built-in {kind}s: {known}")
+    return path
+
+
+def _scope(item: str) -> tuple[str | None, str]:
+    """'TASK:key=value' -> ('TASK', 'key=value'); an unscoped 'key=value' applies to every task."""
+    key = item.split("=", 1)[0]
+    if ":" in key:
+        task, rest = item.split(":", 1)
+        return task, rest
+    return None, item
+
+
+def check_scopes(overrides: list[str], names: list[str]) -> None:
+    """A TASK: prefix must name one of the tasks being run (a typo would silently change nothing)."""
+    for item in overrides:
+        task, _ = _scope(item)
+        if task is not None and task not in names:
+            raise InputError("--set", f"'{item}' names task '{task}', which is not among {names}")
+
+
+def load_task(name_or_path: str | Path, overrides: list[str] | None = None) -> TaskSpec:
+    """A built-in task by name, or a task YAML file, with overrides applied before validation.
+
+    Overrides are `key=value` (every task) or `TASK:key=value` (only the task named TASK).
+    """
+    path = _builtin(str(name_or_path), TASKS_DIR, "task")
+    data, root = _read_yaml(path)
+    mine = [rest for task, rest in map(_scope, overrides or []) if task in (None, data.get("name"))]
+    if mine:
+        if isinstance(data.get("scorer"), str):  # expand the shorthand, so scorer.params=... can merge in
+            data["scorer"] = {"name": data["scorer"]}
+        data = merge(data, parse_overrides(mine, source=str(path)))
+    return _validate(TaskSpec, data, path, root)
+
+
+def load_suite(
+    name_or_path: str | Path, overrides: list[str] | None = None
+) -> tuple[SuiteSpec, list[TaskSpec]]:
+    """A suite (built-in name or YAML file) and its tasks, each with the suite's and its own overrides."""
+    path = _builtin(str(name_or_path), SUITES_DIR, "suite")
+    data, root = _read_yaml(path)
+    suite: SuiteSpec = _validate(SuiteSpec, data, path, root)
+    tasks = []
+    for entry in suite.tasks:
+        ref = entry.task
+        if ref.endswith((".yaml", ".yml")) and not Path(ref).is_absolute():
+            ref = str(path.parent / ref)
+        tasks.append(load_task(ref, [*suite.overrides, *entry.overrides, *(overrides or [])]))
+    names = [t.name for t in tasks]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InputError(str(path), f"tasks named more than once: {duplicates}", field="tasks")
+    return suite, tasks
+
+
+def builtin_names() -> dict[str, list[str]]:
+    """Built-in task and suite names, for help texts and errors."""
+    return {
+        "tasks": sorted(p.stem for p in TASKS_DIR.glob("*.yaml")),
+        "suites": sorted(p.stem for p in SUITES_DIR.glob("*.yaml")),
+    }

@@ -1,0 +1,128 @@
+"""Every source and adapter on its fixture: the real-scale task specs, pointed at small files in
+the benchmarks' own schemas (tests never fetch a dataset), plus the procedural generators."""
+
+from __future__ import annotations
+
+import base64
+import json
+import pickle
+import zlib
+from pathlib import Path
+
+import pytest
+
+from sftscope.errors import InputError
+from sftscope.evaluate.sources import load_examples
+from sftscope.evaluate.spec import load_task
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "eval"
+
+
+def _load(task: str, fixture: str, key: str = "source.hf.path") -> list:
+    spec = load_task(task, [f"{key}={FIXTURES / fixture}"])
+    return load_examples(spec.source, spec.scorer.name)
+
+
+def test_math500_and_aime() -> None:
+    rows = _load("math500", "math500.jsonl")
+    assert [r.answer for r in rows] == ["\\frac{5}{6}", "3"]
+    assert rows[0].id == "test/prealgebra/1.json" and rows[0].meta == {"subject": "Prealgebra", "level": 1}
+    assert _load("aime24", "aime24.jsonl")[0].answer == "24"  # an integer column becomes the gold string
+    assert _load("aime25", "aime25.jsonl")[0].question.startswith("Find the sum")
+
+
+def test_gpqa_options_are_shuffled_per_row_and_gold_is_the_letter() -> None:
+    rows = _load("gpqa_diamond", "gpqa_diamond.jsonl")
+    for row in rows:
+        letter = row.answer
+        correct = {"recFIXTURE01": "The photon", "recFIXTURE02": "7"}[row.id]
+        assert f"({letter}) {correct}" in row.question
+        assert row.meta["choices"]["ABCD".index(letter)] == correct
+        assert not any(key.startswith("Incorrect") for key in row.meta)
+    assert [r.answer for r in rows] == [r.answer for r in _load("gpqa_diamond", "gpqa_diamond.jsonl")]
+
+
+def test_mmlu_pro_parquet_with_option_lists_and_a_seeded_subset() -> None:
+    rows = _load("mmlu_pro_1k", "mmlu_pro.parquet")
+    assert len(rows) == 3  # n: 1000 keeps everything of a smaller file
+    assert rows[0].answer == "F" and "(F) 11" in rows[0].question and "(J) 16" in rows[0].question
+    subset = load_task("mmlu_pro_1k", [f"source.hf.path={FIXTURES / 'mmlu_pro.parquet'}", "source.n=2"])
+    picked = load_examples(subset.source, "choice")
+    again = load_examples(subset.source, "choice")
+    assert len(picked) == 2 and [r.id for r in picked] == [r.id for r in again]
+
+
+def test_livecodebench_decodes_public_and_private_tests() -> None:
+    stdin, functional = _load("livecodebench", "livecodebench.jsonl")
+    assert [t["output"] for t in stdin.meta["tests"]] == ["6\n", "10\n"]
+    assert stdin.meta["fn_name"] is None and "# YOUR CODE HERE" in stdin.question
+    assert functional.meta["fn_name"] == "addTwo" and "def addTwo" in functional.question
+    assert "private_test_cases" not in functional.meta and len(functional.meta["tests"]) == 2
+
+
+def test_livecodebench_refuses_pickled_objects(tmp_path: Path) -> None:
+    evil = base64.b64encode(zlib.compress(pickle.dumps(Path("/")))).decode()
+    row = json.loads((FIXTURES / "livecodebench.jsonl").read_text().splitlines()[0])
+    (tmp_path / "lcb.jsonl").write_text(json.dumps({**row, "private_test_cases": evil}) + "\n")
+    with pytest.raises(InputError, match="refusing to load") as caught:
+        _load("livecodebench", str(tmp_path / "lcb.jsonl"))
+    assert caught.value.field == "private_test_cases"
+
+
+def test_ifeval_instructions_keep_only_set_keywords() -> None:
+    (row,) = _load("ifeval", "ifeval.jsonl")
+    assert row.answer is None and row.id == "1000"
+    assert row.meta["instructions"] == [
+        {"id": "punctuation:no_comma"},
+        {"id": "length_constraints:number_words", "relation": "at least", "num_words": 20},
+    ]
+
+
+def test_hexphi_style_file() -> None:
+    rows = _load("hexphi", "hexphi.jsonl", key="source.file")
+    assert [r.meta["category"] for r in rows] == ["Illegal Activity", "Privacy Violation"]
+
+
+def test_a_row_without_gold_names_file_line_and_field() -> None:
+    with pytest.raises(InputError) as caught:
+        _load("math500", "math500_no_answer.jsonl")
+    error = caught.value
+    assert error.file.endswith("math500_no_answer.jsonl") and error.line == 2 and error.field == "answer"
+
+
+def test_an_empty_gold_is_bad_input_too(tmp_path: Path) -> None:
+    (tmp_path / "m.jsonl").write_text(json.dumps({"problem": "1+1?", "answer": " ", "unique_id": "x"}) + "\n")
+    with pytest.raises(InputError, match="no gold answer") as caught:
+        _load("math500", str(tmp_path / "m.jsonl"))
+    assert caught.value.line == 1 and caught.value.field == "answer"
+
+
+def test_microworld_and_reasoning_gym_generators(tmp_path: Path) -> None:
+    spec = load_task("countdown", ["source.n=3"])
+    rows = load_examples(spec.source, "countdown")
+    assert len(rows) == 3 and {"numbers", "target"} <= set(rows[0].meta)
+    assert [r.id for r in load_examples(load_task("countdown", ["source.n=5"]).source, "countdown")][:3] == [
+        r.id for r in rows
+    ]  # a larger n extends a smaller one, so stored rows stay valid
+    task = tmp_path / "rg.yaml"
+    task.write_text(
+        "name: rg\ndomain: cross-domain\nscorer: reasoning_gym\n"
+        "source: {generator: reasoning_gym, dataset: chain_sum, n: 2, seed: 3,\n"
+        "         config: {min_terms: 2, max_terms: 2}}\n"
+    )
+    rg = load_task(task)
+    rows = load_examples(rg.source, "reasoning_gym")
+    assert len(rows) == 2 and rows[0].meta["rg_dataset"] == "chain_sum" and rows[0].answer
+
+
+def test_unknown_generator_names_are_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="unknown micro-world domain"):
+        spec = load_task("countdown", ["source.domain=nope"])
+        load_examples(spec.source, "countdown")
+    task = tmp_path / "rg.yaml"
+    task.write_text(
+        "name: rg\ndomain: cross-domain\nscorer: reasoning_gym\n"
+        "source: {generator: reasoning_gym, dataset: no_such_dataset, n: 2}\n"
+    )
+    with pytest.raises(InputError, match="no_such_dataset"):
+        load_examples(load_task(task).source, "reasoning_gym")

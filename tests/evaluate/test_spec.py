@@ -1,0 +1,147 @@
+"""Task specs and suites: built-ins load, bad specs are located errors, overrides and hashes behave."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sftscope.data.microworld import domains
+from sftscope.errors import InputError
+from sftscope.evaluate.spec import builtin_names, check_scopes, load_suite, load_task
+
+GOOD = """\
+name: demo
+domain: general
+source:
+  file: rows.jsonl
+  mapping: {question: q, answer: a}
+sampling: {temperature: 0.6, n: 4}
+scorer: exact
+metrics: [avg@4, pass@2, maj@4]
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "task.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_every_builtin_task_and_suite_loads() -> None:
+    names = builtin_names()
+    assert {"micro", "micro-quick", "paper"} <= set(names["suites"])
+    for task in names["tasks"]:
+        assert load_task(task).name == task
+    micro_quick = load_suite("micro-quick")[1]
+    assert all(t.source.n == 8 for t in micro_quick)
+    # A quick slice shares the full suite's spec hashes, so its rows are reused by a `micro` sweep.
+    full = {t.name: t.spec_hash for t in load_suite("micro")[1]}
+    assert all(full[t.name] == t.spec_hash for t in micro_quick)
+
+
+def test_micro_suite_covers_every_micro_world_domain() -> None:
+    tasks = {t.name: t for t in load_suite("micro")[1]}
+    for domain in domains():
+        task = tasks[domain.name]
+        assert task.domain == domain.tag and task.scorer.name == domain.scorer
+        assert task.source.domain == domain.name
+    crossing = [t for t in tasks.values() if t.domain == "cross-domain"]
+    assert len(crossing) >= 6
+    expect = {
+        tasks["safety_forbidden"].scorer.params["expect"],
+        tasks["safety_benign"].scorer.params["expect"],
+    }
+    assert expect == {"refuse", "comply"}
+
+
+def test_paper_specs_use_the_reference_sampling() -> None:
+    tasks = {t.name: t for t in load_suite("paper")[1]}
+    for task in tasks.values():
+        assert (task.sampling.temperature, task.sampling.top_p, task.prompt.system) == (0.6, 0.95, None)
+    assert {n: tasks[n].sampling.n for n in ("math500", "aime24", "gpqa_diamond", "livecodebench")} == {
+        "math500": 3,
+        "aime24": 10,
+        "gpqa_diamond": 3,
+        "livecodebench": 3,
+    }
+    assert tasks["mmlu_pro_1k"].source.n == 1000 and tasks["hexphi"].domain == "safety"
+
+
+def test_unknown_field_is_located(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path, GOOD.replace("sampling: {temperature: 0.6, n: 4}", "sampling: {temprature: 0.6, n: 4}")
+    )
+    with pytest.raises(InputError) as caught:
+        load_task(path)
+    error = caught.value
+    assert (error.line, error.field, error.reason) == (6, "sampling.temprature", "unknown field")
+    nested = _write(
+        tmp_path, GOOD.replace("mapping: {question: q, answer: a}", "mapping: {question: q, gold: a}")
+    )
+    with pytest.raises(InputError) as caught:
+        load_task(nested)
+    assert (caught.value.line, caught.value.field) == (5, "source.mapping.gold")
+
+
+def test_unknown_scorer_and_bad_params_are_located(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="unknown scorer 'nope'") as caught:
+        load_task(_write(tmp_path, GOOD.replace("scorer: exact", "scorer: nope")))
+    assert (caught.value.line, caught.value.field) == (7, "scorer")
+    with pytest.raises(InputError, match="expect") as caught:
+        load_task(
+            _write(tmp_path, GOOD.replace("scorer: exact", "scorer: {name: refusal, params: {expect: x}}"))
+        )
+    assert caught.value.line == 7
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("metrics: [avg@4, pass@2, maj@4]", "metrics: [avg@5]"), "k <= sampling.n"),
+        (("metrics: [avg@4, pass@2, maj@4]", "metrics: [best@2]"), "not avg@k"),
+        (("sampling: {temperature: 0.6, n: 4}", "sampling: {temperature: 0, n: 4}"), "identical samples"),
+        (("domain: general", "domain: maths"), "domain"),
+        (("  file: rows.jsonl\n", "  url: rows.jsonl\n"), "a source is"),
+    ],
+)
+def test_bad_values(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        load_task(_write(tmp_path, GOOD.replace(*change)))
+
+
+def test_overrides_scoped_and_unscoped(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD)
+    assert load_task(path, ["sampling.max_new_tokens=7"]).sampling.max_new_tokens == 7
+    assert load_task(path, ["demo:sampling.max_new_tokens=7"]).sampling.max_new_tokens == 7
+    assert load_task(path, ["other:sampling.max_new_tokens=7"]).sampling.max_new_tokens == 256
+    check_scopes(["demo:a=1", "b=2"], ["demo"])
+    with pytest.raises(InputError, match="names task 'other'"):
+        check_scopes(["other:a=1"], ["demo"])
+    with pytest.raises(InputError, match="no built-in task 'nope'"):
+        load_task("nope")
+
+
+def test_spec_hash_tracks_what_changes_a_row() -> None:
+    base = load_task("math500")
+    assert load_task("math500", ["sampling.n=5"]).spec_hash == base.spec_hash  # more samples reuse rows
+    assert load_task("math500", ["source.hf.path=x"]).spec_hash == base.spec_hash
+    assert load_task("math500", ["scorer.workers=0"]).spec_hash == base.spec_hash
+    assert load_task("math500", ["sampling.top_p=0.9"]).spec_hash != base.spec_hash
+    assert load_task("math500", ["prompt.suffix=null"]).spec_hash != base.spec_hash
+    assert load_task("math500", ["scorer.name=exact"]).spec_hash != base.spec_hash
+    judge = load_task("hexphi")
+    moved = load_task("hexphi", ["scorer.params.base_url=http://127.0.0.1:9/v1"])
+    assert moved.spec_hash == judge.spec_hash  # where the judge lives is not how it judges
+    assert load_task("hexphi", ["scorer.params.model=other"]).spec_hash != judge.spec_hash
+
+
+def test_suite_errors(tmp_path: Path) -> None:
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\ntasks: [countdown, countdown]\n")
+    with pytest.raises(InputError, match="more than once"):
+        load_suite(suite)
+    suite.write_text("name: s\ntasks: [countdown]\nextra: 1\n")
+    with pytest.raises(InputError) as caught:
+        load_suite(suite)
+    assert (caught.value.line, caught.value.field) == (3, "extra")

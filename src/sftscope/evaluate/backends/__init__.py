@@ -1,0 +1,32 @@
+"""Generation backends behind one interface (`base.Backend`): transformers, vLLM, OpenAI-compatible HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sftscope.errors import SftscopeError
+from sftscope.evaluate.backends.base import Backend, Generation, sample_seed
+
+__all__ = ["BACKENDS", "Backend", "Generation", "make_backend", "sample_seed"]
+
+BACKENDS = ("transformers", "vllm", "openai")
+
+
+def make_backend(name: str, *, batch_size: int | None = None, **options: Any) -> Backend:
+    """A backend by name; `options` go to its constructor (e.g. base_url for openai)."""
+    sized = {"batch_size": batch_size} if batch_size is not None else {}
+    if name == "transformers":
+        from sftscope.evaluate.backends.hf import TransformersBackend
+
+        return TransformersBackend(**sized, **options)
+    if name == "vllm":
+        from sftscope.evaluate.backends.vllm import VLLMBackend
+
+        return VLLMBackend(**sized, **options)
+    if name == "openai":
+        from sftscope.evaluate.backends.openai import OpenAIBackend
+
+        if "base_url" not in options:
+            raise SftscopeError("the openai backend needs an endpoint URL (--endpoint http://HOST:PORT/v1)")
+        return OpenAIBackend(options.pop("base_url"), concurrency=batch_size or 8, **options)
+    raise SftscopeError(f"unknown backend '{name}'; known: {', '.join(BACKENDS)}")

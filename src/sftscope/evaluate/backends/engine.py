@@ -1,0 +1,209 @@
+"""Batched decoding of a transformers causal LM with a KV cache, left padding and slot refill.
+
+Why not `model.generate`: it keeps decoding every row of a batch until the longest one ends, and
+its stop-string check re-decodes each row's tail at every step. On CPU, where a step's cost is
+mostly fixed overhead, what pays is a batch that stays full. So:
+
+- prompts are sorted by length, so a prefill group pads little;
+- a row that ends (EOS, stop string, length) leaves the batch at once: its cache rows are dropped;
+- when a quarter of the slots are free, waiting prompts are prefilled as a group and merged into the
+  running cache (each row's tokens are contiguous and right-aligned; the left is masked padding), and
+  padding columns no row needs any more are trimmed;
+- each row samples from its own `torch.Generator` (seeded per sample), so a sampled output does not
+  depend on which rows share its batch; greedy decoding takes the argmax.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from sftscope.evaluate.backends.base import Generation, OnDone
+from sftscope.evaluate.backends.stops import StopWatcher
+from sftscope.evaluate.spec import SamplingSpec
+
+REFILL_AT = 0.75  # refill once at most this share of the slots is busy
+
+
+@dataclass
+class _Row:
+    index: int
+    prompt_len: int
+    generator: torch.Generator | None
+    watcher: StopWatcher | None
+    tokens: list[int] = field(default_factory=list)
+
+
+class Engine:
+    """Generates for one loaded model; `run` may be called many times."""
+
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int, eos_ids: set[int]) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.eos_ids = eos_ids
+        self.pad_id = tokenizer.pad_token_id
+        self.device = next(model.parameters()).device
+        # transformers 5 renamed `past_key_values` to `cache`; use whichever this version takes.
+        params = inspect.signature(model.forward).parameters
+        self.cache_kw = "cache" if "cache" in params else "past_key_values"
+
+    @torch.inference_mode()
+    def run(
+        self,
+        prompt_ids: list[list[int]],
+        sampling: SamplingSpec,
+        seeds: list[int],
+        think_open: list[bool],
+        on_done: OnDone,
+    ) -> None:
+        """Generate for every prompt; `on_done(i, generation)` as each finishes (in no fixed order)."""
+        pending = deque(sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i])))
+        rows: list[_Row] = []
+        cache: Any = None
+        mask = feed = positions = torch.empty(0, dtype=torch.long, device=self.device)
+        while pending or rows:
+            if pending and len(rows) <= REFILL_AT * self.batch_size:
+                take = [pending.popleft() for _ in range(min(self.batch_size - len(rows), len(pending)))]
+                new_rows = [self._row(i, prompt_ids[i], sampling, seeds[i], think_open[i]) for i in take]
+                new_cache, new_mask, logits = self._prefill([prompt_ids[i] for i in take])
+                tokens = self._pick(logits, new_rows, sampling)
+                keep = self._advance(new_rows, tokens, sampling, on_done)
+                if keep:
+                    index = torch.tensor(keep, device=self.device)
+                    new_cache.batch_select_indices(index)
+                    cache, mask = self._merge(cache, mask, new_cache, new_mask[index])
+                    rows += [new_rows[k] for k in keep]
+                    feed = torch.cat([feed, tokens[index]])
+                    lengths = torch.tensor([r.prompt_len for r in new_rows], device=self.device)
+                    positions = torch.cat([positions, lengths[index]])
+            if not rows:
+                continue
+            mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
+            out = self.model(
+                input_ids=feed[:, None],
+                attention_mask=mask,
+                position_ids=positions[:, None],
+                use_cache=True,
+                **{self.cache_kw: cache},
+            )
+            tokens = self._pick(out.logits[:, -1, :], rows, sampling)
+            keep = self._advance(rows, tokens, sampling, on_done)
+            if len(keep) < len(rows):
+                index = torch.tensor(keep, dtype=torch.long, device=self.device)
+                if keep:
+                    cache.batch_select_indices(index)
+                    mask = self._trim(cache, mask[index])
+                else:
+                    cache, mask = None, torch.empty(0, dtype=torch.long, device=self.device)
+                rows = [rows[k] for k in keep]
+                tokens, positions = tokens[index], positions[index]
+            feed, positions = tokens, positions + 1
+
+    def _row(self, index: int, ids: list[int], sampling: SamplingSpec, seed: int, think_open: bool) -> _Row:
+        generator = None
+        if sampling.temperature > 0:
+            generator = torch.Generator(device=self.device).manual_seed(seed)
+        watcher = StopWatcher(self.tokenizer, sampling.stop, think_open) if sampling.stop else None
+        return _Row(index, len(ids), generator, watcher)
+
+    def _prefill(self, batch: list[list[int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        from transformers import DynamicCache
+
+        width = max(len(ids) for ids in batch)
+        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, ids in enumerate(batch):
+            input_ids[row, width - len(ids) :] = torch.tensor(ids)
+            mask[row, width - len(ids) :] = 1
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        cache = DynamicCache(config=self.model.config)
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+            use_cache=True,
+            logits_to_keep=1,
+            **{self.cache_kw: cache},
+        )
+        return cache, mask, out.logits[:, -1, :]
+
+    @staticmethod
+    def _pick(logits: torch.Tensor, rows: list[_Row], sampling: SamplingSpec) -> torch.Tensor:
+        if sampling.temperature == 0:
+            return logits.argmax(dim=-1)
+        probs = torch.softmax(logits.float() / sampling.temperature, dim=-1)
+        if sampling.top_p < 1.0:
+            sorted_probs, order = probs.sort(dim=-1, descending=True)
+            outside = (
+                sorted_probs.cumsum(dim=-1) - sorted_probs > sampling.top_p
+            )  # the top token always stays
+            probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs.masked_fill(outside, 0.0))
+        return torch.cat(
+            [torch.multinomial(probs[i], 1, generator=row.generator) for i, row in enumerate(rows)]
+        )
+
+    def _advance(
+        self, rows: list[_Row], tokens: torch.Tensor, sampling: SamplingSpec, on_done: OnDone
+    ) -> list[int]:
+        """Append each row's token; report finished rows; return the positions of the rows that go on."""
+        keep = []
+        for position, (row, token) in enumerate(zip(rows, tokens.tolist(), strict=True)):
+            cut: int | None = None
+            if token in self.eos_ids:
+                reason = "stop"
+            else:
+                row.tokens.append(token)
+                cut = row.watcher.push(token) if row.watcher is not None else None
+                reason = (
+                    "stop"
+                    if cut is not None
+                    else "length"
+                    if len(row.tokens) >= sampling.max_new_tokens
+                    else ""
+                )
+            if not reason:
+                keep.append(position)
+                continue
+            if cut is not None and row.watcher is not None:
+                text = row.watcher.text[:cut]
+            else:
+                text = self.tokenizer.decode(row.tokens, skip_special_tokens=False)
+            on_done(row.index, Generation(text, row.prompt_len, len(row.tokens), reason))  # type: ignore[arg-type]
+        return keep
+
+    @staticmethod
+    def _merge(
+        cache: Any, mask: torch.Tensor, new_cache: Any, new_mask: torch.Tensor
+    ) -> tuple[Any, torch.Tensor]:
+        """Stack two caches along the batch, left-padding the shorter one (padding is masked out)."""
+        if cache is None:
+            return new_cache, new_mask
+        width = max(mask.shape[1], new_mask.shape[1])
+
+        def pad(t: torch.Tensor, dim: int) -> torch.Tensor:
+            missing = width - t.shape[dim]
+            if missing == 0:
+                return t
+            shape = list(t.shape)
+            shape[dim] = missing
+            return torch.cat([t.new_zeros(shape), t], dim=dim)
+
+        for layer, new_layer in zip(cache.layers, new_cache.layers, strict=True):
+            layer.keys = torch.cat([pad(layer.keys, -2), pad(new_layer.keys, -2)])
+            layer.values = torch.cat([pad(layer.values, -2), pad(new_layer.values, -2)])
+        return cache, torch.cat([pad(mask, 1), pad(new_mask, 1)])
+
+    @staticmethod
+    def _trim(cache: Any, mask: torch.Tensor) -> torch.Tensor:
+        """Drop leading columns that are padding in every remaining row."""
+        first = int(mask.any(dim=0).long().argmax())
+        if first == 0:
+            return mask
+        for layer in cache.layers:
+            layer.keys, layer.values = layer.keys[..., first:, :], layer.values[..., first:, :]
+        return mask[:, first:]

@@ -1,0 +1,78 @@
+"""The transformers backend: any local HF causal LM, decoded by `engine.Engine` on CPU or one GPU."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sftscope.data.chat import render_prompt
+from sftscope.data.records import Message
+from sftscope.evaluate.backends.base import Generation, OnDone
+from sftscope.evaluate.backends.stops import opens_think
+from sftscope.evaluate.spec import SamplingSpec
+
+
+class TransformersBackend:
+    """Loads checkpoints with `sftscope.models.loading` (fp32 on CPU) and decodes them in batches."""
+
+    name = "transformers"
+
+    def __init__(self, batch_size: int = 64, dtype: str = "float32", device: str = "cpu") -> None:
+        self.batch_size = batch_size
+        self.dtype = dtype
+        self.device = device
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self.engine: Any = None
+
+    def load(self, model_path: str) -> None:
+        from sftscope.evaluate.backends.engine import Engine
+        from sftscope.models.loading import load_model_and_tokenizer
+
+        self.close()
+        model, tokenizer = load_model_and_tokenizer(model_path, dtype=self.dtype)
+        self.model, self.tokenizer = model.to(self.device).eval(), tokenizer
+        self.engine = Engine(self.model, tokenizer, self.batch_size, eos_ids(model, tokenizer))
+
+    def render(self, messages: list[Message], suffix: str | None) -> str:
+        return render_prompt(self._tokenizer(), messages, suffix)
+
+    def generate(
+        self,
+        prompts: list[str],
+        sampling: SamplingSpec,
+        *,
+        seeds: list[int] | None = None,
+        on_done: OnDone | None = None,
+    ) -> list[Generation]:
+        tokenizer = self._tokenizer()
+        # The chat template already holds any BOS; adding special tokens would double it (as in training).
+        ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        results: list[Generation | None] = [None] * len(prompts)
+
+        def done(index: int, generation: Generation) -> None:
+            results[index] = generation
+            if on_done is not None:
+                on_done(index, generation)
+
+        seeds = seeds if seeds is not None else [sampling.seed] * len(prompts)
+        self.engine.run(ids, sampling, seeds, [opens_think(p) for p in prompts], done)
+        return [r for r in results if r is not None]
+
+    def _tokenizer(self) -> Any:
+        if self.tokenizer is None:
+            raise RuntimeError("no model loaded: call load(path) first")
+        return self.tokenizer
+
+    def close(self) -> None:
+        self.model = self.tokenizer = self.engine = None
+
+
+def eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    """The tokenizer's EOS and the generation config's (chat models often end turns with another token)."""
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if configured is not None:
+        ids |= set(configured) if isinstance(configured, list) else {configured}
+    if not ids:
+        raise ValueError(f"{getattr(tokenizer, 'name_or_path', 'tokenizer')} has no EOS token to stop at")
+    return ids

@@ -1,0 +1,149 @@
+"""The OpenAI-compatible backend against a stub server on 127.0.0.1 (never any other address), and
+the vLLM backend's absence path (vLLM is not installed here)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from sftscope.data.records import Message
+from sftscope.errors import SftscopeError
+from sftscope.evaluate.backends import make_backend
+from sftscope.evaluate.backends.openai import EndpointError
+from sftscope.evaluate.spec import SamplingSpec
+
+
+class Stub:
+    """What the server answers next; every request body is recorded."""
+
+    def __init__(self) -> None:
+        self.reply: Any = None
+        self.status = 200
+        self.requests: list[dict[str, Any]] = []
+
+
+@pytest.fixture
+def stub() -> Iterator[tuple[Stub, str]]:
+    state = Stub()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            state.requests.append({"path": self.path, **body})
+            reply = state.reply(body) if callable(state.reply) else state.reply
+            data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
+            self.send_response(state.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state, f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def _chat(content: str, finish: str = "stop", **message: Any) -> dict[str, Any]:
+    return {
+        "choices": [
+            {"message": {"role": "assistant", "content": content, **message}, "finish_reason": finish}
+        ],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 5},
+    }
+
+
+def test_chat_mode_sends_messages_and_applies_stops_outside_think(stub: tuple[Stub, str]) -> None:
+    state, url = stub
+    state.reply = _chat("the answer END more", reasoning_content="thinking END still")
+    backend = make_backend("openai", base_url=url, model="served", mode="chat", batch_size=2)
+    backend.load("/models/ckpt")
+    prompt = backend.render([Message(role="user", content="Q?")], "Think.")
+    done: list[int] = []
+    (gen,) = backend.generate(
+        [prompt], SamplingSpec(max_new_tokens=9, stop=["END"]), seeds=[3], on_done=lambda i, g: done.append(i)
+    )
+    assert gen.text == "<think>thinking END still</think>the answer " and gen.finish_reason == "stop"
+    assert (gen.prompt_tokens, gen.output_tokens, done) == (7, 5, [0])
+    request = state.requests[0]
+    assert request["path"] == "/v1/chat/completions" and request["model"] == "served"
+    assert request["messages"] == [{"role": "user", "content": "Q?\nThink."}] and request["max_tokens"] == 9
+    assert "stop" not in request and request["seed"] == 3
+
+
+def test_completions_mode_renders_with_the_tokenizer(stub: tuple[Stub, str], tiny_model_dir: Any) -> None:
+    state, url = stub
+    state.reply = {"choices": [{"text": " 42", "finish_reason": "length"}]}
+    backend = make_backend("openai", base_url=url, mode="completions")
+    backend.load(str(tiny_model_dir))
+    prompt = backend.render([Message(role="user", content="Q?")], None)
+    (gen,) = backend.generate([prompt], SamplingSpec())
+    assert state.requests[0]["prompt"].startswith("<|user|>") and state.requests[0]["model"] == str(
+        tiny_model_dir
+    )
+    assert (gen.text, gen.finish_reason, gen.output_tokens) == (" 42", "length", None)  # no usage reported
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (b"<html>oops</html>", "not JSON"),
+        ([1, 2], "expected a JSON object"),
+        ({"choices": []}, "no choices"),
+        ({"choices": [{"message": {"role": "assistant"}, "finish_reason": "stop"}]}, "content"),
+        ({"choices": [{"message": {"content": "x"}}]}, "finish_reason"),
+        ({"error": {"message": "model not found"}}, "model not found"),
+    ],
+)
+def test_malformed_replies_name_the_endpoint(stub: tuple[Stub, str], reply: Any, message: str) -> None:
+    state, url = stub
+    state.reply = reply
+    backend = make_backend("openai", base_url=url, model="m")
+    backend.load("m")
+    with pytest.raises(EndpointError, match=message) as caught:
+        backend.generate([backend.render([Message(role="user", content="x")], None)], SamplingSpec())
+    assert str(caught.value).startswith(f"{url}/chat/completions: ")
+
+
+def test_http_errors_are_retried_then_reported(stub: tuple[Stub, str]) -> None:
+    state, url = stub
+    state.status, state.reply = 500, {"error": "busy"}
+    backend = make_backend("openai", base_url=url, model="m", retries=1)
+    backend.load("m")
+    with pytest.raises(EndpointError, match="HTTP 500"):
+        backend.generate([backend.render([Message(role="user", content="x")], None)], SamplingSpec())
+    assert len(state.requests) == 2
+    state.status = 404
+    with pytest.raises(EndpointError, match="HTTP 404"):
+        backend.generate([backend.render([Message(role="user", content="x")], None)], SamplingSpec())
+    assert len(state.requests) == 3  # a 4xx is not retried
+
+
+def test_openai_backend_needs_an_endpoint() -> None:
+    with pytest.raises(SftscopeError, match="--endpoint"):
+        make_backend("openai")
+
+
+def test_vllm_absent_is_a_clear_error() -> None:
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        with pytest.raises(SftscopeError, match="pip install 'sftscope\\[vllm\\]'"):
+            make_backend("vllm")
+    else:
+        pytest.skip("vLLM is installed: the absence path cannot run")
+
+
+def test_unknown_backend() -> None:
+    with pytest.raises(SftscopeError, match="known: transformers, vllm, openai"):
+        make_backend("tgi")

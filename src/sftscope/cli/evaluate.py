@@ -1,9 +1,103 @@
-"""CLI commands of the evaluate stage."""
+"""CLI commands of the evaluate stage: `sftscope eval`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from sftscope.cli.errors import reports_errors
+from sftscope.errors import InputError
+
+
+def _steps(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError as exc:
+        raise InputError("--steps", f"expected comma-separated step numbers, got '{text}'") from exc
+
+
+@reports_errors
+def eval_command(
+    target: str = typer.Argument(
+        ..., help="A run directory (all checkpoints + base), a model dir or a shipped name."
+    ),
+    suite: str | None = typer.Option(
+        None, "--suite", help="Built-in suite (micro, micro-quick, paper) or YAML."
+    ),
+    tasks: list[str] | None = typer.Option(
+        None, "--task", help="A task (built-in name or YAML); repeatable."
+    ),
+    steps: str | None = typer.Option(None, "--steps", help="Only these checkpoint steps, e.g. 0,10,40."),
+    every: int | None = typer.Option(
+        None, "--every", help="Only checkpoints whose step is a multiple (+ last)."
+    ),
+    store: Path | None = typer.Option(None, "--store", help="Results store (default RUN/results.duckdb)."),
+    backend: str = typer.Option("transformers", "--backend", help="transformers | vllm | openai."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", help="Rows decoded together (or concurrency)."
+    ),
+    overrides: list[str] | None = typer.Option(
+        None, "--set", help="Task spec change KEY=VALUE for every task, or TASK:KEY=VALUE for one."
+    ),
+    retry_errors: bool = typer.Option(False, "--retry-errors", help="Re-run stored error/timeout rows."),
+    endpoint: str | None = typer.Option(
+        None, "--endpoint", help="openai backend: base URL, e.g. http://HOST:PORT/v1"
+    ),
+    endpoint_model: str | None = typer.Option(
+        None, "--endpoint-model", help="openai backend: served model name."
+    ),
+    endpoint_mode: str = typer.Option("chat", "--endpoint-mode", help="openai backend: chat | completions."),
+    n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples of each aggregate's CI."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Sweep-evaluate a training run (every checkpoint + its base as step 0) or one model on a suite.
+
+    Only rows missing from the store are computed; weights already evaluated (by content hash) are
+    skipped. Writes aggregates.parquet/.json beside the store and prints the store path on stdout.
+    """
+    from transformers.utils import logging as hf_logging
+
+    from sftscope.evaluate.backends import make_backend
+    from sftscope.evaluate.spec import check_scopes, load_suite, load_task
+    from sftscope.evaluate.store import ResultsStore
+    from sftscope.evaluate.summary import print_summary
+    from sftscope.evaluate.sweep import Task, run_sweep
+    from sftscope.evaluate.targets import resolve_targets
+    from sftscope.progress import console
+
+    hf_logging.disable_progress_bar()  # one progress bar per checkpoint (ours), not one per weight load
+    if bool(suite) == bool(tasks):
+        raise InputError("command line", "give either --suite NAME or one or more --task NAME")
+    specs = load_suite(suite, overrides)[1] if suite else [load_task(t, overrides) for t in tasks or []]
+    check_scopes(overrides or [], [s.name for s in specs])
+    targets = resolve_targets(target, steps=_steps(steps), every=every)
+    run_dir = Path(target) if (Path(target) / "manifest.json").is_file() else None
+    store_path = store or (run_dir / "results.duckdb" if run_dir else Path("results.duckdb"))
+    options: dict[str, str | None] = {}
+    if backend == "openai":
+        options = {"model": endpoint_model, "mode": endpoint_mode}
+        if endpoint:
+            options["base_url"] = endpoint
+    engine = make_backend(backend, batch_size=batch_size, **options)
+    loaded = [Task.load(spec) for spec in specs]
+    with ResultsStore(store_path) as results:
+        stats = run_sweep(
+            targets,
+            loaded,
+            results,
+            engine,
+            retry_errors=retry_errors,
+            show_progress=not quiet,
+            log=console.print,
+        )
+        print_summary(results, specs, targets, stats, n_boot=n_boot)
+    engine.close()
+    typer.echo(str(store_path))
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the top-level app."""
+    app.command("eval")(eval_command)

@@ -1,0 +1,87 @@
+"""What a sweep evaluates: every checkpoint of a training run plus its base as step 0, or one model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sftscope.errors import InputError
+from sftscope.models.loading import check_weights, resolve_model
+from sftscope.train.checkpoints import MANIFEST, base_model_dir, content_hash, read_manifest
+
+
+@dataclass(frozen=True)
+class Target:
+    """One model to evaluate, and where its rows belong."""
+
+    run: str
+    """Run name in the store (the run directory's name, or the model's name)."""
+    step: int
+    """Optimizer step; 0 is the base model."""
+    path: str
+    """Local model directory."""
+    model_hash: str
+    """Content hash of the weights: the store's key."""
+
+
+def resolve_targets(
+    target: str | Path, *, steps: list[int] | None = None, every: int | None = None
+) -> list[Target]:
+    """The run's base (step 0) and its checkpoints, selected by `steps` / `every`; or one model as step 0.
+
+    Every selected checkpoint must hold weights: a missing one is reported before anything runs.
+    """
+    run_dir = Path(target)
+    if (run_dir / MANIFEST).is_file():
+        return _run_targets(run_dir, steps, every)
+    if (steps and set(steps) - {0}) or every:
+        message = "--steps/--every select checkpoints of a run directory; this is a model"
+        raise InputError(str(target), message)
+    path = _local_model(str(target))
+    return [Target(Path(str(target).rstrip("/")).name, 0, path, content_hash(path))]
+
+
+def _local_model(name: str) -> str:
+    resolved = Path(resolve_model(name))
+    if resolved.is_dir():
+        check_weights(resolved)
+        return str(resolved)
+    if resolved.exists():
+        raise InputError(name, "expected a model directory (or a shipped model name), got a file")
+    try:  # a hub id already in the HF cache (evaluation never downloads)
+        return str(base_model_dir(name))
+    except Exception as exc:  # huggingface_hub raises several types for "not cached"
+        message = f"no such model directory or shipped model, and not in the HF cache ({exc})"
+        raise InputError(name, message) from exc
+
+
+def _run_targets(run_dir: Path, steps: list[int] | None, every: int | None) -> list[Target]:
+    manifest = read_manifest(run_dir)
+    where = str(run_dir / MANIFEST)
+    try:
+        base, base_hash = str(manifest["base_model"]), str(manifest["base_hash"])
+        entries = sorted(manifest["checkpoints"], key=lambda e: int(e["step"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(where, f"manifest lacks or garbles {exc}", field=str(exc).strip("'")) from exc
+    available = [int(e["step"]) for e in entries]
+    if steps is not None:
+        unknown = sorted(set(steps) - set(available) - {0})
+        if unknown:
+            message = f"no checkpoint at steps {unknown}; checkpoints: {available}"
+            raise InputError(where, message, field="checkpoints")
+        entries = [e for e in entries if int(e["step"]) in steps]
+    if every is not None:
+        if every < 1:
+            raise InputError(where, "--every must be at least 1")
+        last = entries[-1]["step"] if entries else None
+        entries = [e for e in entries if int(e["step"]) % every == 0 or e["step"] == last]
+    run = run_dir.resolve().name
+    targets = [Target(run, 0, _local_model(base), base_hash)]
+    for entry in entries:
+        path = run_dir / entry["path"]
+        if not path.is_dir():
+            message = f"checkpoint of step {entry['step']} is listed in the manifest but missing"
+            raise InputError(str(path), message)
+        check_weights(path)
+        targets.append(Target(run, int(entry["step"]), str(path), str(entry["content_hash"])))
+    return targets

@@ -1,0 +1,100 @@
+"""`sftscope eval` end to end on a fake tiny run, and its bad-input errors (exit code 2, one line)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from sftscope.cli import app
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "eval"))
+from fake_run import make_run
+
+QUICK = ["--suite", "micro-quick", "--set", "source.n=2", "--set", "sampling.max_new_tokens=8", "--quiet"]
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, " ".join(result.output.split())
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_run(tiny_model_dir, tmp_path_factory.mktemp("eval-cli"))
+
+
+def test_eval_a_run_then_rerun_computes_nothing(run_dir: Path) -> None:
+    code, output = invoke("eval", str(run_dir), *QUICK, "--steps", "0,20", "--batch-size", "4")
+    assert code == 0, output
+    assert output.endswith(str(run_dir / "results.duckdb"))
+    assert "step 0" in output and "step 20" in output and "step 10" not in output
+    assert "20 rows computed" in output  # 2 models x 5 tasks x 2 prompts
+    aggregates = pq.read_table(run_dir / "aggregates.parquet").to_pylist()
+    assert {a["step"] for a in aggregates} == {0, 20}
+    assert json.loads((run_dir / "aggregates.json").read_text())[0]["metric"]
+    code, output = invoke("eval", str(run_dir), *QUICK, "--steps", "0,20")
+    assert code == 0 and "0 rows computed" in output and "all rows stored already" in output
+
+
+def test_eval_a_bare_model_into_a_named_store(run_dir: Path, tmp_path: Path) -> None:
+    model = run_dir / "checkpoints" / "step-000010"
+    store = tmp_path / "stores" / "m.duckdb"
+    code, output = invoke(
+        "eval",
+        str(model),
+        "--task",
+        "countdown",
+        "--set",
+        "source.n=2",
+        "--set",
+        "sampling.max_new_tokens=4",
+        "--store",
+        str(store),
+        "--quiet",
+    )
+    assert code == 0, output
+    assert "step-000010" in output and (tmp_path / "stores" / "m.aggregates" / "aggregates.parquet").is_file()
+
+
+def test_bad_spec_is_one_located_error(tmp_path: Path, run_dir: Path) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(
+        "name: bad\ndomain: general\nsource: {generator: microworld, domain: arithmetic, n: 2}\n"
+        "scorer: no_such_scorer\n"
+    )
+    code, output = invoke("eval", str(run_dir), "--task", str(spec))
+    assert code == 2
+    assert f"{spec}, line 4, field 'scorer': unknown scorer 'no_such_scorer'" in output
+
+
+def test_checkpoint_without_weights(tmp_path: Path, run_dir: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken, ignore=shutil.ignore_patterns("*.duckdb", "aggregates*"))
+    (broken / "checkpoints" / "step-000020" / "model.safetensors").unlink()
+    code, output = invoke("eval", str(broken), *QUICK)
+    assert code == 2 and "step-000020: no model weights found" in output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--steps", "0,15"], "no checkpoint at steps [15]"),
+        (["--steps", "a,b"], "expected comma-separated step numbers"),
+        (["--set", "nosuch:sampling.n=2"], "names task 'nosuch'"),
+        (["--backend", "openai"], "needs an endpoint URL"),
+    ],
+)
+def test_bad_options(run_dir: Path, args: list[str], message: str) -> None:
+    code, output = invoke("eval", str(run_dir), *QUICK, *args)
+    assert code == 2 and message in output
+
+
+def test_suite_or_task_is_required(run_dir: Path) -> None:
+    code, output = invoke("eval", str(run_dir))
+    assert code == 2 and "either --suite NAME or one or more --task NAME" in output

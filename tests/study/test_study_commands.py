@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sftscope.study import commands
 from sftscope.study.cells import expand_cells
-from sftscope.study.spec import ExecutorSpec, load_study_spec
+from sftscope.study.spec import EvalSpec, ExecutorSpec, load_study_spec
 
 SPEC = """\
 name: cmd
@@ -60,10 +60,12 @@ def test_multi_gpu_training_runs_under_accelerate(tmp_path: Path) -> None:
 
 
 def test_eval_and_data_lines() -> None:
-    argv = commands.evaluate(
-        ["s"], Path("/r"), suite="micro", store=Path("/x.duckdb"), steps=[4, 8], extra=["-v"]
-    )
-    assert argv == ["s", "eval", "/r", "--suite", "micro", "--store", "/x.duckdb", "--steps", "4,8", "-v"]
+    spec = EvalSpec(suite="micro", overrides=["source.n=4"], extra_args=["-v"])
+    argv = commands.evaluate(["s"], Path("/r"), spec=spec, store=Path("/x.duckdb"), steps=[4, 8])
+    assert argv == [
+        "s", "eval", "/r", "--suite", "micro", "--store", "/x.duckdb",
+        "--steps", "4,8", "--set", "source.n=4", "-v",
+    ]  # fmt: skip
     assert commands.data_build(["s"], Path("a.yaml"), Path("/o")) == [
         "s",
         "data",

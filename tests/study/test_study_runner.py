@@ -83,7 +83,7 @@ class FakeStages:
         (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s}) + "\n" for s in range(1, 9)))
 
     def sweep(self, target: Path, store: Path) -> None:
-        if (target / "manifest.json").exists():
+        if (target / "config.yaml").exists():
             manifest = json.loads((target / "manifest.json").read_text())
             models = [(target.name, 0, manifest["base_hash"])]
             models += [(target.name, c["step"], c["content_hash"]) for c in manifest["checkpoints"]]
@@ -173,5 +173,7 @@ def test_a_failed_data_build_blocks_only_its_cells(tmp_path: Path) -> None:
 def test_another_suite_resweeps_without_retraining(tmp_path: Path) -> None:
     run(make_study(tmp_path), tmp_path / "out", FakeStages())
     again = FakeStages()
-    run(make_study(tmp_path, suite="micro"), tmp_path / "out", again)
+    run(make_study(tmp_path, suite="micro, steps: [4, 6]"), tmp_path / "out", again)
     assert Counter(job.name.split(":")[0] for job in again.calls) == {"baseline": 2, "eval": 4, "report": 1}
+    sweep = next(job.argv for job in again.calls if job.name.startswith("eval:"))
+    assert sweep[sweep.index("--steps") + 1] == "4,8"  # the spec's steps the run has, plus its last

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from sftscope.study.cells import Cell
-from sftscope.study.spec import ExecutorSpec, ReportSpec
+from sftscope.study.spec import EvalSpec, ExecutorSpec, ReportSpec
 
 
 def sftscope_command(executor: ExecutorSpec) -> list[str]:
@@ -75,12 +75,14 @@ def _launcher(cli: list[str], executor: ExecutorSpec) -> list[str]:
 
 
 def evaluate(
-    cli: list[str], target: Path | str, *, suite: str, store: Path, steps: list[int] | None, extra: list[str]
+    cli: list[str], target: Path | str, *, spec: EvalSpec, store: Path, steps: list[int] | None
 ) -> list[str]:
-    args = [*cli, "eval", str(target), "--suite", suite, "--store", str(store)]
+    args = [*cli, "eval", str(target), "--suite", spec.suite, "--store", str(store)]
     if steps:
         args += ["--steps", ",".join(str(step) for step in steps)]
-    return args + list(extra)
+    for override in spec.overrides:
+        args += ["--set", override]
+    return args + list(spec.extra_args)
 
 
 def report(cli: list[str], study: Path, report: ReportSpec, title: str) -> list[str]:

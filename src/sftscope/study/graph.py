@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sftscope.models.loading import resolve_model
 from sftscope.study import commands
 from sftscope.study.cells import Cell, DataBuild, data_builds
 from sftscope.study.executors import Job, JobResult
@@ -83,10 +82,12 @@ class StudyGraph:
         return f"{base.name}-{short_hash(base.model)}"
 
     def model_path(self, base: BaseSpec) -> str:
-        """What sweeps load: the converted directory of a GGUF base, else the resolved model."""
-        if is_gguf(base):
-            return str(self.study.base_dir(self.base_key(base)))
-        return resolve_model(base.model)
+        """What training and sweeps load: a GGUF base's conversion, else the model as the spec names it.
+
+        A shipped name stays a name: the stages resolve it, and its directory holds a pretraining
+        manifest.json that a sweep would mistake for a run's.
+        """
+        return str(self.study.base_dir(self.base_key(base))) if is_gguf(base) else base.model
 
     # -- state -----------------------------------------------------------------------------------------
 
@@ -98,7 +99,7 @@ class StudyGraph:
 
     def fingerprint(self, node: Node) -> str:
         ev = self.spec.eval
-        sweep = json.dumps([ev.suite, ev.steps, ev.extra_args])
+        sweep = json.dumps([ev.suite, ev.steps, ev.overrides, ev.extra_args])
         return {
             "base": lambda s: s.model,
             "data": lambda s: s.spec_hash,
@@ -153,11 +154,10 @@ class StudyGraph:
         return commands.data_build(self.cli, build.spec_path, tmp), 0
 
     def _baseline(self, base: BaseSpec) -> tuple[list[str], int]:
-        ev = self.spec.eval
         store = self.study.base_store(base.name)
         store.parent.mkdir(parents=True, exist_ok=True)
         argv = commands.evaluate(
-            self.cli, self.model_path(base), suite=ev.suite, store=store, steps=None, extra=ev.extra_args
+            self.cli, self.model_path(base), spec=self.spec.eval, store=store, steps=None
         )
         return argv, self.spec.executor.eval_gpus
 
@@ -167,25 +167,16 @@ class StudyGraph:
         if (run / "config.yaml").exists():  # started before: continue from its last complete checkpoint
             return commands.train_resume(self.cli, run, ex), ex.train_gpus
         shutil.rmtree(run, ignore_errors=True)
-        # A shipped name stays a name (the run records what the study says); GGUF bases use the conversion.
-        model = self.model_path(cell.base) if is_gguf(cell.base) else cell.base.model
-        data = self.study.data_dir(cell.data.key)
+        model, data = self.model_path(cell.base), self.study.data_dir(cell.data.key)
         return commands.train(self.cli, cell, model=model, data=data, run=run, executor=ex), ex.train_gpus
 
     def _sweep(self, cell: Cell) -> tuple[list[str], int]:
-        ev = self.spec.eval
         store = self.study.cell_store(cell.id)
         store.parent.mkdir(parents=True, exist_ok=True)
         # Not the models table: its rows name the bare base path, not this cell's run.
         copy_rows(self.study.base_store(cell.base.name), store, exclude=("models",))
-        argv = commands.evaluate(
-            self.cli,
-            self.study.run_dir(cell.id),
-            suite=ev.suite,
-            store=store,
-            steps=ev.steps,
-            extra=ev.extra_args,
-        )
+        run = self.study.run_dir(cell.id)
+        argv = commands.evaluate(self.cli, run, spec=self.spec.eval, store=store, steps=self._steps(run))
         return argv, self.spec.executor.eval_gpus
 
     def _steps(self, run: Path) -> list[int] | None:

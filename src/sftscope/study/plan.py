@@ -82,7 +82,7 @@ def suite_sizes(spec: StudySpec) -> list[TaskSize]:
 
     cost = spec.cost
     sizes = []
-    for task in load_suite(spec.eval.suite)[1]:
+    for task in load_suite(spec.eval.suite, spec.eval.overrides)[1]:
         prompts = getattr(task.source, "n", None) or cost.prompts.get(task.name)
         mean = cost.output_tokens.get(task.name, cost.output_tokens.get("default", 0.0))
         sizes.append(
@@ -193,16 +193,14 @@ def make_plan(spec_path: str | Path, study_dir: str | Path | None = None) -> Stu
         for c in cells
         if c.steps is None
     ]
-    plan.gaps += [
-        f"{b.name}: parameter count unknown (set bases[].params)"
-        for b in bases.values()
-        if param_count(b) is None
-    ]
+    if cost.cpu_train_tokens_per_s is None:  # only GPU estimates scale with the model size
+        unknown = [b.name for b in bases.values() if param_count(b) is None]
+        plan.gaps += [f"{name}: parameter count unknown (set bases[].params)" for name in unknown]
     return plan
 
 
 def _hours(value: float | None) -> str:
-    return "?" if value is None else f"{value:,.1f}" if value >= 10 else f"{value:.2f}"
+    return "?" if value is None else f"{value:,.1f}" if value >= 10 else f"{value:.2g}"
 
 
 def _total(values: list[float | None]) -> str:
@@ -246,6 +244,13 @@ def render_plan(plan: StudyPlan) -> str:
     generations = swept * sum(per_model)
     train = [c.train_hours for c in cells]
     evals = [c.eval_hours for c in cells] + list(plan.baseline_hours.values())
+    wall = []
+    if unit == "CPU-hours" and spec.executor.kind == "local":  # one machine: the workers share the total
+        known = sum(v for v in train + evals if v is not None)
+        wall = [
+            f"wall time with {spec.executor.workers} local worker(s): about "
+            f"{known * 60 / spec.executor.workers:.0f} min, data builds and start-up aside"
+        ]
     lines += [
         "",
         "base sweeps (step 0, once per base): "
@@ -257,6 +262,7 @@ def render_plan(plan: StudyPlan) -> str:
         + ")",
         f"compute: training {_total(train)} {unit}, evaluation {_total(evals)} {unit}, "
         f"total {_total(train + evals)} {unit}",
+        *wall,
         "",
         "assumptions:",
         *(f"  - {a}" for a in plan.assumptions),

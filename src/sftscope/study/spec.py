@@ -91,6 +91,8 @@ class EvalSpec(Strict):
     """An evaluation suite name of `sftscope eval --suite` (e.g. micro, micro-quick, paper)."""
     steps: list[int] | None = None
     """Evaluate only these checkpoint steps a run has, plus its final one and the base; all when unset."""
+    overrides: list[str] = []
+    """Task spec changes, `KEY=VALUE` for every task or `TASK:KEY=VALUE` for one (`eval --set`)."""
     extra_args: list[str] = []
     """More `sftscope eval` arguments, passed as they are (e.g. ['--backend', 'vllm'])."""
 

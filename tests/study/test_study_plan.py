@@ -1,0 +1,46 @@
+"""`--dry-run`: the plan of the shipped real-scale specs, computed without loading or fetching anything."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sftscope.cli import app
+from sftscope.study.plan import make_plan
+
+STUDIES = Path(__file__).resolve().parents[2] / "studies"
+
+
+def test_paper_plan_counts_the_reference_grid() -> None:
+    plan = make_plan(STUDIES / "paper.yaml")
+    assert len(plan.cells) == 4 * 4 + 4 * 5  # data-and-capability block + schedule variants on Math-CoT
+    by_preset = {c.cell.preset.name: c for c in plan.cells}
+    # 20,480 rows at global batch 256: 80 steps per epoch; a checkpoint every 10 steps.
+    assert by_preset["paper"].steps == 640 and len(by_preset["paper"].checkpoints) == 64
+    assert by_preset["paper-1ep"].steps == 80 and by_preset["paper-16ep"].steps == 1280
+    # The reference's table steps that a run has, plus its final checkpoint.
+    assert by_preset["paper"].evaluated == 8 and by_preset["paper-1ep"].evaluated == 4
+    assert by_preset["paper-16ep"].evaluated == 9
+    qwen14 = next(c for c in plan.cells if c.cell.id.startswith("qwen3-14b__math-cot__paper__"))
+    # 640 steps × 256 rows × 6,000 tokens × 8 FLOPs × 14.77e9 params at 35% of 989 TFLOP/s.
+    expected = 640 * 256 * 6000 * 8 * 14.77e9 / (989e12 * 0.35) / 3600
+    assert math.isclose(qwen14.train_hours, expected, rel_tol=1e-9)
+    assert all(c.eval_hours and c.eval_hours > 0 for c in plan.cells) and not plan.gaps
+
+
+def test_dry_run_prints_cells_steps_and_gpu_hours() -> None:
+    result = CliRunner().invoke(app, ["study", "run", str(STUDIES / "paper.yaml"), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "36 cells" in text and "qwen3-14b__math-cot__paper__s1-" in text
+    assert "optimizer steps" in text and "GPU-hours" in text and "assumptions:" in text
+    assert "6000 tokens per example" in text  # the Math-CoT length assumption is stated
+
+
+@pytest.mark.parametrize("name", ["smollm2", "demo", "demo-quick"])
+def test_every_shipped_spec_plans(name: str) -> None:
+    plan = make_plan(STUDIES / f"{name}.yaml")
+    assert plan.cells and all(c.steps for c in plan.cells)

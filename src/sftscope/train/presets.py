@@ -35,13 +35,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper-16ep-lr1e-4-constant": {**PAPER, "epochs": 16, "lr": 1e-4, "lr_schedule": "constant"},
     # Tiny models on 2 CPU cores: fp32 (bf16 is slow on CPU), a small global batch so a few thousand
     # examples give hundreds of steps, a higher lr as tiny models need, and log-spaced checkpoints plus
-    # a coarse grid so the dip-and-recovery curve is sampled densely early and evenly later.
+    # a coarse grid so the dip-and-recovery curve is sampled densely early and evenly later. Packed
+    # rows of at most 1024 tokens: CPU attention costs the square of a row's length, and 1024-token
+    # rows were the fastest layout in benchmarks/train_throughput.py.
     "micro": {
         **PAPER,
         "dtype": "float32",
         "lr": 1e-3,
         "batch_size": 32,
-        "micro_batch_tokens": 4096,
+        "packing": True,
+        "micro_batch_tokens": 1024,
         "max_length": 1024,
         "schedule": {"every": 50, "log_spaced": True, "steps": []},
     },

@@ -76,7 +76,13 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
 
     With resume=True the run continues from its last complete checkpoint (see `resume`).
     """
+    from accelerate.utils import DistributedType
+
     accelerator = _accelerator()
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        # accelerate's backward steps the DeepSpeed engine itself, which breaks this loop's
+        # variable gradient accumulation; DDP and FSDP keep the loss semantics.
+        raise InputError("accelerate config", "DeepSpeed is not supported by sftscope train; use DDP or FSDP")
     main = accelerator.is_main_process
     run_dir = Path(config.out)
     entry: dict[str, Any] | None = None
@@ -118,6 +124,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
     state: dict[str, Any] = {"step": 0, "tokens_seen": 0, "wall_time": 0.0}
     if entry is not None:
         state = torch.load(run_dir / entry["path"] / checkpoints.STATE_FILE, weights_only=False)
+        if state["optimizer"] is None:
+            raise InputError(str(run_dir), "this run trained under FSDP, whose optimizer state is not saved")
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
@@ -215,7 +223,18 @@ def _checkpoint(
     wall_time: float,
     per_epoch: int,
 ) -> None:
-    """Save the model, tokenizer and everything needed to continue exactly (main process only)."""
+    """Save the model, tokenizer and everything needed to continue exactly (written by the main process)."""
+    from accelerate.utils import DistributedType
+
+    state_dict = None
+    optimizer_state = None
+    if accelerator.distributed_type == DistributedType.FSDP:
+        # Sharded weights: every process takes part in gathering them. The optimizer state stays
+        # sharded and is not saved, so FSDP runs cannot be resumed (train() says so).
+        full = accelerator.get_state_dict(module)
+        state_dict = {key.removeprefix("model."): value for key, value in full.items()}
+    else:
+        optimizer_state = optimizer.state_dict()
     if not accelerator.is_main_process:
         return
     step = row["step"]
@@ -228,14 +247,14 @@ def _checkpoint(
         },
         "tokens_seen": row["tokens_seen"],
         "wall_time": wall_time,
-        "optimizer": optimizer.state_dict(),
+        "optimizer": optimizer_state,
         "scheduler": scheduler.state_dict(),
         "rng": torch.get_rng_state(),
     }
     entry = {"step": step, "epoch": row["epoch"], "tokens_seen": row["tokens_seen"], "wall_time": wall_time}
     manifest = checkpoints.read_manifest(run_dir)
     model = accelerator.unwrap_model(module).model
-    checkpoints.save_checkpoint(run_dir, manifest, entry, model, tokenizer, state)
+    checkpoints.save_checkpoint(run_dir, manifest, entry, model, tokenizer, state, state_dict)
 
 
 def resume(run_dir: str | Path) -> Path:

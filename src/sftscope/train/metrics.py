@@ -49,10 +49,10 @@ class MetricsLog:
     """Appends one JSON row per optimizer step (flushed, so a kill loses at most the row being written)."""
 
     def __init__(self, run_dir: Path, report_to: list[str] | str, config: dict[str, Any]):
+        trackers = _trackers(report_to)  # first: a missing tracker fails before any file is opened
         self.handle = (run_dir / METRICS).open("a", encoding="utf-8")
         self.tensorboard: Any = None
         self.wandb: Any = None
-        trackers = _trackers(report_to)
         if "tensorboard" in trackers:
             from torch.utils.tensorboard import SummaryWriter
 

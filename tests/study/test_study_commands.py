@@ -80,3 +80,12 @@ def test_the_cli_is_the_one_of_this_python() -> None:
     cli = commands.sftscope_command(ExecutorSpec())
     assert Path(cli[0]).name in ("sftscope", "python", "python3") or cli[0].endswith("python")
     assert commands.sftscope_command(ExecutorSpec(sftscope=["srun", "sftscope"])) == ["srun", "sftscope"]
+
+
+def test_fsdp_training_restarts_instead_of_resuming(tmp_path: Path) -> None:
+    fsdp, ddp = tmp_path / "fsdp.yaml", tmp_path / "ddp.yaml"
+    fsdp.write_text("distributed_type: FSDP\n")
+    ddp.write_text("distributed_type: MULTI_GPU\n")
+    assert not commands.can_resume(ExecutorSpec(train_gpus=8, accelerate_config=str(fsdp)))
+    assert commands.can_resume(ExecutorSpec(train_gpus=8, accelerate_config=str(ddp)))
+    assert commands.can_resume(ExecutorSpec(train_gpus=1, accelerate_config=str(fsdp)))

@@ -64,6 +64,14 @@ def train_resume(cli: list[str], run: Path, executor: ExecutorSpec) -> list[str]
     return [*_launcher(cli, executor), "train", "--resume", str(run)]
 
 
+def can_resume(executor: ExecutorSpec) -> bool:
+    """`train --resume` refuses FSDP runs (their sharded optimizer state is not saved): those restart."""
+    if executor.train_gpus <= 1 or not executor.accelerate_config:
+        return True
+    config = yaml.safe_load(Path(executor.accelerate_config).read_text(encoding="utf-8")) or {}
+    return config.get("distributed_type") != "FSDP"
+
+
 def _launcher(cli: list[str], executor: ExecutorSpec) -> list[str]:
     """Multi-GPU training runs under accelerate with the shipped configs, never a home-made launcher."""
     if executor.train_gpus <= 1:

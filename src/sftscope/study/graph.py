@@ -164,7 +164,7 @@ class StudyGraph:
     def _train(self, cell: Cell) -> tuple[list[str], int]:
         ex = self.spec.executor
         run = self.study.run_dir(cell.id)
-        if (run / "config.yaml").exists():  # started before: continue from its last complete checkpoint
+        if (run / "config.yaml").exists() and commands.can_resume(ex):  # continue from its last checkpoint
             return commands.train_resume(self.cli, run, ex), ex.train_gpus
         shutil.rmtree(run, ignore_errors=True)
         model, data = self.model_path(cell.base), self.study.data_dir(cell.data.key)

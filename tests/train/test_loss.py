@@ -11,10 +11,12 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sftscope.train.batching import collate_packed, collate_padded
 from sftscope.train.encode import encode_example
+from sftscope.train.loop import train
 from sftscope.train.loss import CompletionLoss, batch_loss
+from sftscope.train.metrics import read_metrics
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: shared helpers by path
-from test_train_support import toy_examples
+from test_train_support import toy_config, toy_data_dir, toy_examples
 
 
 def _setup(tiny_model_dir: Path, count: int = 3):
@@ -84,3 +86,21 @@ def test_no_packed_example_attends_to_another(tiny_model_dir: Path) -> None:
     leaky_changed = collate_packed([changed, b, c])
     leaky_changed.position_ids = leaky.position_ids
     assert not torch.allclose(_logits(model, leaky)[span_b], _logits(model, leaky_changed)[span_b], atol=1e-4)
+
+
+def test_step_losses_do_not_depend_on_the_micro_batch_split(tiny_model_dir: Path, tmp_path: Path) -> None:
+    data = toy_data_dir(tmp_path / "data", count=12, long_every=4)
+    runs = []
+    for name, budget, packing in (
+        ("one-pass", 100_000, True),
+        ("many-passes", 120, True),
+        ("padded", 200, False),
+    ):
+        config = toy_config(tiny_model_dir, data, tmp_path / name, batch_size=6, steps=3, max_length=512)
+        runs.append(
+            read_metrics(train(config.model_copy(update={"micro_batch_tokens": budget, "packing": packing})))
+        )
+    assert runs[0][0]["micro_batches"] == 1 and runs[1][0]["micro_batches"] > 2
+    for rows in runs[1:]:
+        for a, b in zip(runs[0], rows, strict=True):
+            assert abs(a["loss"] - b["loss"]) < 1e-5 and abs(a["grad_norm"] - b["grad_norm"]) < 1e-5

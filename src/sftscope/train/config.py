@@ -182,6 +182,8 @@ def load_config(
     name = preset or values.get("preset")
     if name is not None:
         values = merge(preset_values(name, source), {**values, "preset": name})
+    if overrides and path is not None:
+        source += " + command line"
     return validate(values, source)
 
 

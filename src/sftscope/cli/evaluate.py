@@ -39,6 +39,9 @@ def eval_command(
     batch_size: int | None = typer.Option(
         None, "--batch-size", help="Rows decoded together (or concurrency)."
     ),
+    threads: int = typer.Option(
+        1, "--threads", help="transformers on CPU: torch threads (1 is fastest for tiny models)."
+    ),
     overrides: list[str] | None = typer.Option(
         None, "--set", help="Task spec change KEY=VALUE for every task, or TASK:KEY=VALUE for one."
     ),
@@ -76,7 +79,7 @@ def eval_command(
     targets = resolve_targets(target, steps=_steps(steps), every=every)
     run_dir = Path(target) if (Path(target) / "manifest.json").is_file() else None
     store_path = store or (run_dir / "results.duckdb" if run_dir else Path("results.duckdb"))
-    options: dict[str, str | None] = {}
+    options: dict[str, str | int | None] = {"threads": threads} if backend == "transformers" else {}
     if backend == "openai":
         options = {"model": endpoint_model, "mode": endpoint_mode}
         if endpoint:

@@ -75,7 +75,7 @@ class SweepStats:
     """Committed rows per status."""
 
 
-def _messages(spec: TaskSpec, example: Example) -> list[Message]:
+def prompt_messages(spec: TaskSpec, example: Example) -> list[Message]:
     system = [Message(role="system", content=spec.prompt.system)] if spec.prompt.system else []
     return system + list(example.prompt)
 
@@ -208,7 +208,7 @@ def _generate_group(
         key = (item.task.spec.name, item.example.id)
         if key not in prompts:
             spec = item.task.spec
-            prompts[key] = backend.render(_messages(spec, item.example), spec.prompt.suffix)
+            prompts[key] = backend.render(prompt_messages(spec, item.example), spec.prompt.suffix)
     texts = [prompts[(i.task.spec.name, i.example.id)] for i in items]
     seeds = [sample_seed(i.task.spec.sampling.seed, i.example.id, i.sample_idx) for i in items]
     buffer: list[tuple[_Item, str, Generation]] = []

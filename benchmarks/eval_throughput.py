@@ -1,0 +1,245 @@
+"""Benchmark: our checkpoint sweep against lm-evaluation-harness (hf backend, `generate_until`).
+
+Both decode the same rendered prompts greedily with the same generation length, checkpoint by
+checkpoint, in this one process with the same torch thread count. Per checkpoint it prints
+
+- end to end: ours = load + generate + score + commit to the store (`run_sweep`); lm-eval = load
+  (`HFLM`) + `generate_until` (it scores nothing here);
+- generation only: our backend's `generate` against lm-eval's `generate_until`, model loaded;
+- whether the greedy outputs are identical (special tokens, which lm-eval strips, removed from ours).
+
+Then the re-run of the whole sweep (everything is in the store), and the scorers' items/s.
+
+The subject is a real SFT run: micro-weak fine-tuned on Countdown long-CoT for 40 steps (checkpoints
+20 and 40), whose outputs are long-tailed (many stop early, some run to the limit). The first call
+builds it with `sftscope data build` + `sftscope train` in --work (minutes on 2 busy cores) and later
+calls reuse it; --run uses an existing run directory instead.
+
+    python benchmarks/eval_throughput.py [--run RUN] [--prompts 32] [--max-new-tokens 320]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DATA_SPEC = """\
+name: bench-countdown-long-cot
+seed: 0
+sources:
+  - countdown:
+      n: 400
+      style: long-cot
+      max_failed_branches: 2
+      settings: {min_numbers: 3, max_numbers: 4, max_value: 10, max_target: 50}
+"""
+
+
+def build_run(work: Path) -> Path:
+    """micro-weak after 20 and 40 SFT steps on Countdown long-CoT (built once, then reused)."""
+    run = work / "run"
+    if (run / "manifest.json").is_file():
+        return run
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "data.yaml").write_text(DATA_SPEC)
+    cli = [sys.executable, "-c", "from sftscope.cli import main; main()"]
+    print(f"building the benchmark run in {work} (data build + 40 SFT steps)...", flush=True)
+    subprocess.run([*cli, "data", "build", str(work / "data.yaml"), "--out", str(work / "data")], check=True)
+    schedule = "schedule={every: 20, log_spaced: false, steps: []}"
+    train = [
+        "train",
+        "--preset",
+        "micro",
+        "model=micro-weak",
+        f"data={work / 'data'}",
+        f"out={run}",
+        "steps=40",
+    ]
+    subprocess.run([*cli, *train, schedule], check=True)
+    return run
+
+
+def lm_eval_generate(
+    path: str, prompts: list[str], max_new_tokens: int, batch_size: int
+) -> tuple[list[str], float, float]:
+    """lm-eval's hf backend on raw prompts: (outputs, load seconds, generate seconds)."""
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    started = time.perf_counter()
+    # An explicit batch size: batch_size=auto re-probes on every call and is 15x slower on CPU.
+    lm = HFLM(pretrained=path, device="cpu", dtype="float32", batch_size=batch_size)
+    loaded = time.perf_counter()
+    gen_kwargs = {"until": [], "max_gen_toks": max_new_tokens, "do_sample": False}
+    requests = [
+        Instance(request_type="generate_until", doc={}, arguments=(p, dict(gen_kwargs)), idx=i)
+        for i, p in enumerate(prompts)
+    ]
+    outputs = lm.generate_until(requests, disable_tqdm=True)
+    return outputs, loaded - started, time.perf_counter() - loaded
+
+
+def tie_gap(backend: object, prompt: str, ours: str, theirs: str) -> float:
+    """The top-2 logit gap where two greedy outputs part: a float-rounding tie, or a real difference?"""
+    import torch
+
+    common = next(
+        (i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if a != b), min(len(ours), len(theirs))
+    )
+    model, tokenizer = backend.model, backend.tokenizer  # type: ignore[attr-defined]
+    ids = tokenizer(prompt + ours[:common], add_special_tokens=False, return_tensors="pt").input_ids
+    with torch.no_grad():
+        top = model(ids).logits[0, -1].topk(2).values
+    return float(top[0] - top[1])
+
+
+def strip_special(text: str, special: list[str]) -> str:
+    for token in special:
+        text = text.replace(token, "")
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", type=Path, help="an existing run directory (default: build one in --work)")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "sftscope-bench-eval")
+    parser.add_argument("--suite", default="micro")
+    parser.add_argument("--prompts", type=int, default=32, help="prompts per task")
+    parser.add_argument("--max-new-tokens", type=int, default=320)
+    parser.add_argument("--batch-size", type=int, default=128, help="our decoding batch")
+    parser.add_argument("--lm-eval-batch-size", type=int, default=32)
+    args = parser.parse_args()
+
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    from sftscope.data.chat import render_prompt
+    from sftscope.evaluate.backends import make_backend
+    from sftscope.evaluate.spec import load_suite
+    from sftscope.evaluate.store import ResultsStore
+    from sftscope.evaluate.sweep import Task, prompt_messages, run_sweep
+    from sftscope.evaluate.targets import Target, resolve_targets
+    from sftscope.models.loading import load_tokenizer
+    from sftscope.scoring.registry import ScoreItem, score_batch
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    torch.set_num_threads(1)  # both harnesses, same threads (ours sets 1 by default on CPU as well)
+    run = args.run or build_run(args.work)
+    targets = resolve_targets(run)
+    overrides = [f"source.n={args.prompts}", f"sampling.max_new_tokens={args.max_new_tokens}"]
+    tasks = [Task.load(spec) for spec in load_suite(args.suite, overrides)[1]]
+    items = [(task, example) for task in tasks for example in task.examples]
+    print(
+        f"run {run}: {len(targets)} checkpoints x {len(items)} prompts ({len(tasks)} tasks of {args.suite}), "
+        f"greedy, max_new_tokens={args.max_new_tokens}, torch threads={torch.get_num_threads()}; "
+        f"ours batch {args.batch_size} (drop finished rows + refill), lm-eval batch {args.lm_eval_batch_size}"
+    )
+    header = (
+        f"{'step':>5} {'tokens':>7} {'p50/p90/max':>12} | {'ours s':>7} {'lm-eval s':>9} {'ratio':>6} | "
+        f"{'gen ours':>8} {'gen lm-eval':>11} {'ratio':>6} | identical"
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="eval-bench-"))
+    store_path = workdir / "results.duckdb"
+    # Warm-up, untimed: one-time imports (transformers' model code, scorers, lm-eval) are paid here,
+    # not by whichever harness happens to run first.
+    warm = [
+        Task.load(spec) for spec in load_suite(args.suite, ["source.n=1", "sampling.max_new_tokens=2"])[1]
+    ]
+    with ResultsStore(workdir / "warm-up.duckdb") as store:
+        run_sweep(targets[:1], warm, store, make_backend("transformers", batch_size=2), show_progress=False)
+    lm_eval_generate(targets[0].path, ["warm-up"], 2, 1)
+    print(header)
+    totals = [0.0, 0.0]
+    for target in targets:
+        backend = make_backend("transformers", batch_size=args.batch_size)
+        with ResultsStore(store_path) as store:
+            started = time.perf_counter()
+            run_sweep([target], tasks, store, backend, show_progress=False)
+            ours_total = time.perf_counter() - started
+        tokenizer = load_tokenizer(target.path)
+        prompts = [
+            render_prompt(tokenizer, prompt_messages(t.spec, e), t.spec.prompt.suffix) for t, e in items
+        ]
+        sampling = tasks[0].spec.sampling
+        started = time.perf_counter()
+        ours = backend.generate(prompts, sampling)
+        ours_gen = time.perf_counter() - started
+        theirs, their_load, their_gen = lm_eval_generate(
+            target.path, prompts, args.max_new_tokens, args.lm_eval_batch_size
+        )
+        special = list(tokenizer.all_special_tokens)
+        differ = [
+            i
+            for i, (o, t) in enumerate(zip(ours, theirs, strict=True))
+            if strip_special(o.text, special) != t
+        ]
+        same = len(prompts) - len(differ)
+        gaps = [tie_gap(backend, prompts[i], strip_special(ours[i].text, special), theirs[i]) for i in differ]
+        lengths = sorted(g.output_tokens or 0 for g in ours)
+        quantiles = f"{lengths[len(lengths) // 2]}/{lengths[int(0.9 * len(lengths))]}/{lengths[-1]}"
+        their_total = their_load + their_gen
+        totals[0] += ours_total
+        totals[1] += their_total
+        end_to_end = f"{ours_total:>7.1f} {their_total:>9.1f} {their_total / ours_total:>5.1f}x"
+        generation = f"{ours_gen:>8.1f} {their_gen:>11.1f} {their_gen / ours_gen:>5.1f}x"
+        print(
+            f"{target.step:>5} {sum(lengths):>7} {quantiles:>12} | {end_to_end} | {generation} "
+            f"| {same}/{len(prompts)}"
+            + "".join(f"; one differs where the top-2 logits are {gap:.1e} apart" for gap in gaps)
+        )
+    print(
+        f"{'all':>5} {'':>7} {'':>12} | {totals[0]:>7.1f} {totals[1]:>9.1f} {totals[1] / totals[0]:>5.1f}x |"
+    )
+
+    # Caching across checkpoints: a second sweep of the run, and another run on the same base.
+    backend = make_backend("transformers", batch_size=args.batch_size)
+    with ResultsStore(store_path) as store:
+        started = time.perf_counter()
+        stats = run_sweep(targets, tasks, store, backend, show_progress=False)
+        twin = Target("another-run", 0, targets[0].path, targets[0].model_hash)
+        twin_stats = run_sweep([twin], tasks, store, backend, show_progress=False)
+        again = time.perf_counter() - started
+        rows = store.samples(run=targets[0].run).to_pylist()
+    print(
+        f"re-run of all {len(targets)} checkpoints + another run's base: {again:.2f} s, "
+        f"{stats.computed + twin_stats.computed} rows computed, {stats.reused + twin_stats.reused} reused, "
+        f"{stats.loaded + twin_stats.loaded} models loaded"
+    )
+
+    # Scorers: the stored outputs scored again, inline and in the 2-process pool (timeouts on).
+    by_task = {t.spec.name: t for t in tasks}
+    examples = {(t.spec.name, e.id): e for t, e in items}
+    from sftscope.data.records import split_response
+
+    print(f"{'scorer (params)':>34} {'items':>6} {'inline items/s':>15} {'pool(2) items/s':>16}")
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        scorer = by_task[row["task"]].spec.scorer
+        groups.setdefault(json.dumps([scorer.name, scorer.params], sort_keys=True), []).append(row)
+    for key, picked in sorted(groups.items()):
+        scorer, params = json.loads(key)
+        score_items = [
+            ScoreItem(
+                split_response(r["output"]).final,
+                examples[(r["task"], r["prompt_id"])].answer,
+                examples[(r["task"], r["prompt_id"])].meta,
+            )
+            for r in picked
+        ]
+        rates = []
+        for workers in (0, 2):
+            started = time.perf_counter()
+            score_batch(scorer, score_items, timeout_s=10.0, workers=workers, params=params)
+            rates.append(len(score_items) / (time.perf_counter() - started))
+        label = f"{scorer} {params}" if params else scorer
+        print(f"{label:>34} {len(score_items):>6} {rates[0]:>15.0f} {rates[1]:>16.0f}")
+
+
+if __name__ == "__main__":
+    main()

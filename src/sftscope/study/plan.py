@@ -49,6 +49,11 @@ class StudyPlan:
     tasks: list[TaskSize]
     baseline_hours: dict[str, float | None]
     unit: str
+    jobs: int
+    """Jobs of a fresh run: GGUF conversions, data builds, base sweeps, a training and a sweep per cell,
+    the report."""
+    wall_minutes: float | None = None
+    """Wall time of a fresh run on one machine (CPU rates, local executor), start-up included."""
     assumptions: list[str] = field(default_factory=list)
     gaps: list[str] = field(default_factory=list)
 
@@ -156,9 +161,14 @@ def make_plan(spec_path: str | Path, study_dir: str | Path | None = None) -> Stu
         name: _sweep_hours(tasks, 1, _gen_rate(spec.cost, param_count(b))) for name, b in bases.items()
     }
     cost = spec.cost
-    plan = StudyPlan(
-        spec, cells, tasks, baselines, "CPU-hours" if cost.cpu_train_tokens_per_s else "GPU-hours"
-    )
+    conversions = sum(b.model.startswith("gguf:") for b in bases.values())
+    jobs = len(cells) * 2 + len(baselines) + len({c.cell.data.key for c in cells}) + conversions + 1
+    unit = "CPU-hours" if cost.cpu_train_tokens_per_s else "GPU-hours"
+    plan = StudyPlan(spec, cells, tasks, baselines, unit, jobs)
+    if unit == "CPU-hours" and spec.executor.kind == "local":  # one machine: the workers share the work
+        hours = [c.train_hours for c in cells] + [c.eval_hours for c in cells] + list(baselines.values())
+        minutes = sum(h for h in hours if h is not None) * 60 + jobs * cost.job_overhead_s / 60
+        plan.wall_minutes = minutes / spec.executor.workers
     if cost.cpu_train_tokens_per_s is not None:
         plan.assumptions.append(
             f"CPU: training {cost.cpu_train_tokens_per_s:g} tokens/s, generation "
@@ -245,11 +255,10 @@ def render_plan(plan: StudyPlan) -> str:
     train = [c.train_hours for c in cells]
     evals = [c.eval_hours for c in cells] + list(plan.baseline_hours.values())
     wall = []
-    if unit == "CPU-hours" and spec.executor.kind == "local":  # one machine: the workers share the total
-        known = sum(v for v in train + evals if v is not None)
+    if plan.wall_minutes is not None:
         wall = [
-            f"wall time with {spec.executor.workers} local worker(s): about "
-            f"{known * 60 / spec.executor.workers:.0f} min, data builds and start-up aside"
+            f"wall time with {spec.executor.workers} local worker(s): about {plan.wall_minutes:.0f} min "
+            f"({plan.jobs} jobs at {spec.cost.job_overhead_s:g} s start-up each, on otherwise idle cores)"
         ]
     lines += [
         "",

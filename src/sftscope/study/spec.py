@@ -166,6 +166,8 @@ class CostSpec(Strict):
     """Measured CPU fine-tuning throughput; when set, time is CPU-hours at this rate, not GPU-hours."""
     cpu_gen_tokens_per_s: float | None = None
     """Measured CPU generation throughput (output tokens/s at the suite's batch size)."""
+    job_overhead_s: float = 0.0
+    """Start-up of one job (imports, model load; ~10 s for a CPU job), added to the wall-time line."""
 
 
 class StudySpec(Strict):

@@ -67,6 +67,9 @@ def test_targets_select_steps_and_reject_missing_weights(run_dir: Path, tmp_path
     assert [t.step for t in resolve_targets(run_dir, every=20)] == [0, 20]
     with pytest.raises(InputError, match=r"no checkpoint at steps \[15\]"):
         resolve_targets(run_dir, steps=[15])
+    (shipped,) = resolve_targets("micro-weak")  # a shipped base by name: run = its name, step 0
+    manifest_hash = json.loads((Path(shipped.path) / "manifest.json").read_text())["content_hash"]
+    assert (shipped.run, shipped.step, shipped.model_hash) == ("micro-weak", 0, manifest_hash)
     model = resolve_targets(Path(resolve_targets(run_dir)[1].path))
     assert [(t.run, t.step) for t in model] == [("step-000010", 0)]
     broken = tmp_path / "run"

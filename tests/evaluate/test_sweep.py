@@ -179,6 +179,25 @@ def test_scoring_errors_become_rows_and_can_be_retried(tmp_path: Path) -> None:
         assert store.samples().num_rows == 2
 
 
+def test_a_scorer_that_cannot_run_gives_error_rows_not_a_dead_sweep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sftscope.scoring.registry as registry
+    from sftscope.errors import SftscopeError
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise SftscopeError("a scoring worker did not start")
+
+    monkeypatch.setattr(registry, "score_batch", broken)
+    task = _file_task(tmp_path, "exact", [user_example("q", answer="4")])
+    with ResultsStore(tmp_path / "r.duckdb") as store:
+        stats = run_sweep(
+            [Target("r", 0, "m", "h")], [task], store, Scripted({"q": "4"}), show_progress=False
+        )
+        (row,) = store.samples().to_pylist()
+    assert stats.statuses == {"error": 1} and row["error"] == "SftscopeError: a scoring worker did not start"
+
+
 CHILD = textwrap.dedent(
     """
     import sys

@@ -76,6 +76,7 @@ class SweepStats:
 
 
 def prompt_messages(spec: TaskSpec, example: Example) -> list[Message]:
+    """The row's turns, after the task's system message if it has one."""
     system = [Message(role="system", content=spec.prompt.system)] if spec.prompt.system else []
     return system + list(example.prompt)
 
@@ -96,7 +97,7 @@ def score_rows(
     items: list[tuple[_Item, str, Generation]], target: Target, backend: Backend
 ) -> list[dict[str, Any]]:
     """Store rows of one task's finished generations: split off the reasoning, score the final part."""
-    from sftscope.scoring.registry import ScoreItem, score_batch
+    from sftscope.scoring.registry import ScoreItem, ScoreResult, score_batch
 
     spec = items[0][0].task.spec
     rows, to_score = [], []
@@ -128,9 +129,12 @@ def score_rows(
             to_score.append((row, ScoreItem(split.final, item.example.answer, meta)))
     if to_score:
         s = spec.scorer
-        results = score_batch(
-            s.name, [x for _, x in to_score], timeout_s=s.timeout_s, workers=s.workers, params=s.params
-        )
+        batch = [x for _, x in to_score]
+        try:
+            results = score_batch(s.name, batch, timeout_s=s.timeout_s, workers=s.workers, params=s.params)
+        except Exception as exc:  # the scorer could not run at all (e.g. no worker started): error rows,
+            # kept like any other and re-run with --retry-errors, rather than a dead sweep
+            results = [ScoreResult("error", 0.0, None, f"{type(exc).__name__}: {exc}")] * len(batch)
         for (row, _), result in zip(to_score, results, strict=True):
             row.update(
                 extracted=result.extracted,

@@ -121,6 +121,7 @@ def ours(model: Path, data: Path, out: Path, **values: Any) -> float:
         lr=1e-4,
         progress=False,
         report_to=[],
+        threads=torch.get_num_threads(),  # the count TRL gets too
         **values,
     )
     train(config)

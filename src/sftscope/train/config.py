@@ -93,6 +93,10 @@ class TrainConfig(BaseModel):
     """Clip the global gradient norm to this value; None for no clipping (the norm is still logged)."""
     seed: int = 1
     """Seeds the data order (per epoch, from (seed, epoch)) and torch."""
+    threads: int | None = 1
+    """torch threads when training on CPU. 1 by default: on a busy 2-core machine two OpenMP threads
+    wait on each other and ran 25x slower (benchmarks/train_throughput.py); a fixed count also keeps
+    float reductions in the same order, which exact resume relies on. None keeps torch's default."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: less memory, ~30% more compute (for large models)."""
 

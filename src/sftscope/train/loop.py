@@ -83,6 +83,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
         # accelerate's backward steps the DeepSpeed engine itself, which breaks this loop's
         # variable gradient accumulation; DDP and FSDP keep the loss semantics.
         raise InputError("accelerate config", "DeepSpeed is not supported by sftscope train; use DDP or FSDP")
+    if accelerator.device.type == "cpu" and config.threads is not None:
+        torch.set_num_threads(config.threads)
     main = accelerator.is_main_process
     run_dir = Path(config.out)
     entry: dict[str, Any] | None = None

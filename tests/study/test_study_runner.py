@@ -177,3 +177,10 @@ def test_another_suite_resweeps_without_retraining(tmp_path: Path) -> None:
     assert Counter(job.name.split(":")[0] for job in again.calls) == {"baseline": 2, "eval": 4, "report": 1}
     sweep = next(job.argv for job in again.calls if job.name.startswith("eval:"))
     assert sweep[sweep.index("--steps") + 1] == "4,8"  # the spec's steps the run has, plus its last
+
+
+def test_a_failed_report_is_reported_not_replaced_by_a_stale_one(tmp_path: Path) -> None:
+    spec = make_study(tmp_path)
+    run(spec, tmp_path / "out", FakeStages())  # leaves a report.html behind
+    outcome = run(spec, tmp_path / "out", FakeStages(fail=("report",)))
+    assert outcome.failed == ["report"] and outcome.report is None

@@ -127,15 +127,16 @@ def run_study(
             write_runs(study, cells, outcome.done)
             if outcome.done & {f"eval:{cell.id}" for cell in cells}:
                 argv = commands.report(graph.cli, study.root, spec.report, f"sftscope study: {spec.name}")
-                report = Job("report", argv, study.log("report"), env=graph.env)
-                result = runner.submit(report).result()
+                job = Job("report", argv, study.log("report"), env=graph.env)
+                result = runner.submit(job).result()
                 if result.returncode != 0:
                     outcome.failed.append("report")
-                    console.print(f"[red]report failed[/red] (log: {report.log})\n{result.tail}")
+                    console.print(f"[red]report failed[/red] (log: {job.log})\n{result.tail}")
         finally:
             runner.shutdown()
         write_manifest(study, spec_path, cells, ex.model_dump(), finished=True)
-    return StudyOutcome(study.root, cells, sorted(outcome.failed), report_path(study))
+    report = None if "report" in outcome.failed else report_path(study)  # not a stale one
+    return StudyOutcome(study.root, cells, sorted(outcome.failed), report)
 
 
 def _default_executor(spec: StudySpec, study: StudyDir) -> Executor:

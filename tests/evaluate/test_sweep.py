@@ -17,7 +17,7 @@ from sftscope.data.io import write_records
 from sftscope.data.records import Message, user_example
 from sftscope.evaluate.backends import make_backend
 from sftscope.evaluate.backends.base import Generation
-from sftscope.evaluate.spec import SamplingSpec, load_task
+from sftscope.evaluate.spec import load_task
 from sftscope.evaluate.store import KEY, ResultsStore
 from sftscope.evaluate.sweep import Task, run_sweep
 from sftscope.evaluate.targets import Target, resolve_targets
@@ -292,4 +292,3 @@ def test_sampling_settings_with_n_samples_seed_each_sample(run_dir: Path, tmp_pa
     for row in rows:
         per_prompt.setdefault(row["prompt_id"], set()).add(row["output"])
     assert any(len(outputs) > 1 for outputs in per_prompt.values())  # samples differ: seeded apart
-    assert SamplingSpec(temperature=1.0, n=3).n == 3

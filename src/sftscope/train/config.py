@@ -53,7 +53,8 @@ class TrainConfig(BaseModel):
     suffix: str | None = DEFAULT_SUFFIX
     """Instruction appended to the last user turn of every prompt; None for no suffix."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    """Weight dtype. fp32 on CPU (bf16 is far slower there); bf16 on GPUs."""
+    """Weight dtype. fp32 keeps exact master weights; for bf16 compute on GPUs keep fp32 here and set
+    accelerate's mixed_precision: bf16 (configs/accelerate/*-gpu.yaml). bf16 is far slower on CPU."""
 
     max_length: int = 20000
     """Maximum tokens of prompt + completion (incl. EOS) per example."""

@@ -22,21 +22,18 @@ def duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     seconds = int(seconds)
-    return (
-        f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-        if seconds >= 3600
-        else (f"{seconds // 60}:{seconds % 60:02d}")
-    )
+    hours, minutes = f"{seconds // 3600}:" if seconds >= 3600 else "", seconds % 3600 // 60
+    return f"{hours}{minutes:02d}:{seconds % 60:02d}" if hours else f"{minutes}:{seconds % 60:02d}"
 
 
-def _train_cell(study: StudyDir, cell_id: str, state: StateFile) -> tuple[str, str]:
-    """'step/total' and the training ETA, from the run's own files."""
+def _train_cell(study: StudyDir, cell_id: str, state: StateFile, *, running: bool) -> tuple[str, str]:
+    """'step/total' and, while a study runs, the training ETA, from the run's own files."""
     step, total = train_progress(study.run_dir(cell_id))
     record = state.stages.get("train", {})
     if total is None:
         return (f"{step}" if step else "-"), "-"
     eta = "-"
-    if record.get("status") == "running" and step:
+    if running and record.get("status") == "running" and step:
         # Steps logged since this attempt started (a resume starts mid-run) over time since then.
         elapsed = time.time() - record["started"]
         start_step = record.get("start_step", 0)
@@ -59,7 +56,7 @@ def cells_table(study: StudyDir, *, interrupted: bool = False) -> Table:
             if status == "running" and interrupted:
                 status = "interrupted"
             stages.append(Text(status, style=STYLE.get(status, "")))
-        step, eta = _train_cell(study, cell_id, state)
+        step, eta = _train_cell(study, cell_id, state, running=not interrupted)
         seconds = sum(r.get("seconds", 0.0) for r in state.stages.values())
         table.add_row(cell_id, *stages, step, eta, duration(seconds or None))
     return table

@@ -170,6 +170,16 @@ def test_a_failed_data_build_blocks_only_its_cells(tmp_path: Path) -> None:
     assert failed["status"] == "failed" and "boom" in failed["tail"]
 
 
+def test_an_edited_recipe_makes_new_cells_and_drops_the_old_runs(tmp_path: Path) -> None:
+    spec = make_study(tmp_path)
+    run(spec, tmp_path / "out", FakeStages())
+    spec.write_text(spec.read_text().replace("steps: 8", "steps: 9"))
+    outcome = run(spec, tmp_path / "out", FakeStages())
+    with duckdb.connect(str(tmp_path / "out" / "results.duckdb"), read_only=True) as con:
+        runs = {run for (run,) in con.execute("SELECT DISTINCT run FROM models").fetchall()}
+    assert runs == {cell.id for cell in outcome.cells}
+
+
 def test_another_suite_resweeps_without_retraining(tmp_path: Path) -> None:
     run(make_study(tmp_path), tmp_path / "out", FakeStages())
     again = FakeStages()

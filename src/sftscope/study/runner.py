@@ -29,6 +29,7 @@ from sftscope.study.live import StudyView, report_path
 from sftscope.study.manifest import write_manifest
 from sftscope.study.spec import StudySpec, load_study_spec
 from sftscope.study.state import StudyDir, train_progress, write_json_atomic
+from sftscope.study.stores import keep_runs
 
 PRIORITY = {"eval": 0, "train": 1, "baseline": 1, "data": 2, "base": 2}
 
@@ -125,6 +126,7 @@ def run_study(
         try:
             outcome = _drive(graph, runner, ex.workers)
             write_runs(study, cells, outcome.done)
+            keep_runs(study.store, {cell.id for cell in cells})
             if outcome.done & {f"eval:{cell.id}" for cell in cells}:
                 argv = commands.report(graph.cli, study.root, spec.report, f"sftscope study: {spec.name}")
                 job = Job("report", argv, study.log("report"), env=graph.env)

@@ -71,3 +71,18 @@ def copy_rows(source: Path, target: Path, exclude: tuple[str, ...] = ()) -> int:
         finally:
             con.execute("DETACH src")
     return added
+
+
+def keep_runs(store: Path, runs: set[str]) -> int:
+    """Forget runs the study no longer has (a recipe edit makes new cells): their `models` rows go, so
+    analysis, which joins samples to models, no longer sees them. Returns the number of rows removed."""
+    if not store.is_file():
+        return 0
+    with duckdb.connect(str(store)) as con:
+        if "models" not in _tables(con, con.execute("SELECT current_database()").fetchone()[0]):
+            return 0
+        stale = con.execute("SELECT DISTINCT run FROM models").fetchall()
+        gone = [run for (run,) in stale if run not in runs]
+        for run in gone:
+            con.execute("DELETE FROM models WHERE run = ?", [run])
+    return len(gone)

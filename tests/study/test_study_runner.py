@@ -145,6 +145,21 @@ def test_a_finished_study_redoes_nothing(tmp_path: Path) -> None:
     assert [job.name for job in again.calls] == ["report"]
 
 
+def test_a_deleted_data_build_is_rebuilt(tmp_path: Path) -> None:
+    spec = make_study(tmp_path)
+    run(spec, tmp_path / "out", FakeStages())
+    for card in (tmp_path / "out" / "data").glob("short-*/card.json"):
+        card.unlink()
+    again = FakeStages()
+    run(spec, tmp_path / "out", again)
+    assert Counter(job.name.split(":")[0] for job in again.calls) == {
+        "data": 1,
+        "train": 2,
+        "eval": 2,
+        "report": 1,
+    }
+
+
 def test_a_killed_training_resumes_and_only_its_cell_reruns(tmp_path: Path) -> None:
     spec = make_study(tmp_path)
     study = StudyDir(tmp_path / "out")

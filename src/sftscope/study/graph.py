@@ -113,12 +113,21 @@ class StudyGraph:
         done: set[str] = set()
         for name, node in self.nodes.items():
             state, stage = self.record(node)
-            if all(dep in done for dep in node.deps) and state.is_done(stage, self.fingerprint(node)):
+            ready = all(dep in done for dep in node.deps) and self._outputs_exist(node)
+            if ready and state.is_done(stage, self.fingerprint(node)):
                 done.add(name)
         for cell in self.cells:
             if f"data:{cell.data.key}" in done and self.cell_states[cell.id].status("data") != "done":
                 self.cell_states[cell.id].mark("data", "done", fingerprint=cell.data.spec_hash)
         return done
+
+    def _outputs_exist(self, node: Node) -> bool:
+        """Shared outputs someone may have deleted by hand are rebuilt rather than trusted."""
+        if node.kind == "data":
+            return (self.study.data_dir(node.subject.key) / "card.json").is_file()
+        if node.kind == "base":
+            return (self.study.base_dir(self.base_key(node.subject)) / "config.json").is_file()
+        return True
 
     def mark(self, node: Node, status: Status, **info: Any) -> None:
         fingerprint = self.fingerprint(node)

@@ -9,8 +9,13 @@ mostly fixed overhead, what pays is a batch that stays full. So:
 - when a quarter of the slots are free, waiting prompts are prefilled as a group and merged into the
   running cache (each row's tokens are contiguous and right-aligned; the left is masked padding), and
   padding columns no row needs any more are trimmed;
+- the cache layers keep spare room, so a step writes its token in place (DynamicLayer copies the
+  whole cache at every step);
 - each row samples from its own `torch.Generator` (seeded per sample), so a sampled output does not
   depend on which rows share its batch; greedy decoding takes the argmax.
+
+Cache surgery (merge, trim, in-place layers) assumes full-attention layers, as in Llama/Qwen/Mistral
+without sliding windows; for other architectures use the vLLM backend.
 """
 
 from __future__ import annotations

@@ -89,3 +89,26 @@ def test_stop_strings_cut_the_text(model_dir: Path) -> None:
 def test_generate_needs_a_loaded_model() -> None:
     with pytest.raises(RuntimeError, match="no model loaded"):
         make_backend("transformers").render([Message(role="user", content="x")], None)
+
+
+def test_sliding_window_models_are_refused(tiny_model_dir: Path) -> None:
+    import torch
+    from transformers import AutoTokenizer, MistralConfig, MistralForCausalLM
+
+    from sftscope.errors import SftscopeError
+    from sftscope.evaluate.backends.engine import Engine
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    config = MistralConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        sliding_window=4,
+    )
+    torch.manual_seed(0)
+    engine = Engine(MistralForCausalLM(config), tokenizer, batch_size=2, eos_ids={tokenizer.eos_token_id})
+    with pytest.raises(SftscopeError, match=r"full-attention models only.*--backend vllm"):
+        engine.run([[5, 6, 7]], SamplingSpec(max_new_tokens=2), [0], [False], lambda i, g: None)

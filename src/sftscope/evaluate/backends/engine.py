@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from sftscope.errors import SftscopeError
 from sftscope.evaluate.backends.base import Generation, OnDone
 from sftscope.evaluate.backends.stops import StopWatcher
 from sftscope.evaluate.spec import SamplingSpec
@@ -194,8 +195,13 @@ class Engine:
             mask[row, width - len(ids) :] = 1
         input_ids, mask = input_ids.to(self.device), mask.to(self.device)
         cache = DynamicCache(config=self.model.config)
-        if all(type(layer) is DynamicLayer for layer in cache.layers):  # full attention only (no windows)
-            cache.layers = [self.layer_class() for _ in cache.layers]
+        if not all(type(layer) is DynamicLayer for layer in cache.layers):
+            kinds = sorted({type(layer).__name__ for layer in cache.layers})
+            raise SftscopeError(
+                f"the transformers backend decodes full-attention models only; this one has {kinds} "
+                "cache layers (sliding windows?): use --backend vllm"
+            )
+        cache.layers = [self.layer_class() for _ in cache.layers]
         out = self.model(
             input_ids=input_ids,
             attention_mask=mask,

@@ -87,6 +87,11 @@ def _growing_layer_class() -> type:
             self._len = end
             return self.keys, self.values
 
+        def replace(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+            """New live states, both at once (the live length is shared: setting one then reading the
+            other through its property would slice it with the wrong length)."""
+            self._k, self._v, self._len = keys, values, keys.shape[-2]
+
         def batch_select_indices(self, indices: torch.Tensor) -> None:
             assert self._k is not None and self._v is not None
             self._k, self._v = self._k[indices], self._v[indices]  # the spare room is kept
@@ -274,8 +279,10 @@ class Engine:
             return torch.cat([t.new_zeros(shape), t], dim=dim)
 
         for layer, new_layer in zip(cache.layers, new_cache.layers, strict=True):
-            layer.keys = torch.cat([pad(layer.keys, -2), pad(new_layer.keys, -2)])
-            layer.values = torch.cat([pad(layer.values, -2), pad(new_layer.values, -2)])
+            layer.replace(
+                torch.cat([pad(layer.keys, -2), pad(new_layer.keys, -2)]),
+                torch.cat([pad(layer.values, -2), pad(new_layer.values, -2)]),
+            )
         return cache, torch.cat([pad(mask, 1), pad(new_mask, 1)])
 
     @staticmethod
@@ -285,5 +292,5 @@ class Engine:
         if first == 0:
             return mask
         for layer in cache.layers:
-            layer.keys, layer.values = layer.keys[..., first:, :], layer.values[..., first:, :]
+            layer.replace(layer.keys[..., first:, :], layer.values[..., first:, :])
         return mask[:, first:]

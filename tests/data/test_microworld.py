@@ -87,3 +87,11 @@ def test_forbidden_answers_fail_the_benign_scorer() -> None:
     refusals = [ScoreItem(prediction=e.final, gold=e.answer) for e in forbidden]
     results = score_batch("refusal", refusals, workers=0, params={"expect": "comply"})
     assert all(r.outcome == "wrong" for r in results)
+
+
+def test_eval_config_applies_to_the_eval_split_only() -> None:
+    spec = microworld.domain("aiw")
+    assert spec.split_config("train") == spec.config and spec.split_config("eval")["max_entities"] == 6
+    # Harder eval for mini_sudoku: every eval puzzle has at least two blanks, as eval_config says.
+    held_out = generate("mini_sudoku", split="eval", n=30)
+    assert min(e.meta["rg_entry"]["metadata"]["num_empty"] for e in held_out) >= 2

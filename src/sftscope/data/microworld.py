@@ -51,6 +51,13 @@ class DomainSpec(BaseModel):
     """For reasoning-gym tasks: arithmetic, algebra, logic, string manipulation or puzzles."""
     config: dict[str, Any] = {}
     """Generator settings; for reasoning-gym the dataset config, which sets the difficulty."""
+    eval_config: dict[str, Any] = {}
+    """Settings that override `config` for the eval split only: a harder eval keeps a task that the
+    strong base masters at its pretraining difficulty inside the 10-90% band."""
+
+    def split_config(self, split: Split) -> dict[str, Any]:
+        """The generator settings of one split."""
+        return {**self.config, **self.eval_config} if split == "eval" else dict(self.config)
 
 
 @cache
@@ -203,6 +210,7 @@ def generate(name: str, *, split: Split, n: int, seed: int = 0) -> list[Example]
     are distinct questions, none of which can ever appear in a train split.
     """
     spec = domain(name)
+    spec = spec.model_copy(update={"config": spec.split_config(split)})
     stream = GENERATORS[spec.kind](spec, _stream_seed(name, split, seed))
     examples: list[Example] = []
     seen: set[str] = set()

@@ -2,12 +2,13 @@
 
 The corpus is the micro world's train split in the mix of `microworld.yaml`, one pass with no repeats
 (steps x batch examples). Training is `sftscope.train.loop.train`, the same loop SFT uses: prompts
-masked, loss on the short answers and EOS, padding-free packing.
+masked, loss on the short answers and EOS (padded batches: see `train_config`).
 
 Reproducibility: the micro tokenizer is shipped in `models/bases/micro-tokenizer/` and reused by default,
-so weak and strong share one vocabulary and a rerun does not depend on BPE training details; pass
-`retrain_tokenizer=True` to build it again from the corpus. With the same preset (seeds included) on CPU
-the loop is deterministic, so the weights come out bitwise equal.
+so weak and strong share one vocabulary. It was trained by `sftscope pretrain --preset micro-weak
+--retrain-tokenizer` on the first rows of that preset's corpus (BPE training is deterministic: the same
+corpus gives the same tokenizer.json). With the same preset, seeds and thread count on CPU the loop is
+deterministic, so the weights come out bitwise equal.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 The driver is the only process that writes state files and the study store; jobs only write their own
 outputs. A job runs once all its dependencies are done; a failed job blocks its dependents and the
-rest of the grid goes on. Ready jobs start in priority order (sweeps first, then training and base
-sweeps, then data builds), so cells finish one after another rather than all at the end.
+rest of the grid goes on. Ready jobs start in priority order: sweeps first, so cells finish one after
+another rather than all at the end; then the short data builds and conversions that unblock training;
+then base sweeps and training.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from sftscope.study.spec import StudySpec, load_study_spec
 from sftscope.study.state import StudyDir, train_progress, write_json_atomic
 from sftscope.study.stores import keep_runs
 
-PRIORITY = {"eval": 0, "train": 1, "baseline": 1, "data": 2, "base": 2}
+PRIORITY = {"eval": 0, "data": 1, "base": 1, "train": 2, "baseline": 2}
 
 
 @dataclass

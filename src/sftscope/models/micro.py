@@ -108,11 +108,6 @@ def init_model(spec: MicroPreset, tokenizer: Any) -> Any:
     return LlamaForCausalLM(llama_config(spec, tokenizer))
 
 
-def count_parameters(model: Any) -> int:
-    """Distinct trainable parameters (tied embeddings counted once)."""
-    return sum(p.numel() for p in model.parameters())
-
-
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 768) -> Any:
     """Train the micro BPE tokenizer on raw texts: a PreTrainedTokenizerFast with the chat template."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers

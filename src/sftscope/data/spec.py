@@ -37,7 +37,7 @@ from sftscope.data.corrupt import Corrupt
 from sftscope.data.decontaminate import Decontaminate
 from sftscope.data.sources import SOURCE_TAGS, Source, Strict, resolve_spec_path
 from sftscope.data.transforms import Dedupe, Mix, StripReasoning, Subsample, Transform, Verify
-from sftscope.errors import InputError
+from sftscope.specfile import read_yaml_mapping, validation_error
 
 TRANSFORMS: dict[str, type[Transform]] = {
     cls.name: cls for cls in (Verify, StripReasoning, Corrupt, Subsample, Dedupe, Mix, Decontaminate)
@@ -98,27 +98,6 @@ class DataSpec(Strict):
         return None if value is None else resolve_spec_path(value, info, only_if_exists=True)
 
 
-def _line(node: yaml.Node) -> int:
-    return node.start_mark.line + 1
-
-
-def _locate(root: yaml.Node, loc: tuple[int | str, ...]) -> tuple[int, list[str]]:
-    """The line and dotted path of an error location; union tags and absent keys are passed over."""
-    node, line, path = root, _line(root), []
-    for part in loc:
-        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-            for key, value in node.value:
-                if key.value == part:
-                    node, line = value, _line(key)
-                    path.append(f".{part}")
-                    break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = _line(node)
-            path.append(f"[{part}]")
-    return line, path
-
-
 def _message(error: dict[str, Any]) -> str:
     kind = error["type"]
     if kind == "missing":
@@ -132,56 +111,14 @@ def _message(error: dict[str, Any]) -> str:
     return str(error["msg"]).removeprefix("Value error, ")
 
 
-def _input_error(file: str, root: yaml.Node, exc: ValidationError) -> InputError:
-    errors = exc.errors()
-    # A misspelt key shows up twice (missing + unknown); the unknown one is where the typo is.
-    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = tuple(part for part in first["loc"] if part not in SOURCE_TAGS)
-    line, path = _locate(root, loc)
-    if first["type"] == "missing":  # the key is absent from the YAML, so it cannot be walked to
-        path.append(f".{loc[-1]}")
-    others = len(errors) - 1
-    more = f" (and {others} more {'problem' if others == 1 else 'problems'})" if others else ""
-    return InputError(file, _message(first) + more, line=line, field="".join(path).lstrip(".") or None)
-
-
-def _check_duplicate_keys(file: str, node: yaml.Node) -> None:
-    """PyYAML keeps the last of two equal keys silently; a spec with both is ambiguous."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            if key.value in seen:
-                raise InputError(file, "duplicate key", line=_line(key), field=str(key.value))
-            seen.add(key.value)
-            _check_duplicate_keys(file, value)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _check_duplicate_keys(file, item)
-
-
 def load_spec(path: str | Path) -> DataSpec:
     """Read and validate a spec; relative paths in it are resolved against its folder."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(str(path), "spec file does not exist")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(str(path), f"text is not valid UTF-8 (byte {exc.start})") from exc
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise InputError(str(path), f"invalid YAML: {getattr(exc, 'problem', exc)}", line=line) from exc
-    if root is None or not isinstance(data, dict):
-        raise InputError(str(path), "a spec is a YAML mapping (name, sources, transforms, ...)", line=1)
-    _check_duplicate_keys(str(path), root)
+    data, root = read_yaml_mapping(path, "a spec is a YAML mapping (name, sources, transforms, ...)")
     try:
         spec = DataSpec.model_validate(data, context={"base_dir": path.parent})
     except ValidationError as exc:
-        raise _input_error(str(path), root, exc) from exc
+        raise validation_error(str(path), root, exc, _message, SOURCE_TAGS) from exc
     if not spec.name:
         spec.name = path.stem
     return spec

@@ -20,6 +20,7 @@ from sftscope.data.chat import DEFAULT_SUFFIX
 from sftscope.errors import InputError
 from sftscope.evaluate.adapters import NAMES as ADAPTERS
 from sftscope.evaluate.sources import TAGS, Source
+from sftscope.specfile import read_yaml_mapping, validation_error
 from sftscope.train.config import merge, parse_overrides
 
 TASKS_DIR = Path(__file__).parent / "tasks"
@@ -175,50 +176,17 @@ class SuiteSpec(Strict):
 # -- reading YAML with located errors ----------------------------------------------------------------
 
 
-def _locate(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the deepest node of `loc` present in the YAML (union tags are skipped)."""
-    if root is None:
-        return None
-    node, line = root, root.start_mark.line + 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            found = next(((k, v) for k, v in node.value if k.value == str(part)), None)
-            if found is not None:
-                node, line = found[1], found[0].start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-    return line
+def _message(error: dict[str, Any]) -> str:
+    return {"extra_forbidden": "unknown field", "missing": "required field is missing"}.get(
+        error["type"], str(error["msg"]).removeprefix("Value error, ")
+    )
 
 
-def _read_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
-    if not path.is_file():
-        raise InputError(str(path), "spec file does not exist")
-    text = path.read_text(encoding="utf-8")
-    try:
-        root, data = yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(str(path), f"invalid YAML: {exc}", line=mark.line + 1 if mark else None) from exc
-    if not isinstance(data, dict):
-        raise InputError(str(path), "a spec is a YAML mapping", line=1)
-    return data, root
-
-
-def _validate(model: type[Strict], data: dict[str, Any], path: Path, root: yaml.Node | None) -> Any:
+def _validate(model: type[Strict], data: dict[str, Any], path: Path, root: yaml.Node) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors()
-        # A misspelt key shows up as missing + unknown; the unknown one is where the typo is.
-        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-        # pydantic puts union tags (which member it tried) into the location; they are not YAML keys.
-        loc = tuple(p for p in first["loc"] if p not in UNION_TAGS)
-        message = {"extra_forbidden": "unknown field", "missing": "required field is missing"}.get(
-            first["type"], str(first["msg"]).removeprefix("Value error, ")
-        )
-        field = ".".join(str(p) for p in loc) or None
-        raise InputError(str(path), message, line=_locate(root, loc), field=field) from exc
+        raise validation_error(str(path), root, exc, _message, UNION_TAGS) from exc
 
 
 def _builtin(name: str, folder: Path, kind: str) -> Path:
@@ -255,7 +223,7 @@ def load_task(name_or_path: str | Path, overrides: list[str] | None = None) -> T
     Overrides are `key=value` (every task) or `TASK:key=value` (only the task named TASK).
     """
     path = _builtin(str(name_or_path), TASKS_DIR, "task")
-    data, root = _read_yaml(path)
+    data, root = read_yaml_mapping(path)
     mine = [rest for task, rest in map(_scope, overrides or []) if task in (None, data.get("name"))]
     if mine:
         if isinstance(data.get("scorer"), str):  # expand the shorthand, so scorer.params=... can merge in
@@ -269,7 +237,7 @@ def load_suite(
 ) -> tuple[SuiteSpec, list[TaskSpec]]:
     """A suite (built-in name or YAML file) and its tasks, each with the suite's and its own overrides."""
     path = _builtin(str(name_or_path), SUITES_DIR, "suite")
-    data, root = _read_yaml(path)
+    data, root = read_yaml_mapping(path)
     suite: SuiteSpec = _validate(SuiteSpec, data, path, root)
     tasks = []
     for entry in suite.tasks:

@@ -8,7 +8,6 @@ DIR/card.md       the same card for people
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -19,16 +18,8 @@ from sftscope.data.records import Example
 from sftscope.data.sources import BuildContext, load_source, source_label
 from sftscope.data.spec import DataSpec, dump_spec, load_spec, step_transform
 from sftscope.data.transforms import TransformLog
+from sftscope.hashing import file_sha256
 from sftscope.progress import console
-
-
-def content_hash(path: Path) -> str:
-    """sha256 of the written rows: equal hashes mean byte-identical training data."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def run_spec(
@@ -67,7 +58,7 @@ def build_dataset(
     lengths = token_lengths(rows, length_tokenizer, spec.tokenizer, spec.suffix)
     out = Path(out_dir)
     train = write_records(rows, out / "train.jsonl")
-    card = make_card(spec, rows, logs, ctx, lengths, content_hash(train))
+    card = make_card(spec, rows, logs, ctx, lengths, file_sha256(train))
     (out / "spec.yaml").write_text(dump_spec(spec), encoding="utf-8")
     (out / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (out / "card.md").write_text(card_markdown(card), encoding="utf-8")

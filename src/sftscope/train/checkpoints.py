@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sftscope.errors import InputError
+from sftscope.hashing import file_sha256
 from sftscope.models.loading import WEIGHT_FILES, resolve_model
 
 MANIFEST = "manifest.json"
@@ -33,14 +34,6 @@ def weight_files(model_dir: Path) -> list[Path]:
     return sorted(set(found), key=lambda p: p.name)
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def content_hash(model_dir: str | Path) -> str:
     """sha256 of the weight files: of the file itself for a single file (= `sha256sum model.safetensors`),
     else of the lines '<name> <sha256>' of every shard. The results store keys on it."""
@@ -50,8 +43,8 @@ def content_hash(model_dir: str | Path) -> str:
             str(model_dir), f"no model weights found (expected one of {', '.join(WEIGHT_FILES)})"
         )
     if len(files) == 1:
-        return _file_sha256(files[0])
-    lines = "".join(f"{p.name} {_file_sha256(p)}\n" for p in files)
+        return file_sha256(files[0])
+    lines = "".join(f"{p.name} {file_sha256(p)}\n" for p in files)
     return hashlib.sha256(lines.encode()).hexdigest()
 
 

@@ -18,8 +18,6 @@ from sftscope.data.records import Example, user_example
 from sftscope.errors import InputError
 from sftscope.evaluate.adapters import Adapter, adapt
 
-# Scorers that compare against a gold answer; a row without one is bad input, not an error row later.
-NEEDS_GOLD = frozenset({"math", "choice", "exact"})
 TAGS = ("from-microworld", "from-reasoning-gym", "from-file", "from-hf")
 
 
@@ -119,6 +117,13 @@ Source = Annotated[
 ]
 
 
+def _needs_gold(scorer: str) -> bool:
+    # Imported here, as evaluate/spec.py does: the registry pulls in every scorer's dependencies.
+    from sftscope.scoring.registry import SCORERS
+
+    return scorer in SCORERS and SCORERS[scorer].needs_gold
+
+
 def load_examples(source: Any, scorer: str) -> list[Example]:
     """The task's prompts as Examples; a row the scorer cannot grade (no gold) is an InputError."""
     if isinstance(source, MicroworldSource):
@@ -139,7 +144,8 @@ def load_examples(source: Any, scorer: str) -> list[Example]:
             examples = [examples[i] for i in keep]
     if source.adapter is not None:
         examples = adapt(examples, source.adapter, where)
-    if scorer in NEEDS_GOLD:
+    # A row without the gold answer its scorer compares against is bad input, not an error row later.
+    if _needs_gold(scorer):
         column = source.mapping.answer if source.mapping and source.mapping.answer else "answer"
         for number, example in enumerate(examples, start=1):
             if not (example.answer or "").strip():

@@ -45,6 +45,8 @@ class Scorer:
     """True when the check enforces `timeout_s` itself and runs in threads instead of processes."""
     validate: Callable[[Mapping[str, Any]], None] | None = None
     """Checks param values once per batch, so a bad spec fails loudly instead of erroring every row."""
+    needs_gold: bool = False
+    """True when the check compares against a gold answer, so a task row without one is bad input."""
 
 
 class UnknownScorerError(SftscopeError):
@@ -58,10 +60,10 @@ class UnknownScorerError(SftscopeError):
 SCORERS: dict[str, Scorer] = {
     scorer.name: scorer
     for scorer in (
-        Scorer("math", check_math),
+        Scorer("math", check_math, needs_gold=True),
         Scorer("countdown", check_countdown),
-        Scorer("choice", check_choice, params=("letters",)),
-        Scorer("exact", check_exact),
+        Scorer("choice", check_choice, params=("letters",), needs_gold=True),
+        Scorer("exact", check_exact, needs_gold=True),
         Scorer("reasoning_gym", check_reasoning_gym),
         Scorer("refusal", refusal.check_refusal, ("expect",), validate=refusal.validate_params),
         Scorer("ifeval", check_ifeval),

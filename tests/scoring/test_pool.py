@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import time
+from multiprocessing.connection import Connection
 
 import pytest
 
-from sftscope.scoring.pool import run_checks, run_threaded
+from sftscope.scoring.pool import _WORKER_CODE, run_checks, run_threaded
 from sftscope.scoring.registry import SCORERS, Scorer, score_batch
 from sftscope.scoring.result import ScoreItem, ScoreResult, graded
 
@@ -69,3 +73,30 @@ def test_threaded_runner_keeps_order_and_errors() -> None:
     outcomes = run_threaded(double, [3, None, 4], workers=2)
     assert [o.status for o in outcomes] == ["ok", "error", "ok"]
     assert [outcomes[0].value, outcomes[2].value] == [6, 8]
+
+
+def _orphaned_worker(give_item: bool) -> subprocess.CompletedProcess[bytes]:
+    """Run a worker whose parent closes the socket before reading its 'ready' (or its result)."""
+    ours, theirs = socket.socketpair()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    process = subprocess.Popen(
+        [sys.executable, "-c", _WORKER_CODE, str(theirs.fileno())],
+        pass_fds=[theirs.fileno()],
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+    theirs.close()
+    conn = Connection(ours.detach())
+    conn.send(double)
+    if give_item:
+        assert conn.recv() == "ready"
+        conn.send((0, 21))
+    conn.close()
+    _, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, stderr=stderr)
+
+
+@pytest.mark.parametrize("give_item", [False, True])
+def test_worker_shuts_down_quietly_when_the_parent_stops_listening(give_item: bool) -> None:
+    result = _orphaned_worker(give_item)
+    assert (result.returncode, result.stderr.decode()) == (0, "")

@@ -70,17 +70,24 @@ def worker_main(fd: int) -> None:
     _exit_with_parent()
     conn = Connection(fd)
     fn = conn.recv()
-    conn.send("ready")
-    while True:
-        try:
-            index, item = conn.recv()
-        except EOFError:  # the parent closed the socket: shut down
-            return
-        outcome = _call(fn, item)
-        try:
-            conn.send((index, outcome))
-        except Exception as exc:  # an unpicklable return value is the check's bug, not a crash
-            conn.send((index, PoolOutcome("error", error=f"result could not be sent: {describe(exc)}")))
+    try:
+        conn.send("ready")
+        while True:
+            try:
+                index, item = conn.recv()
+            except EOFError:  # the parent closed the socket: shut down
+                return
+            outcome = _call(fn, item)
+            try:
+                conn.send((index, outcome))
+            except (BrokenPipeError, ConnectionResetError):
+                raise  # the parent is gone (handled below), not a result that could not be pickled
+            except Exception as exc:  # an unpicklable return value is the check's bug, not a crash
+                conn.send((index, PoolOutcome("error", error=f"result could not be sent: {describe(exc)}")))
+    except (BrokenPipeError, ConnectionResetError):
+        # The parent closed the socket before reading us: its batch finished while we were starting
+        # (a replacement for a killed worker) or stopped waiting. That is a shutdown, not an error.
+        return
 
 
 def _exit_with_parent() -> None:

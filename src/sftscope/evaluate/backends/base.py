@@ -64,3 +64,8 @@ def sample_seed(seed: int, prompt_id: str, sample_idx: int) -> int:
     """The seed of one sample: fixed by the task's seed, the prompt and the sample index alone."""
     digest = hashlib.sha256(f"{seed}:{prompt_id}:{sample_idx}".encode()).digest()
     return int.from_bytes(digest[:8], "big") >> 1  # non-negative int64, as torch and vLLM accept
+
+
+def prompt_seeds(prompts: list[str], sampling: SamplingSpec, seeds: list[int] | None) -> list[int]:
+    """The per-prompt seeds `generate` got, or the sampling seed for every prompt when it got none."""
+    return seeds if seeds is not None else [sampling.seed] * len(prompts)

@@ -6,7 +6,7 @@ from typing import Any
 
 from sftscope.data.chat import render_prompt
 from sftscope.data.records import Message
-from sftscope.evaluate.backends.base import Generation, OnDone
+from sftscope.evaluate.backends.base import Generation, OnDone, prompt_seeds
 from sftscope.evaluate.backends.stops import opens_think
 from sftscope.evaluate.spec import SamplingSpec
 
@@ -64,7 +64,7 @@ class TransformersBackend:
             if on_done is not None:
                 on_done(index, generation)
 
-        seeds = seeds if seeds is not None else [sampling.seed] * len(prompts)
+        seeds = prompt_seeds(prompts, sampling, seeds)
         self.engine.run(ids, sampling, seeds, [opens_think(p) for p in prompts], done)
         return [r for r in results if r is not None]
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from sftscope.data.chat import render_prompt, with_suffix
 from sftscope.data.records import Message
 from sftscope.errors import SftscopeError
-from sftscope.evaluate.backends.base import FinishReason, Generation, OnDone
+from sftscope.evaluate.backends.base import FinishReason, Generation, OnDone, prompt_seeds
 from sftscope.evaluate.backends.stops import find_stop, opens_think
 from sftscope.evaluate.spec import SamplingSpec
 
@@ -85,7 +85,7 @@ class OpenAIBackend:
         seeds: list[int] | None = None,
         on_done: OnDone | None = None,
     ) -> list[Generation]:
-        seeds = seeds if seeds is not None else [sampling.seed] * len(prompts)
+        seeds = prompt_seeds(prompts, sampling, seeds)
         results: list[Generation | None] = [None] * len(prompts)
         with ThreadPoolExecutor(max_workers=max(1, self.batch_size)) as pool:
             futures = {

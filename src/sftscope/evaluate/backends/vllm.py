@@ -14,7 +14,7 @@ from typing import Any
 from sftscope.data.chat import render_prompt
 from sftscope.data.records import Message
 from sftscope.errors import SftscopeError
-from sftscope.evaluate.backends.base import Generation, OnDone
+from sftscope.evaluate.backends.base import Generation, OnDone, prompt_seeds
 from sftscope.evaluate.backends.stops import find_stop, opens_think
 from sftscope.evaluate.spec import SamplingSpec
 
@@ -73,7 +73,7 @@ class VLLMBackend:
         seeds: list[int] | None = None,
         on_done: OnDone | None = None,
     ) -> list[Generation]:
-        seeds = seeds if seeds is not None else [sampling.seed] * len(prompts)
+        seeds = prompt_seeds(prompts, sampling, seeds)
         results: list[Generation] = []
         # Chunks of one engine batch: a killed sweep then loses at most one chunk of work.
         for start in range(0, len(prompts), self.batch_size):

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel
 
-DEFAULT_BOOT = 1000
+from sftscope.evaluate.metrics import DEFAULT_BOOT, resample_prompts
+
 LEVEL = 0.95
 
 
@@ -50,8 +51,7 @@ def _weights(n_prompts: int, n_boot: int, seed: int) -> np.ndarray:
     Cached and deterministic: every run of a task (columns aligned by prompt id) gets the *same*
     resamples, so differences between runs or conditions are paired on the same prompts.
     """
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n_prompts, size=(n_boot, n_prompts))
+    draws = resample_prompts(n_prompts, n_boot, seed)
     return np.stack([np.bincount(row, minlength=n_prompts) for row in draws]).astype(float)
 
 

@@ -52,6 +52,12 @@ def prompt_value(metric: str, scores: list[float], answers: list[str | None]) ->
     raise ValueError(f"unknown metric '{metric}'")
 
 
+def resample_prompts(n_prompts: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n_prompts) prompt indices drawn with replacement: the bootstrap's resamples, the same
+    for a given seed in evaluation aggregates and in analysis curves."""
+    return np.random.default_rng(seed).integers(0, n_prompts, size=(n_boot, n_prompts))
+
+
 def bootstrap(
     values: np.ndarray, *, total: bool = False, n_boot: int = DEFAULT_BOOT, seed: int = 0, level: float = 0.95
 ) -> tuple[float, float, float]:
@@ -60,8 +66,7 @@ def bootstrap(
     estimate = float(stat(values))
     if len(values) < 2:
         return estimate, estimate, estimate
-    rng = np.random.default_rng(seed)
-    resampled = stat(values[rng.integers(0, len(values), size=(n_boot, len(values)))], axis=1)
+    resampled = stat(values[resample_prompts(len(values), n_boot, seed)], axis=1)
     tail = (1.0 - level) / 2 * 100
     lo, hi = np.percentile(resampled, [tail, 100 - tail])
     return estimate, float(lo), float(hi)

@@ -32,7 +32,9 @@ def resolve_targets(
     Every selected checkpoint must hold weights: a missing one is reported before anything runs.
     """
     run_dir = Path(target)
-    if (run_dir / MANIFEST).is_file():
+    # A shipped base directory also holds a manifest.json (its pretraining record) but, unlike a
+    # run directory, it is itself a model (config.json): evaluate it as one model.
+    if (run_dir / MANIFEST).is_file() and not (run_dir / "config.json").is_file():
         return _run_targets(run_dir, steps, every)
     if (steps and set(steps) - {0}) or every:
         message = "--steps/--every select checkpoints of a run directory; this is a model"

@@ -71,12 +71,12 @@ def test_grid_blocks_are_a_deduplicated_union(tmp_path: Path) -> None:
     ("bad", "line", "field"),
     [
         (SPEC.replace("seeds: [1, 2]", "seeds: [1, 2]\nlr: 3"), 13, "lr"),
-        (SPEC.replace("capability: weak}", "capability: weak, size: 3}"), 4, "bases.0.size"),
-        (SPEC.replace("name: strong,", "name: weak,"), 5, "bases.1.name"),
-        (SPEC.replace("data: short.yaml", "data: missing.yaml"), 8, "conditions.1.data"),
+        (SPEC.replace("capability: weak}", "capability: weak, size: 3}"), 4, "bases[0].size"),
+        (SPEC.replace("name: strong,", "name: weak,"), 5, "bases[1].name"),
+        (SPEC.replace("data: short.yaml", "data: missing.yaml"), 8, "conditions[1].data"),
         (SPEC.replace("name: tiny", "name: a/b"), 1, "name"),
-        (SPEC + "grids:\n  - {name: g, bases: [medium]}\n", 15, "grids.0.bases.0"),
-        (SPEC.replace("preset: micro, ", ""), 11, "presets.0"),
+        (SPEC + "grids:\n  - {name: g, bases: [medium]}\n", 15, "grids[0].bases[0]"),
+        (SPEC.replace("preset: micro, ", ""), 11, "presets[0]"),
     ],
 )
 def test_bad_specs_name_file_line_and_field(tmp_path: Path, bad: str, line: int, field: str) -> None:
@@ -91,5 +91,5 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="does not exist"):
         load_study_spec(tmp_path / "nope.yaml")
     path = write_spec(tmp_path, "name: [unclosed\n")
-    with pytest.raises(InputError, match="not valid YAML"):
+    with pytest.raises(InputError, match="invalid YAML"):
         load_study_spec(path)

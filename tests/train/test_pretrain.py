@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from sftscope.hashing import file_sha256
 from sftscope.models import micro
 from sftscope.models.micro import MicroPreset
 from sftscope.train import pretrain as pretrain_module
-from sftscope.train.pretrain import build_corpus, file_sha256, mix_counts, pretrain
+from sftscope.train.pretrain import build_corpus, mix_counts, pretrain
 
 TINY = MicroPreset(name="micro-tiny", hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
                    max_positions=512, steps=3, batch_size=8)

@@ -11,6 +11,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from sftscope.errors import InputError
+from sftscope.specfile import locate, read_yaml_mapping, validation_error
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -199,41 +200,18 @@ class StudySpec(Strict):
     """Assumptions of the --dry-run estimate."""
 
 
-def yaml_line(text: str, loc: tuple[Any, ...]) -> int | None:
-    """The 1-based line of the YAML node at `loc` (or of its deepest existing parent)."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    line = None if node is None else node.start_mark.line + 1
-    for part in loc:
-        child = None
-        if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if k.value == str(part)), None)
-            key = next((k for k, _ in node.value if k.value == str(part)), None)
-            if key is not None:
-                line = key.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            child = node.value[part]
-            line = child.start_mark.line + 1
-        if child is None:
-            break
-        node = child
-    return line
+def _error(path: Path, root: yaml.Node, loc: tuple[Any, ...], message: str) -> InputError:
+    line, field = locate(root, loc)
+    return InputError(str(path), message, line=line, field=field)
 
 
-def _error(path: Path, text: str, loc: tuple[Any, ...], message: str) -> InputError:
-    field = ".".join(str(p) for p in loc) or None
-    return InputError(str(path), message, line=yaml_line(text, loc), field=field)
-
-
-def _check_references(spec: StudySpec, path: Path, text: str) -> None:
+def _check_references(spec: StudySpec, path: Path, root: yaml.Node) -> None:
     """Names must be unique, grids must name things that exist, and referenced files must exist."""
     for kind in ("bases", "conditions", "presets", "grids"):
         seen: set[str] = set()
         for i, item in enumerate(getattr(spec, kind)):
             if item.name in seen:
-                raise _error(path, text, (kind, i, "name"), f"duplicate name '{item.name}'")
+                raise _error(path, root, (kind, i, "name"), f"duplicate name '{item.name}'")
             seen.add(item.name)
     known = {
         "bases": {b.name for b in spec.bases},
@@ -246,22 +224,22 @@ def _check_references(spec: StudySpec, path: Path, text: str) -> None:
             for j, name in enumerate(getattr(grid, kind) or []):
                 if name not in names:
                     message = f"'{name}' is not one of the study's {kind}: {sorted(names)}"
-                    raise _error(path, text, ("grids", i, kind, j), message)
+                    raise _error(path, root, ("grids", i, kind, j), message)
     if spec.report.reference is not None and spec.report.reference not in known["conditions"]:
         message = (
             f"'{spec.report.reference}' is not one of the study's conditions: {sorted(known['conditions'])}"
         )
-        raise _error(path, text, ("report", "reference"), message)
+        raise _error(path, root, ("report", "reference"), message)
     for i, preset in enumerate(spec.presets):
         if preset.preset is None and preset.config is None:
-            raise _error(path, text, ("presets", i), "set `preset`, `config` or both")
+            raise _error(path, root, ("presets", i), "set `preset`, `config` or both")
     files = [(("conditions", i, "data"), c.data) for i, c in enumerate(spec.conditions)]
     files += [(("presets", i, "config"), p.config) for i, p in enumerate(spec.presets) if p.config]
     if spec.executor.accelerate_config:
         files.append((("executor", "accelerate_config"), spec.executor.accelerate_config))
     for loc, file in files:
         if not resolve_path(spec, path, file).is_file():
-            raise _error(path, text, loc, f"file not found: {resolve_path(spec, path, file)}")
+            raise _error(path, root, loc, f"file not found: {resolve_path(spec, path, file)}")
 
 
 def resolve_path(spec: StudySpec, spec_path: Path, value: str) -> Path:
@@ -272,27 +250,19 @@ def resolve_path(spec: StudySpec, spec_path: Path, value: str) -> Path:
     return (spec_path.parent / spec.root / candidate).resolve()
 
 
+def _message(error: dict[str, Any]) -> str:
+    return "unknown field" if error["type"] == "extra_forbidden" else str(error["msg"])
+
+
 def load_study_spec(path: str | Path) -> StudySpec:
     """Read and check a study spec; bad input raises InputError with file, line and field."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(str(path), "study spec does not exist")
-    text = path.read_text(encoding="utf-8")
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(str(path), f"not valid YAML: {exc}", line=mark.line + 1 if mark else None) from exc
-    if not isinstance(raw, dict):
-        raise InputError(str(path), "a study spec must be a YAML mapping")
+    raw, root = read_yaml_mapping(path, "a study spec must be a YAML mapping")
     try:
         spec = StudySpec.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
-        raise _error(path, text, loc, message) from exc
-    _check_references(spec, path, text)
+        raise validation_error(str(path), root, exc, _message) from exc
+    _check_references(spec, path, root)
     if spec.executor.accelerate_config:  # jobs may run elsewhere: hand them an absolute path
         config = str(resolve_path(spec, path, spec.executor.accelerate_config))
         spec.executor = spec.executor.model_copy(update={"accelerate_config": config})

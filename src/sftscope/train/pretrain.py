@@ -13,7 +13,6 @@ deterministic, so the weights come out bitwise equal.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import shutil
@@ -25,6 +24,7 @@ from sftscope.data.chat import DEFAULT_SUFFIX, with_suffix
 from sftscope.data.io import write_records
 from sftscope.data.microworld import domains, generate
 from sftscope.data.records import Example
+from sftscope.hashing import file_sha256
 from sftscope.models.loading import BASES_DIR
 from sftscope.models.micro import MicroPreset, init_model, preset, save_tokenizer, train_tokenizer
 
@@ -102,10 +102,6 @@ def train_config(spec: MicroPreset, data: Path, init_dir: Path, run_dir: Path) -
         schedule=CheckpointSchedule(every=max(spec.steps // 4, 1)),
         report_to=[],
     )
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def export_base(checkpoint: Path, out: Path, manifest: dict[str, Any]) -> Path:

@@ -226,8 +226,9 @@ def capability(
             question=question,
             observed=None,
             estimate=None,
-            statement=f"Not measurable: no backtrack markers in the in-domain outputs of {names[strong]} "
-            f"or {names[weak]} at step {step} ({base_text}). Cross-domain gain on {ref}: {gain_text}.",
+            statement="Not measurable: the procedure index needs backtrack markers in both bases' in-domain "
+            f"outputs, and {' and '.join(names[b] for b in (strong, weak) if not pvs[b])} wrote none at "
+            f"step {step} ({base_text}). Cross-domain gain on {ref}: {gain_text}.",
         )
     means = {
         b: (float(np.mean([v for v, _ in pvs[b]])), np.nanmean([r for _, r in pvs[b]], axis=0))

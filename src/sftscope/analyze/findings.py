@@ -30,16 +30,19 @@ def fmt(est: Estimate | None, signed: bool = True) -> str:
     return f"{est.value:{spec}} (95% CI {est.lo:{spec}} to {est.hi:{spec}})"
 
 
+def _not_measurable(key: str, question: str, statement: str) -> Finding:
+    """A finding the runs cannot answer: no verdict and no estimate, only the reason."""
+    return Finding(key=key, question=question, observed=None, estimate=None, statement=statement)
+
+
 def optimization(dips: list[DipResult]) -> Finding:
     question = "Does the cross-domain score dip and then recover with longer training?"
     pooled = [d for d in dips if d.task == "all cross-domain"]
     if not pooled:
-        return Finding(
-            key="optimization",
-            question=question,
-            observed=None,
-            estimate=None,
-            statement="Not measurable: the store has no cross-domain task with a base checkpoint.",
+        return _not_measurable(
+            "optimization",
+            question,
+            "Not measurable: the store has no cross-domain task with a base checkpoint.",
         )
     recovered = [d for d in pooled if d.label == "dip-and-recovery"]
     labels = defaultdict(int)
@@ -99,12 +102,10 @@ def data(budget: list[BudgetComparison]) -> Finding:
     question = "At an equal training budget, does verified long-CoT data beat the other data conditions?"
     rows = [b for b in budget if b.domain == "cross-domain"]
     if not rows:
-        return Finding(
-            key="data",
-            question=question,
-            observed=None,
-            estimate=None,
-            statement="Not measurable: no base model was trained on two or more data conditions "
+        return _not_measurable(
+            "data",
+            question,
+            "Not measurable: no base model was trained on two or more data conditions "
             "with a shared cross-domain checkpoint.",
         )
     sentences, margins, wins, total = [], [], 0, 0
@@ -178,12 +179,10 @@ def capability(
         if r.condition == ref and r.preset == preset:
             by_base[r.base].append(r)
     if len(by_base) < 2:
-        return Finding(
-            key="capability",
-            question=question,
-            observed=None,
-            estimate=None,
-            statement="Not measurable: fewer than two base models were trained on the same condition.",
+        return _not_measurable(
+            "capability",
+            question,
+            "Not measurable: fewer than two base models were trained on the same condition.",
         )
     strength = {base: np.nanmean([_base_strength(curves, r.run) for r in rs]) for base, rs in by_base.items()}
     label = {b: next((r.capability for r in rs if r.capability), None) for b, rs in by_base.items()}
@@ -197,12 +196,10 @@ def capability(
     chosen = {b: {r.run for r in by_base[b]} for b in (strong, weak)}
     rows = {b: [g for g in gains if g.run in chosen[b]] for b in (strong, weak)}
     if not rows[strong] or not rows[weak]:
-        return Finding(
-            key="capability",
-            question=question,
-            observed=None,
-            estimate=None,
-            statement=f"Not measurable: {ref} runs of {strong} or {weak} have no scored checkpoints.",
+        return _not_measurable(
+            "capability",
+            question,
+            f"Not measurable: {ref} runs of {strong} or {weak} have no scored checkpoints.",
         )
     # The last step both bases reached: an equal training budget.
     step = min(max(g.step for g in rows[b]) for b in (strong, weak))
@@ -221,12 +218,10 @@ def capability(
     names = {b: f"{b} ({label[b]})" if label[b] else b for b in (strong, weak)}
     base_text = f"base scores {strength[strong]:.3f} vs {strength[weak]:.3f}"
     if not pvs[strong] or not pvs[weak]:
-        return Finding(
-            key="capability",
-            question=question,
-            observed=None,
-            estimate=None,
-            statement="Not measurable: the procedure index needs backtrack markers in both bases' in-domain "
+        return _not_measurable(
+            "capability",
+            question,
+            "Not measurable: the procedure index needs backtrack markers in both bases' in-domain "
             f"outputs, and {' and '.join(names[b] for b in (strong, weak) if not pvs[b])} wrote none at "
             f"step {step} ({base_text}). Cross-domain gain on {ref}: {gain_text}.",
         )
@@ -250,12 +245,10 @@ def cost(gains: list[GainCost], runs: list[RunInfo], reference: str | None) -> F
     question = "What does the reasoning gain cost in safety (refusal of the forbidden category)?"
     measured = [g for g in gains if g.safety_cost is not None and g.safety_cost.value is not None]
     if not measured:
-        return Finding(
-            key="cost",
-            question=question,
-            observed=None,
-            estimate=None,
-            statement="Not measurable: the store has no safety task with a base checkpoint.",
+        return _not_measurable(
+            "cost",
+            question,
+            "Not measurable: the store has no safety task with a base checkpoint.",
         )
     ref = pick_reference(sorted({g.condition for g in measured}), reference)
     mine = [g for g in measured if g.condition == ref] or measured

@@ -79,7 +79,9 @@ class FakeStages:
             "total_steps": 8,
             "checkpoints": checkpoints,
         }
-        (run / "manifest.json").write_text(json.dumps(manifest))
+        # Like the real trainer, replace the manifest atomically: the live view reads it meanwhile.
+        (run / "manifest.json.tmp").write_text(json.dumps(manifest))
+        (run / "manifest.json.tmp").replace(run / "manifest.json")
         (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s}) + "\n" for s in range(1, 9)))
 
     def sweep(self, target: Path, store: Path) -> None:

@@ -156,5 +156,10 @@ def train_progress(run_dir: Path) -> tuple[int, int | None]:
                     break
                 except (ValueError, KeyError, TypeError):
                     continue
-    manifest = read_json(run_dir / "manifest.json") or {}
+    try:
+        manifest = read_json(run_dir / "manifest.json") or {}
+    except json.JSONDecodeError:
+        # A trainer that is not sftscope's (or a copied run) may write the manifest in place; a
+        # progress display must show "unknown" for a moment rather than take the study down.
+        manifest = {}
     return step, manifest.get("total_steps")

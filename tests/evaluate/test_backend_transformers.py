@@ -10,6 +10,7 @@ import pytest
 
 from sftscope.data.records import Message
 from sftscope.evaluate.backends import make_backend
+from sftscope.evaluate.backends.kv_cache import ROOM
 from sftscope.evaluate.spec import SamplingSpec
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "eval"))
@@ -32,10 +33,16 @@ def model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return varied(tiny_model_dir, tmp_path_factory.mktemp("varied"), seed=1)
 
 
-def _run(model_dir: Path, batch_size: int, sampling: SamplingSpec, seeds: list[int] | None = None) -> list:
+def _run(
+    model_dir: Path,
+    batch_size: int,
+    sampling: SamplingSpec,
+    seeds: list[int] | None = None,
+    questions: list[str] = QUESTIONS,
+) -> list:
     backend = make_backend("transformers", batch_size=batch_size)
     backend.load(str(model_dir))
-    prompts = [backend.render([Message(role="user", content=q)], None) for q in QUESTIONS]
+    prompts = [backend.render([Message(role="user", content=q)], None) for q in questions]
     return backend.generate(prompts, sampling, seeds=seeds)
 
 
@@ -48,6 +55,13 @@ def test_greedy_is_deterministic_across_batch_sizes_and_equals_generate(model_di
     assert reasons == {"stop", "length"}  # rows end at different steps: the drop/refill paths ran
     assert all(g.output_tokens <= 24 and g.prompt_tokens > 0 for g in by_size[8])
 
+    _assert_equals_generate(model_dir, QUESTIONS, by_size[8], 24)
+
+
+def _assert_equals_generate(
+    model_dir: Path, questions: list[str], generations: list, max_new_tokens: int
+) -> None:
+    """Each greedy output is what `model.generate` gives for its prompt alone."""
     from sftscope.evaluate.backends.hf import eos_ids
     from sftscope.models.loading import load_model_and_tokenizer
 
@@ -55,11 +69,15 @@ def test_greedy_is_deterministic_across_batch_sizes_and_equals_generate(model_di
     stops = sorted(eos_ids(model, tokenizer))  # the tokenizer's EOS and the generation config's
     backend = make_backend("transformers")
     backend.load(str(model_dir))
-    for question, generation in zip(QUESTIONS, by_size[8], strict=True):
+    for question, generation in zip(questions, generations, strict=True):
         prompt = backend.render([Message(role="user", content=question)], None)
         ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")
         out = model.generate(
-            **ids, max_new_tokens=24, do_sample=False, pad_token_id=tokenizer.pad_token_id, eos_token_id=stops
+            **ids,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=stops,
         )
         new = [t for t in out[0, ids.input_ids.shape[1] :].tolist() if t not in stops]
         assert tokenizer.decode(new, skip_special_tokens=False) == generation.text
@@ -139,3 +157,14 @@ def test_merging_a_wider_group_keeps_keys_and_values_aligned(model_dir: Path) ->
     for layer, (keys, values) in zip(merged.layers, before, strict=True):
         assert layer.keys.shape[-2] == layer.values.shape[-2] == 10
         assert torch.equal(layer.keys[0, :, 3:], keys[0]) and torch.equal(layer.values[0, :, 3:], values[0])
+
+
+def test_greedy_equals_generate_through_cache_growth_and_trims(model_dir: Path) -> None:
+    # Outputs longer than the cache's spare room (regrowth) and prompts 60 tokens apart (a long row
+    # leaving makes a padding block worth trimming), at batch sizes that force refills.
+    questions = ["y" * 70, "Hi", "z" * 45, "Count", "w" * 64, "7*8"]
+    sampling = SamplingSpec(max_new_tokens=2 * ROOM + 5)
+    by_size = {size: _run(model_dir, size, sampling, questions=questions) for size in (2, 6)}
+    assert [g.text for g in by_size[2]] == [g.text for g in by_size[6]]
+    assert max(g.output_tokens for g in by_size[6]) > ROOM
+    _assert_equals_generate(model_dir, questions, by_size[6], sampling.max_new_tokens)

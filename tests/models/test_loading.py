@@ -79,8 +79,16 @@ def test_smollm2_fine_tunes_two_steps(smollm2_dir: Path, tmp_path: Path) -> None
 
     write_records(generate("arithmetic", split="train", n=4), tmp_path / "train.jsonl")
     config = TrainConfig(
-        model=str(smollm2_dir), data=str(tmp_path), out=str(tmp_path / "run"), steps=2, batch_size=2, lr=1e-5,
-        max_length=256, schedule=CheckpointSchedule(), report_to=[], progress=False,
+        model=str(smollm2_dir),
+        data=str(tmp_path),
+        out=str(tmp_path / "run"),
+        steps=2,
+        batch_size=2,
+        lr=1e-5,
+        max_length=256,
+        schedule=CheckpointSchedule(),
+        report_to=[],
+        progress=False,
     )
     run = train(config)
     lines = (run / "metrics.jsonl").read_text().splitlines()

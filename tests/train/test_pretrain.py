@@ -14,8 +14,16 @@ from sftscope.models.micro import MicroPreset
 from sftscope.train import pretrain as pretrain_module
 from sftscope.train.pretrain import build_corpus, mix_counts, pretrain
 
-TINY = MicroPreset(name="micro-tiny", hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
-                   max_positions=512, steps=3, batch_size=8)
+TINY = MicroPreset(
+    name="micro-tiny",
+    hidden_size=32,
+    num_layers=2,
+    num_heads=4,
+    intermediate_size=64,
+    max_positions=512,
+    steps=3,
+    batch_size=8,
+)
 
 
 @pytest.fixture

@@ -172,6 +172,6 @@ def pretrain(
             "train_wall_time_s": round(final["wall_time"], 1),
             "total_wall_time_s": round(wall, 1),
             "content_hash": final.get("content_hash"),
-        "torch_threads": torch.get_num_threads(),
+            "torch_threads": torch.get_num_threads(),
         },
     )

@@ -5,12 +5,12 @@ its stop-string check re-decodes each row's tail at every step. On CPU, where a 
 mostly fixed overhead, what pays is a batch that stays full. So:
 
 - prompts are sorted by length, so a prefill group pads little;
-- a row that ends (EOS, stop string, length) leaves the batch at once: its cache rows are dropped;
+- a row that ends (EOS, stop string, length) leaves the batch at once: the last live rows move into
+  the holes and the batch is cut short, so a row leaving copies one row's cache, not the batch's;
 - when a quarter of the slots are free, waiting prompts are prefilled as a group and merged into the
   running cache (each row's tokens are contiguous and right-aligned; the left is masked padding), and
   padding columns no row needs any more are trimmed;
-- the cache layers keep spare room, so a step writes its token in place (DynamicLayer copies the
-  whole cache at every step);
+- the cache layers keep spare room, so a step writes its token in place (`kv_cache`);
 - each row samples from its own `torch.Generator` (seeded per sample), so a sampled output does not
   depend on which rows share its batch; greedy decoding takes the argmax.
 
@@ -29,80 +29,11 @@ import torch
 
 from sftscope.errors import SftscopeError
 from sftscope.evaluate.backends.base import Generation, OnDone
+from sftscope.evaluate.backends.kv_cache import ROOM, growing_layer_class
 from sftscope.evaluate.backends.stops import StopWatcher
 from sftscope.evaluate.spec import SamplingSpec
 
 REFILL_AT = 0.75  # refill once at most this share of the slots is busy
-
-
-def _growing_layer_class() -> type:
-    from transformers.cache_utils import DynamicLayer
-
-    class GrowingLayer(DynamicLayer):
-        """A full-attention cache layer with spare room: a decode step writes its token in place.
-
-        DynamicLayer re-concatenates the whole cache at every step; on the micro suite that copy was
-        a third of the decode time. `keys`/`values` are views of the live part of the buffers.
-        """
-
-        def __init__(self) -> None:
-            self._k: torch.Tensor | None = None
-            self._v: torch.Tensor | None = None
-            self._len = 0
-            super().__init__()
-
-        @property  # type: ignore[override]
-        def keys(self) -> torch.Tensor | None:
-            return None if self._k is None else self._k[..., : self._len, :]
-
-        @keys.setter
-        def keys(self, value: torch.Tensor | None) -> None:  # a new tensor: its length is the live part
-            # lazy_initialization sets an empty 1-d placeholder: nothing live yet
-            self._k, self._len = value, value.shape[-2] if value is not None and value.dim() == 4 else 0
-
-        @property  # type: ignore[override]
-        def values(self) -> torch.Tensor | None:
-            return None if self._v is None else self._v[..., : self._len, :]
-
-        @values.setter
-        def values(self, value: torch.Tensor | None) -> None:
-            self._v = value
-
-        def update(
-            self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
-        ) -> Any:
-            if not self.is_initialized:
-                self.lazy_initialization(key_states, value_states)
-            if self._len == 0:  # the prefill: its states are the buffer
-                self._k, self._v, self._len = key_states, value_states, key_states.shape[-2]
-                return self.keys, self.values
-            assert self._k is not None and self._v is not None
-            end = self._len + key_states.shape[-2]
-            if end > self._k.shape[-2]:  # double the room: a copy now and then, not at every step
-                self._k, self._v = (
-                    _with_room(t, self._len, max(end, 2 * t.shape[-2])) for t in (self._k, self._v)
-                )
-            self._k[..., self._len : end, :] = key_states
-            self._v[..., self._len : end, :] = value_states
-            self._len = end
-            return self.keys, self.values
-
-        def replace(self, keys: torch.Tensor, values: torch.Tensor) -> None:
-            """New live states, both at once (the live length is shared: setting one then reading the
-            other through its property would slice it with the wrong length)."""
-            self._k, self._v, self._len = keys, values, keys.shape[-2]
-
-        def batch_select_indices(self, indices: torch.Tensor) -> None:
-            assert self._k is not None and self._v is not None
-            self._k, self._v = self._k[indices], self._v[indices]  # the spare room is kept
-
-    return GrowingLayer
-
-
-def _with_room(buffer: torch.Tensor, live: int, capacity: int) -> torch.Tensor:
-    grown = buffer.new_empty((*buffer.shape[:-2], capacity, buffer.shape[-1]))
-    grown[..., :live, :] = buffer[..., :live, :]
-    return grown
 
 
 @dataclass
@@ -127,7 +58,7 @@ class Engine:
         # transformers 5 renamed `past_key_values` to `cache`; use whichever this version takes.
         params = inspect.signature(model.forward).parameters
         self.cache_kw = "cache" if "cache" in params else "past_key_values"
-        self.layer_class = _growing_layer_class()
+        self.layer_class = growing_layer_class()
 
     @torch.inference_mode()
     def run(
@@ -171,13 +102,14 @@ class Engine:
             tokens = self._pick(out.logits[:, -1, :], rows, sampling)
             keep = self._advance(rows, tokens, sampling, on_done)
             if len(keep) < len(rows):
-                index = torch.tensor(keep, dtype=torch.long, device=self.device)
-                if keep:
+                order = fill_from_tail(keep, len(rows))
+                index = torch.tensor(order, dtype=torch.long, device=self.device)
+                if order:
                     cache.batch_select_indices(index)
                     mask = self._trim(cache, mask[index])
                 else:
                     cache, mask = None, torch.empty(0, dtype=torch.long, device=self.device)
-                rows = [rows[k] for k in keep]
+                rows = [rows[k] for k in order]
                 tokens, positions = tokens[index], positions[index]
             feed, positions = tokens, positions + 1
 
@@ -287,10 +219,20 @@ class Engine:
 
     @staticmethod
     def _trim(cache: Any, mask: torch.Tensor) -> torch.Tensor:
-        """Drop leading columns that are padding in every remaining row."""
+        """Drop leading columns that are padding in every remaining row, once there are enough of
+        them to pay for the copy (a few masked columns cost less than rewriting the cache)."""
         first = int(mask.any(dim=0).long().argmax())
-        if first == 0:
+        if first < ROOM:
             return mask
         for layer in cache.layers:
-            layer.replace(layer.keys[..., first:, :], layer.values[..., first:, :])
+            layer.drop_front(first)
         return mask[:, first:]
+
+
+def fill_from_tail(keep: list[int], n: int) -> list[int]:
+    """The new batch order after the rows not in `keep` (sorted positions of `n`) leave: live rows
+    stay where they are, and the last live rows move into the holes, so only those are copied."""
+    live = len(keep)
+    tail = [position for position in keep if position >= live]
+    kept = set(keep)
+    return [position if position in kept else tail.pop() for position in range(live)]

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from sftscope.data import microworld
-from sftscope.data.microworld import domains, generate, split_of
+from sftscope.data.microworld import build_corpus, domains, generate, mix_counts, split_of
 
 NAMES = [d.name for d in domains()]
 
@@ -95,3 +95,23 @@ def test_eval_config_applies_to_the_eval_split_only() -> None:
     # Harder eval for mini_sudoku: every eval puzzle has at least two blanks, as eval_config says.
     held_out = generate("mini_sudoku", split="eval", n=30)
     assert min(e.meta["rg_entry"]["metadata"]["num_empty"] for e in held_out) >= 2
+
+
+def test_mix_counts_follow_the_weights() -> None:
+    counts = mix_counts(1000)
+    assert sum(counts.values()) == 1000
+    assert counts["countdown"] > counts["mini_sudoku"] > 0
+
+
+def test_corpus_is_train_split_only_and_shuffled() -> None:
+    rows = build_corpus(200, seed=0)
+    assert len(rows) == 200 and len({r.source for r in rows[:40]}) > 5
+    assert all(r.source.startswith("microworld:") for r in rows)
+    assert [r.id for r in rows] == [r.id for r in build_corpus(200, seed=0)]
+
+
+def test_mix_of_named_domains_keeps_their_relative_weights() -> None:
+    counts = mix_counts(100, ["countdown", "safety_forbidden"])
+    assert set(counts) == {"countdown", "safety_forbidden"} and sum(counts.values()) == 100
+    with pytest.raises(KeyError, match="unknown micro-world domain 'nope'"):
+        mix_counts(10, ["nope"])

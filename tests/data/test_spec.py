@@ -106,6 +106,8 @@ def test_countdown_settings_are_checked_and_spelled_out(tmp_path: Path) -> None:
         ("sources:\n  - {file: a.jsonl}\ntransforms:\n  - subsample: {n: 3, fraction: 0.5}\n", 4,
          "transforms[0].subsample", "exactly one of n or fraction"),
         ("sources: []\n", 1, "sources", "at least 1 item"),
+        ("sources:\n  - microworld:\n      n: 3\n      domains: [countdown, nope]\n", 4,
+         "sources[0].microworld.domains", "unknown micro-world domain(s) ['nope']"),
     ],
 )  # fmt: skip
 def test_spec_mistakes_name_file_line_and_field(
@@ -147,3 +149,30 @@ def test_a_local_tokenizer_folder_is_relative_to_the_spec(tmp_path: Path) -> Non
     assert local.tokenizer == str(tmp_path / "tok")
     hub = load_spec(write(tmp_path, "tokenizer: Qwen/Qwen3-14B-Base\nsources: [{file: a.jsonl}]\n"))
     assert hub.tokenizer == "Qwen/Qwen3-14B-Base"
+
+
+def test_microworld_replay_mixes_into_a_condition_from_the_train_split(tmp_path: Path) -> None:
+    from sftscope.data.build import build_dataset
+    from sftscope.data.io import read_records
+    from sftscope.data.microworld import split_of
+
+    spec = write(
+        tmp_path,
+        "seed: 3\nsources:\n  - mix:\n      total: 20\n      parts:\n"
+        "        - {weight: 3, source: {countdown: {n: 15, style: long-cot}}}\n"
+        "        - {weight: 1, source: {microworld: {n: 5, domains: [chain_sum, safety_forbidden]}}}\n",
+    )
+    card = build_dataset(spec, tmp_path / "out")
+    rows = read_records(tmp_path / "out" / "train.jsonl").records
+    replay = [r for r in rows if r.source.startswith("microworld:")]
+    assert len(rows) == 20 and len(replay) == 5
+    assert {r.source for r in replay} <= {"microworld:chain_sum", "microworld:safety_forbidden"}
+    assert all(split_of(r.question) == "train" for r in replay)
+    loads = {entry["source"]: entry for entry in card["sources"]}
+    assert loads["microworld:chain_sum+safety_forbidden"] == {
+        "source": "microworld:chain_sum+safety_forbidden",
+        "kind": "microworld",
+        "role": "train",
+        "rows": 5,
+        "bad_rows": 0,
+    }

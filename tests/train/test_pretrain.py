@@ -12,7 +12,7 @@ from sftscope.hashing import file_sha256
 from sftscope.models import micro
 from sftscope.models.micro import MicroPreset
 from sftscope.train import pretrain as pretrain_module
-from sftscope.train.pretrain import build_corpus, mix_counts, pretrain
+from sftscope.train.pretrain import pretrain
 
 TINY = MicroPreset(
     name="micro-tiny",
@@ -32,19 +32,6 @@ def tiny_preset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setitem(micro.PRESETS, TINY.name, TINY)
     monkeypatch.setattr(pretrain_module, "TOKENIZER_DIR", tmp_path / "tokenizer")
     return tmp_path
-
-
-def test_mix_counts_follow_the_weights() -> None:
-    counts = mix_counts(1000)
-    assert sum(counts.values()) == 1000
-    assert counts["countdown"] > counts["mini_sudoku"] > 0
-
-
-def test_corpus_is_train_split_only_and_shuffled() -> None:
-    rows = build_corpus(200, seed=0)
-    assert len(rows) == 200 and len({r.source for r in rows[:40]}) > 5
-    assert all(r.source.startswith("microworld:") for r in rows)
-    assert [r.id for r in rows] == [r.id for r in build_corpus(200, seed=0)]
 
 
 def test_tiny_pretrain_end_to_end(tiny_preset: Path) -> None:

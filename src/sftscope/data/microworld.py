@@ -225,3 +225,25 @@ def generate(name: str, *, split: Split, n: int, seed: int = 0) -> list[Example]
         seen.add(question)
         examples.append(example)
     return examples
+
+
+def mix_counts(total: int, names: list[str] | None = None) -> dict[str, int]:
+    """Examples per domain for a corpus of `total`, proportional to the pretraining weights of the
+    named domains (all by default), by largest remainders so that the counts sum to `total`."""
+    specs = domains() if names is None else [domain(name) for name in names]
+    weight_sum = sum(d.weight for d in specs)
+    exact = {d.name: total * d.weight / weight_sum for d in specs}
+    counts = {name: int(value) for name, value in exact.items()}
+    by_remainder = sorted(exact, key=lambda name: exact[name] - counts[name], reverse=True)
+    for name in by_remainder[: total - sum(counts.values())]:
+        counts[name] += 1
+    return counts
+
+
+def build_corpus(total: int, seed: int, names: list[str] | None = None) -> list[Example]:
+    """The train split in the pretraining mix (of the named domains), shuffled: the pretraining
+    corpus of the micro bases, and the replay share of an SFT data spec."""
+    counts = mix_counts(total, names)
+    rows = [row for name, n in counts.items() for row in generate(name, split="train", n=n, seed=seed)]
+    random.Random(seed).shuffle(rows)
+    return rows

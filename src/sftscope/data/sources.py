@@ -130,6 +130,41 @@ class CountdownSource(Strict):
     """Label in the data card; defaults to 'countdown:<style>'."""
 
 
+class MicroworldOptions(Strict):
+    """Replay of the micro world's train split, in the mix the micro bases were pretrained on.
+
+    Mixed into an SFT set, it is the replay dial: a share of pretraining data keeps the skills (and
+    the refusals) that plain SFT on Countdown traces would overwrite. Train split only, so no row can
+    be an evaluation question."""
+
+    n: int = Field(gt=0)
+    """Number of examples."""
+    domains: list[str] | None = None
+    """Micro-world domains to draw from, in their pretraining proportions; all of them when unset."""
+    seed: int | None = None
+    """Sampling seed; defaults to the spec seed (the shipped bases were pretrained on seed 0)."""
+
+    @field_validator("domains")
+    @classmethod
+    def _known_domains(cls, value: list[str] | None) -> list[str] | None:
+        from sftscope.data.microworld import domains
+
+        known = [d.name for d in domains()]
+        unknown = [name for name in value or [] if name not in known]
+        if unknown:
+            raise ValueError(f"unknown micro-world domain(s) {unknown}; known: {', '.join(known)}")
+        return value
+
+
+class MicroworldSource(Strict):
+    """Rows of the micro world's pretraining mix (prompt and short boxed answer)."""
+
+    microworld: MicroworldOptions
+    """Sampling options."""
+    name: str | None = None
+    """Label in the data card; defaults to 'microworld:<domains or all>'."""
+
+
 class MixPart(Strict):
     """One weighted part of a mix."""
 
@@ -159,7 +194,7 @@ class MixSource(Strict):
     """Label in the data card; defaults to 'mix'."""
 
 
-SOURCE_KINDS = ("file", "hf", "countdown", "mix")
+SOURCE_KINDS = ("file", "hf", "countdown", "microworld", "mix")
 
 
 def _source_kind(value: Any) -> str | None:
@@ -172,6 +207,7 @@ Source = Annotated[
     Annotated[FileSource, Tag("file-source")]
     | Annotated[HfSource, Tag("hf-source")]
     | Annotated[CountdownSource, Tag("countdown-source")]
+    | Annotated[MicroworldSource, Tag("microworld-source")]
     | Annotated[MixSource, Tag("mix-source")],
     Discriminator(
         _source_kind,
@@ -179,11 +215,12 @@ Source = Annotated[
         custom_error_message=f"a source needs one of the keys {', '.join(SOURCE_KINDS)}",
     ),
 ]
+AnySource = FileSource | HfSource | CountdownSource | MicroworldSource | MixSource
 SOURCE_TAGS = frozenset(f"{kind}-source" for kind in SOURCE_KINDS)
 MixPart.model_rebuild()
 
 
-def source_label(source: FileSource | HfSource | CountdownSource | MixSource) -> str:
+def source_label(source: AnySource) -> str:
     """How the data card names a source."""
     if source.name:
         return source.name
@@ -193,6 +230,8 @@ def source_label(source: FileSource | HfSource | CountdownSource | MixSource) ->
         return source.hf.path + (f"/{source.hf.subset}" if source.hf.subset else "") + f":{source.hf.split}"
     if isinstance(source, CountdownSource):
         return f"countdown:{source.countdown.style}"
+    if isinstance(source, MicroworldSource):
+        return "microworld:" + ("+".join(source.microworld.domains or []) or "all")
     return "mix"
 
 
@@ -230,7 +269,7 @@ class BuildContext:
 
 
 def load_source(
-    source: FileSource | HfSource | CountdownSource | MixSource,
+    source: AnySource,
     ctx: BuildContext,
     *,
     role: str = "train",
@@ -264,6 +303,13 @@ def load_source(
         return ctx.record_load(
             label, "countdown", role, LoadResult(records=_countdown(source.countdown, ctx))
         )
+    if isinstance(source, MicroworldSource):
+        from sftscope.data.microworld import build_corpus
+
+        options = source.microworld
+        seed = ctx.seed if options.seed is None else options.seed
+        rows = build_corpus(options.n, seed, options.domains)
+        return ctx.record_load(label, "microworld", role, LoadResult(records=rows))
     options_mix = source.mix
     parts = [
         load_source(part.source, ctx, role=role, require_response=require_response)

@@ -14,7 +14,6 @@ deterministic, so the weights come out bitwise equal.
 from __future__ import annotations
 
 import json
-import random
 import shutil
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 
 from sftscope.data.chat import DEFAULT_SUFFIX, with_suffix
 from sftscope.data.io import write_records
-from sftscope.data.microworld import domains, generate
+from sftscope.data.microworld import build_corpus, mix_counts
 from sftscope.data.records import Example
 from sftscope.hashing import file_sha256
 from sftscope.models.loading import BASES_DIR
@@ -32,26 +31,6 @@ TOKENIZER_DIR = BASES_DIR / "micro-tokenizer"
 # Files a shipped base consists of; the trainer state and anything else in a checkpoint stay behind.
 SHIPPED_SUFFIXES = (".json", ".safetensors", ".jinja", ".txt")
 TOKENIZER_SAMPLE = 20_000  # examples whose text trains the BPE merges
-
-
-def mix_counts(total: int) -> dict[str, int]:
-    """Examples per domain for a corpus of `total`, proportional to the weights (largest remainders)."""
-    specs = domains()
-    weight_sum = sum(d.weight for d in specs)
-    exact = {d.name: total * d.weight / weight_sum for d in specs}
-    counts = {name: int(value) for name, value in exact.items()}
-    by_remainder = sorted(exact, key=lambda name: exact[name] - counts[name], reverse=True)
-    for name in by_remainder[: total - sum(counts.values())]:
-        counts[name] += 1
-    return counts
-
-
-def build_corpus(total: int, seed: int) -> list[Example]:
-    """The pretraining corpus: the micro world's train split in the configured mix, shuffled."""
-    counts = mix_counts(total)
-    rows = [row for name, n in counts.items() for row in generate(name, split="train", n=n, seed=seed)]
-    random.Random(seed).shuffle(rows)
-    return rows
 
 
 def tokenizer_texts(rows: list[Example]) -> list[str]:

@@ -31,6 +31,7 @@ class TransformersBackend:
         self.engine: Any = None
 
     def load(self, model_path: str) -> None:
+        from sftscope.evaluate.backends.attention import use_decode_attention
         from sftscope.evaluate.backends.engine import Engine
         from sftscope.models.loading import load_model_and_tokenizer
 
@@ -41,6 +42,7 @@ class TransformersBackend:
             torch.set_num_threads(self.threads)
         model, tokenizer = load_model_and_tokenizer(model_path, dtype=self.dtype)
         self.model, self.tokenizer = model.to(self.device).eval(), tokenizer
+        use_decode_attention(self.model)  # SDPA models only; others keep their attention
         self.engine = Engine(self.model, tokenizer, self.batch_size, eos_ids(model, tokenizer))
 
     def render(self, messages: list[Message], suffix: str | None) -> str:

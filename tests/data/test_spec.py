@@ -39,6 +39,18 @@ def test_micro_conditions_share_their_problems() -> None:
     assert len({(s.countdown.n, s.countdown.seed, str(s.countdown.settings)) for s in sources}) == 1  # type: ignore[union-attr]
 
 
+def test_replay_condition_holds_the_long_cot_teacher_and_the_pretraining_mix() -> None:
+    from sftscope.data.sources import MicroworldSource, MixSource
+
+    (mix,) = load_spec(SPECS / "countdown-long-cot-replay.yaml").sources
+    assert isinstance(mix, MixSource)
+    countdown, replay = (part.source for part in mix.mix.parts)
+    (long_cot,) = load_spec(SPECS / "countdown-long-cot-verified.yaml").sources
+    assert countdown == long_cot  # the same teacher, settings and seed as the long-CoT condition
+    assert isinstance(replay, MicroworldSource) and replay.microworld.domains is None
+    assert [part.weight for part in mix.mix.parts] == [0.7, 0.3]
+
+
 @pytest.mark.parametrize("name", REFERENCE)
 def test_reference_specs_validate_against_the_released_hub_sets(name: str) -> None:
     spec = load_spec(SPECS / f"{name}.yaml")

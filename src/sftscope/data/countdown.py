@@ -1,6 +1,6 @@
 """The Countdown teacher: problems from reasoning-gym, a person-like search, traces in three styles.
 
-The solver works the way a careful person does: pick two numbers, combine them, write down the
+The solver (`countdown_search`) works the way a careful person does: pick two numbers, combine them, write down the
 intermediate result, continue with what is left. A long-cot trace shows a few dead ends first
 (attempts that leave two numbers which cannot make the target), backtracks in words to a
 genuinely different first move, then the successful path, then recomputes the final expression.
@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass
-from fractions import Fraction
-from itertools import combinations
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 import reasoning_gym
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sftscope.data.countdown_search import (
+    Pool,
+    Term,
+    failed_branches,
+    record,
+    render,
+    search,
+)
 from sftscope.data.records import Example, Message
 from sftscope.errors import SftscopeError
 from sftscope.scoring.countdown import check_countdown
@@ -145,162 +150,13 @@ _VERIFY = (
 )
 _FINAL = ("So the answer is \\boxed{{{e}}}.", "The answer is \\boxed{{{e}}}.", "Answer: \\boxed{{{e}}}.")
 
-_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
 _ALL: tuple[Operator, ...] = ("+", "-", "*", "/")
 
 
-@dataclass(frozen=True, eq=False)
-class _Term:
-    """A number on the table: given (step -1) or made by move `step` from two others.
-
-    A move and the number it makes are one object: a path is the list of terms its moves made.
-    """
-
-    value: int
-    step: int = -1
-    op: str = ""
-    left: _Term | None = None
-    right: _Term | None = None
-
-
-def _operands(move: _Term) -> tuple[_Term, _Term]:
-    assert move.left is not None and move.right is not None, "a given number was used as a move"
-    return move.left, move.right
-
-
-def _record(move: _Term) -> list[Any]:
-    """A move as [a, op, b, result]: what meta records and the trace writes as "a op b=result"."""
-    left, right = _operands(move)
-    return [left.value, move.op, right.value, move.value]
-
-
-Pool = tuple[_Term, ...]
-
-
-def _apply(a: int, op: str, b: int) -> int | None:
-    """`a op b` for a >= b, or None unless the result is a positive integer.
-
-    Positive integer intermediates are the classic Countdown rule, and they keep every step a
-    small-number fact that the micro base model has seen in pretraining.
-    """
-    if op == "+":
-        return a + b
-    if op == "*":
-        return a * b
-    if op == "-":
-        return a - b if a > b else None
-    return a // b if a % b == 0 else None
-
-
-def _moves(pool: Pool, operators: tuple[str, ...], step: int) -> list[tuple[_Term, Pool]]:
-    """Every distinct move on the pool (larger number first), with the pool it leaves."""
-    seen: set[tuple[int, str, int]] = set()
-    out = []
-    for i, j in combinations(range(len(pool)), 2):
-        a, b = sorted((pool[i], pool[j]), key=lambda term: term.value, reverse=True)
-        rest = pool[:i] + pool[i + 1 : j] + pool[j + 1 :]
-        for op in operators:
-            value = _apply(a.value, op, b.value)
-            # Equal values at different places are the same move to a reader: keep one.
-            if value is None or (a.value, op, b.value) in seen:
-                continue
-            seen.add((a.value, op, b.value))
-            move = _Term(value, step, op, a, b)
-            out.append((move, (*rest, move)))
-    return out
-
-
-def _search(
-    pool: Pool,
-    target: int,
-    operators: tuple[str, ...],
-    rng: random.Random,
-    use_all: bool,
-    dead: set[tuple[int, ...]],
-) -> list[_Term] | None:
-    """Depth-first search in random order; `dead` memoises pools (as sorted values) with no way out."""
-    if use_all and len(pool) == 1:
-        return [] if pool[0].value == target else None
-    if not use_all and any(term.value == target for term in pool):
-        return []
-    key = tuple(sorted(term.value for term in pool))
-    if len(pool) == 1 or key in dead:
-        return None
-    # The newest term carries the highest step, so this is the move's index along the path.
-    options = _moves(pool, operators, step=max(term.step for term in pool) + 1)
-    rng.shuffle(options)
-    for move, rest in options:
-        found = _search(rest, target, operators, rng, use_all, dead)
-        if found is not None:
-            return [move, *found]
-    dead.add(key)
-    return None
-
-
-def _pair_can_make(c: int, d: int, target: int) -> bool:
-    """Whether two numbers make the target under the prompt's rules: all four operations, either
-    order, or one number alone. A written dead end must hold for the reader, not only for the
-    teacher's operator subset."""
-    x, y = Fraction(c), Fraction(d)
-    return target in {x, y, x + y, x - y, y - x, x * y, x / y, y / x}
-
-
-def _dead_end(
-    first: _Term, pool: Pool, target: int, operators: tuple[str, ...], rng: random.Random
-) -> tuple[list[_Term], Pool] | None:
-    """Follow the move `first` (which left `pool`) at random down to two numbers that cannot make
-    the target, or give up. No pool on the way may hold the target: a careful person would stop."""
-    path = [first]
-    while not any(term.value == target for term in pool):
-        if len(pool) == 2:
-            return None if _pair_can_make(pool[0].value, pool[1].value, target) else (path, pool)
-        options = _moves(pool, operators, len(path))
-        if not options:
-            return None
-        move, pool = rng.choice(options)
-        path.append(move)
-    return None
-
-
-def _failed_branches(
-    root: Pool, solution: _Term, target: int, operators: tuple[str, ...], rng: random.Random, wanted: int
-) -> list[tuple[list[_Term], Pool]]:
-    """Up to `wanted` dead ends, each opening with its own first move, none with the solution's."""
-    firsts = [option for option in _moves(root, operators, 0) if _record(option[0]) != _record(solution)]
-    rng.shuffle(firsts)
-    branches: list[tuple[list[_Term], Pool]] = []
-    for first, pool in firsts:
-        if len(branches) == wanted:
-            break
-        branch = _dead_end(first, pool, target, operators, rng)
-        if branch is not None:
-            branches.append(branch)
-    return branches
-
-
-def _render(term: _Term, collapsed: int) -> tuple[str, int]:
-    """Minimal-bracket text and precedence; results of the first `collapsed` moves show as numbers."""
-    if term.step < collapsed or term.left is None:
-        return str(term.value), 3
-    precedence = _PRECEDENCE[term.op]
-    left_term, right_term = _operands(term)
-    left, left_precedence = _render(left_term, collapsed)
-    right, right_precedence = _render(right_term, collapsed)
-    if left_precedence < precedence:
-        left = f"({left})"
-    # a+(b+c) and a*(b*c) need no brackets; a-(b+c), a/(b*c) and a*(b/c) keep them, the last so
-    # that the recomputation reads in the order the trace computed.
-    if right_precedence < precedence or (
-        right_precedence == precedence and not (right_term.op == term.op and term.op in "+*")
-    ):
-        right = f"({right})"
-    return f"{left}{term.op}{right}", precedence
-
-
-def _attempt_text(path: list[_Term], rng: random.Random) -> str:
+def _attempt_text(path: list[Term], rng: random.Random) -> str:
     return " ".join(
         rng.choice(_THEN if index else _TRY).format(m="{}{}{}={}".format(*record), a=record[0], b=record[2])
-        for index, record in enumerate(_record(move) for move in path)
+        for index, record in enumerate(record(move) for move in path)
     )
 
 
@@ -315,9 +171,9 @@ def _dead_end_text(leftover: Pool, target: int, rng: random.Random) -> str:
     return text
 
 
-def _backtrack_phrase(failed: _Term, following: _Term, rng: random.Random) -> str:
+def _backtrack_phrase(failed: Term, following: Term, rng: random.Random) -> str:
     """A backtrack that says what changes next: the pair, or only the operation."""
-    same_pair = _record(failed)[::2] == _record(following)[::2]
+    same_pair = record(failed)[::2] == record(following)[::2]
     return rng.choice((_BACK_NEW_OP if same_pair else _BACK_NEW_PAIR) + _BACK_ANY)
 
 
@@ -330,7 +186,7 @@ def teach(
     """
     if style not in get_args(TraceStyle):
         raise ValueError(f"unknown Countdown trace style {style!r}; expected one of {get_args(TraceStyle)}")
-    root: Pool = tuple(_Term(value) for value in problem.numbers)
+    root: Pool = tuple(Term(value) for value in problem.numbers)
     target = problem.target
     # Prefer answers that use every number: they also satisfy reasoning-gym's stricter scorer.
     # Only when none exists (e.g. [1, 3, 3] -> 3) fall back to using some of them. All four
@@ -342,30 +198,30 @@ def teach(
         (False, problem.operators),
         (False, _ALL),
     ):
-        path = _search(root, target, operators, rng, use_all, set())
+        path = search(root, target, operators, rng, use_all, set())
         if path is not None:
             break
     else:
         raise SftscopeError(f"no Countdown solution for numbers {problem.numbers} and target {target}")
     answer = path[-1] if path else next(term for term in root if term.value == target)
-    expression = _render(answer, collapsed=-1)[0]
+    expression = render(answer, collapsed=-1)[0]
     wanted = rng.randint(0, max_failed_branches) if style == "long-cot" and path else 0
-    failed = _failed_branches(root, path[0], target, operators, rng, wanted) if wanted else []
+    failed = failed_branches(root, path[0], target, operators, rng, wanted) if wanted else []
 
     lines, attempts = [], []
     for index, (branch, leftover) in enumerate(failed):
         following = failed[index + 1][0][0] if index + 1 < len(failed) else path[0]
         backtrack = _backtrack_phrase(branch[0], following, rng)
         lines.append(f"{_attempt_text(branch, rng)} {_dead_end_text(leftover, target, rng)} {backtrack}")
-        moves, left = [_record(move) for move in branch], [term.value for term in leftover]
+        moves, left = [record(move) for move in branch], [term.value for term in leftover]
         attempts.append({"moves": moves, "outcome": "dead-end", "leftover": left, "backtrack": backtrack})
     if path:
         lines.append(f"{_attempt_text(path, rng)} {rng.choice(_HIT).format(t=target)}")
-        chain = "=".join(_render(answer, collapsed)[0] for collapsed in range(len(path) + 1))
+        chain = "=".join(render(answer, collapsed)[0] for collapsed in range(len(path) + 1))
         lines.append(rng.choice(_VERIFY).format(chain=chain))
     else:
         lines.append(f"{target} is already one of the numbers.")
-    attempts.append({"moves": [_record(move) for move in path], "outcome": "target"})
+    attempts.append({"moves": [record(move) for move in path], "outcome": "target"})
 
     check = check_countdown(expression, problem.numbers, target)
     if not check.ok:  # the solver builds only correct answers; this guards the guarantee itself

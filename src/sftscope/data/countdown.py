@@ -1,9 +1,9 @@
 """The Countdown teacher: problems from reasoning-gym, a person-like search, traces in three styles.
 
-The solver (`countdown_search`) works the way a careful person does: pick two numbers, combine them, write down the
-intermediate result, continue with what is left. A long-cot trace shows a few dead ends first
-(attempts that leave two numbers which cannot make the target), backtracks in words to a
-genuinely different first move, then the successful path, then recomputes the final expression.
+The solver (`countdown_search`) works the way a careful person does: pick two numbers, combine
+them, write down the intermediate result, continue with what is left. A long-cot trace shows a few
+dead ends first (attempts that leave two numbers which cannot make the target), backtracks in words
+to a genuinely different first move, then the successful path, then recomputes the final expression.
 Every answer is correct by construction and checked again with the one exact checker.
 """
 

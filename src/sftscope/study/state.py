@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,8 @@ Status = Literal["pending", "running", "done", "failed", "blocked"]
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Write JSON so that readers (and a crash) only ever see a complete file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # One temporary name per process and thread: two writers must never share (and steal) one.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str), encoding="utf-8")
     os.replace(tmp, path)
 

@@ -45,9 +45,18 @@ def _train_cell(study: StudyDir, cell_id: str, state: StateFile, *, running: boo
 def cells_table(study: StudyDir, *, interrupted: bool = False) -> Table:
     """One row per cell: its stages, training step, ETA and total time so far."""
     manifest = read_json(study.manifest) or {}
-    table = Table(title=f"study {study.root}", title_justify="left", expand=False)
-    for column in ("cell (base__condition__recipe__seed-hash)", *STAGES, "step", "eta", "time"):
-        table.add_column(column, no_wrap=True)
+    table = Table(
+        title=f"study {study.root}",
+        title_justify="left",
+        caption="cell = base__condition__recipe__seed-hash",
+        caption_justify="left",
+        expand=False,
+    )
+    # In a narrow terminal the long cell ids fold onto more lines; the short status columns keep
+    # their width, or the table would shrink them to "d…" and say nothing.
+    table.add_column("cell", overflow="fold")
+    for column in (*STAGES, "step", "eta", "time"):
+        table.add_column(column, no_wrap=True, min_width=max(len(column), 7))
     for cell_id in manifest.get("cells", {}):
         state = StateFile(study.cell_state(cell_id), cell_id)
         stages = []

@@ -39,8 +39,9 @@ def _run(
     sampling: SamplingSpec,
     seeds: list[int] | None = None,
     questions: list[str] = QUESTIONS,
+    prefill_tokens: int = 1024,
 ) -> list:
-    backend = make_backend("transformers", batch_size=batch_size)
+    backend = make_backend("transformers", batch_size=batch_size, prefill_tokens=prefill_tokens)
     backend.load(str(model_dir))
     prompts = [backend.render([Message(role="user", content=q)], None) for q in questions]
     return backend.generate(prompts, sampling, seeds=seeds)
@@ -152,7 +153,7 @@ def test_merging_a_wider_group_keeps_keys_and_values_aligned(model_dir: Path) ->
     running_mask = torch.cat([running_mask, running_mask.new_ones((1, 4))], dim=1)
     before = [(layer.keys.clone(), layer.values.clone()) for layer in running.layers]
     wider, wider_mask, _ = engine._prefill([list(range(5, 15))])
-    merged, mask = Engine._merge(running, running_mask, wider, wider_mask)
+    merged, mask = Engine._merge(running, running_mask, [wider], [wider_mask])
     assert mask.shape == (2, 10) and mask[0].tolist() == [0, 0, 0] + [1] * 7
     for layer, (keys, values) in zip(merged.layers, before, strict=True):
         assert layer.keys.shape[-2] == layer.values.shape[-2] == 10
@@ -168,3 +169,24 @@ def test_greedy_equals_generate_through_cache_growth_and_trims(model_dir: Path) 
     assert [g.text for g in by_size[2]] == [g.text for g in by_size[6]]
     assert max(g.output_tokens for g in by_size[6]) > ROOM
     _assert_equals_generate(model_dir, questions, by_size[6], sampling.max_new_tokens)
+
+
+def test_prefill_chunks_stay_within_the_token_budget_and_do_not_change_outputs(model_dir: Path) -> None:
+    from sftscope.evaluate.backends.engine import prefill_chunks
+
+    lengths = [3, 4, 4, 9, 10, 30, 31]
+    ids = [[5] * n for n in lengths]
+    chunks = prefill_chunks(list(range(len(ids))), ids, 20)
+    assert [i for chunk in chunks for i in chunk] == list(range(len(ids)))  # every row, in order
+    assert chunks == [[0, 1, 2], [3, 4], [5], [6]]  # a 4th row of 9 tokens: 4 x 9 = 36 > 20
+    assert all(len(c) == 1 or max(lengths[i] for i in c) * len(c) <= 20 for c in chunks)
+
+    greedy = SamplingSpec(max_new_tokens=24)
+    sampled = SamplingSpec(max_new_tokens=24, temperature=0.8, top_p=0.9, seed=3)
+    seeds = list(range(len(QUESTIONS)))
+    for sampling in (greedy, sampled):
+        outputs = {
+            budget: [g.text for g in _run(model_dir, 8, sampling, seeds=seeds, prefill_tokens=budget)]
+            for budget in (1, 40, 100_000)  # a row per forward, a few, all in one
+        }
+        assert outputs[1] == outputs[40] == outputs[100_000]

@@ -71,3 +71,17 @@ def test_fill_from_tail_is_a_permutation_of_the_kept_rows_that_leaves_the_head_i
     order = fill_from_tail(keep, n)
     assert sorted(order) == keep
     assert all(order[i] == i for i in range(len(keep)) if i in keep)
+
+
+def test_stack_right_aligns_both_batches_with_zero_padding_and_room_to_grow() -> None:
+    old = _layer(batch=2, live=3)
+    _step(old, 2, 9.0)  # 4 live columns, room to grow
+    new = _layer(batch=3, live=6)
+    old_keys, new_keys = old.keys.clone(), new.keys.clone()
+    old.stack([new], 6)
+    assert old.keys.shape == (5, 2, 6, 5) and old.capacity == 6 + ROOM
+    assert torch.equal(old.keys[:2, :, 2:], old_keys) and not old.keys[:2, :, :2].any()
+    assert torch.equal(old.keys[2:], new_keys) and torch.equal(old.values[2:], -new_keys)
+    assert not old._k[:, :, 6:].any() and not old._v[:, :, 6:].any()
+    keys, _ = _step(old, 5, 1.0)  # the next step writes in place: the buffer does not regrow
+    assert keys.shape[-2] == 6 + ROOM and old.capacity == 6 + ROOM

@@ -42,6 +42,9 @@ def eval_command(
     threads: int = typer.Option(
         1, "--threads", help="transformers on CPU: torch threads (1 is fastest for tiny models)."
     ),
+    prefill_tokens: int = typer.Option(
+        1024, "--prefill-tokens", help="transformers: padded prompt tokens per prefill forward."
+    ),
     overrides: list[str] | None = typer.Option(
         None, "--set", help="Task spec change KEY=VALUE for every task, or TASK:KEY=VALUE for one."
     ),
@@ -79,7 +82,9 @@ def eval_command(
     targets = resolve_targets(target, steps=_steps(steps), every=every)
     run_dir = Path(target) if (Path(target) / "manifest.json").is_file() else None
     store_path = store or (run_dir / "results.duckdb" if run_dir else Path("results.duckdb"))
-    options: dict[str, str | int | None] = {"threads": threads} if backend == "transformers" else {}
+    options: dict[str, str | int | None] = (
+        {"threads": threads, "prefill_tokens": prefill_tokens} if backend == "transformers" else {}
+    )
     if backend == "openai":
         options = {"model": endpoint_model, "mode": endpoint_mode}
         if endpoint:

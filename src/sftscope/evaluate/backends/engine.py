@@ -4,7 +4,8 @@ Why not `model.generate`: it keeps decoding every row of a batch until the longe
 its stop-string check re-decodes each row's tail at every step. On CPU, where a step's cost is
 mostly fixed overhead, what pays is a batch that stays full. So:
 
-- prompts are sorted by length, so a prefill group pads little;
+- prompts are sorted by length, so a prefill group pads little, and a group is prefilled in
+  forwards of at most `prefill_tokens` padded tokens, whose activations stay in the CPU cache;
 - a row that ends (EOS, stop string, length) leaves the batch at once: the last live rows move into
   the holes and the batch is cut short, so a row leaving copies one row's cache, not the batch's;
 - when a quarter of the slots are free, waiting prompts are prefilled as a group and merged into the
@@ -45,13 +46,27 @@ class _Row:
     tokens: list[int] = field(default_factory=list)
 
 
+@dataclass
+class _Admitted:
+    """Rows of one prefill chunk that go on decoding: their cache, mask, next input and position."""
+
+    rows: list[_Row]
+    cache: Any
+    mask: torch.Tensor
+    tokens: torch.Tensor
+    positions: torch.Tensor
+
+
 class Engine:
     """Generates for one loaded model; `run` may be called many times."""
 
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int, eos_ids: set[int]) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, batch_size: int, eos_ids: set[int], prefill_tokens: int = 1024
+    ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        self.prefill_tokens = prefill_tokens
         self.eos_ids = eos_ids
         self.pad_id = tokenizer.pad_token_id
         self.device = next(model.parameters()).device
@@ -77,18 +92,18 @@ class Engine:
         while pending or rows:
             if pending and len(rows) <= REFILL_AT * self.batch_size:
                 take = [pending.popleft() for _ in range(min(self.batch_size - len(rows), len(pending)))]
-                new_rows = [self._row(i, prompt_ids[i], sampling, seeds[i], think_open[i]) for i in take]
-                new_cache, new_mask, logits = self._prefill([prompt_ids[i] for i in take])
-                tokens = self._pick(logits, new_rows, sampling)
-                keep = self._advance(new_rows, tokens, sampling, on_done)
-                if keep:
-                    index = torch.tensor(keep, device=self.device)
-                    new_cache.batch_select_indices(index)
-                    cache, mask = self._merge(cache, mask, new_cache, new_mask[index])
-                    rows += [new_rows[k] for k in keep]
-                    feed = torch.cat([feed, tokens[index]])
-                    lengths = torch.tensor([r.prompt_len for r in new_rows], device=self.device)
-                    positions = torch.cat([positions, lengths[index]])
+                admitted = [
+                    self._admit(chunk, prompt_ids, sampling, seeds, think_open, on_done)
+                    for chunk in prefill_chunks(take, prompt_ids, self.prefill_tokens)
+                ]
+                admitted = [a for a in admitted if a is not None]
+                if admitted:
+                    cache, mask = self._merge(
+                        cache, mask, [a.cache for a in admitted], [a.mask for a in admitted]
+                    )
+                    rows += [row for a in admitted for row in a.rows]
+                    feed = torch.cat([feed, *(a.tokens for a in admitted)])
+                    positions = torch.cat([positions, *(a.positions for a in admitted)])
             if not rows:
                 continue
             mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
@@ -112,6 +127,28 @@ class Engine:
                 rows = [rows[k] for k in order]
                 tokens, positions = tokens[index], positions[index]
             feed, positions = tokens, positions + 1
+
+    def _admit(
+        self,
+        chunk: list[int],
+        prompt_ids: list[list[int]],
+        sampling: SamplingSpec,
+        seeds: list[int],
+        think_open: list[bool],
+        on_done: OnDone,
+    ) -> _Admitted | None:
+        """Prefill one chunk and pick each row's first token; None when every row ended at once."""
+        rows = [self._row(i, prompt_ids[i], sampling, seeds[i], think_open[i]) for i in chunk]
+        cache, mask, logits = self._prefill([prompt_ids[i] for i in chunk])
+        tokens = self._pick(logits, rows, sampling)
+        keep = self._advance(rows, tokens, sampling, on_done)
+        if not keep:
+            return None
+        index = torch.tensor(keep, device=self.device)
+        if len(keep) < len(rows):
+            cache.batch_select_indices(index)
+        lengths = torch.tensor([r.prompt_len for r in rows], device=self.device)
+        return _Admitted([rows[k] for k in keep], cache, mask[index], tokens[index], lengths[index])
 
     def _row(self, index: int, ids: list[int], sampling: SamplingSpec, seed: int, think_open: bool) -> _Row:
         generator = None
@@ -195,27 +232,22 @@ class Engine:
 
     @staticmethod
     def _merge(
-        cache: Any, mask: torch.Tensor, new_cache: Any, new_mask: torch.Tensor
+        cache: Any, mask: torch.Tensor, new_caches: list[Any], new_masks: list[torch.Tensor]
     ) -> tuple[Any, torch.Tensor]:
-        """Stack two caches along the batch, left-padding the shorter one (padding is masked out)."""
-        if cache is None:
-            return new_cache, new_mask
-        width = max(mask.shape[1], new_mask.shape[1])
+        """Stack caches along the batch, each left-padded to the widest (padding is masked out), in
+        one copy however many chunks a refill was prefilled in."""
+        caches, masks = ([cache], [mask]) if cache is not None else ([], [])
+        caches, masks = caches + new_caches, masks + new_masks
+        if len(caches) == 1:
+            return caches[0], masks[0]
+        width = max(m.shape[1] for m in masks)
+        for layers in zip(*(c.layers for c in caches), strict=True):
+            layers[0].stack(layers[1:], width)
 
-        def pad(t: torch.Tensor, dim: int) -> torch.Tensor:
-            missing = width - t.shape[dim]
-            if missing == 0:
-                return t
-            shape = list(t.shape)
-            shape[dim] = missing
-            return torch.cat([t.new_zeros(shape), t], dim=dim)
+        def pad(m: torch.Tensor) -> torch.Tensor:
+            return torch.cat([m.new_zeros((m.shape[0], width - m.shape[1])), m], dim=1)
 
-        for layer, new_layer in zip(cache.layers, new_cache.layers, strict=True):
-            layer.replace(
-                torch.cat([pad(layer.keys, -2), pad(new_layer.keys, -2)]),
-                torch.cat([pad(layer.values, -2), pad(new_layer.values, -2)]),
-            )
-        return cache, torch.cat([pad(mask, 1), pad(new_mask, 1)])
+        return caches[0], torch.cat([pad(m) for m in masks])
 
     @staticmethod
     def _trim(cache: Any, mask: torch.Tensor) -> torch.Tensor:
@@ -236,3 +268,16 @@ def fill_from_tail(keep: list[int], n: int) -> list[int]:
     tail = [position for position in keep if position >= live]
     kept = set(keep)
     return [position if position in kept else tail.pop() for position in range(live)]
+
+
+def prefill_chunks(order: list[int], prompt_ids: list[list[int]], budget: int) -> list[list[int]]:
+    """Split prompts (indices, sorted by length) into prefill forwards of at most `budget` padded
+    tokens, one prompt at the least. On CPU a forward's activations must stay in cache: the micro
+    model prefilled ~40k tokens/s in 1k-token forwards against ~21k/s in 30k-token ones of 128 rows."""
+    chunks: list[list[int]] = []
+    for index in order:  # sorted by length: a chunk's last prompt is its widest
+        if not chunks or len(prompt_ids[index]) * (len(chunks[-1]) + 1) > budget:
+            chunks.append([index])
+        else:
+            chunks[-1].append(index)
+    return chunks

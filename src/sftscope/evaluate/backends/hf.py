@@ -17,9 +17,18 @@ class TransformersBackend:
     name = "transformers"
 
     def __init__(
-        self, batch_size: int = 64, dtype: str = "float32", device: str = "cpu", threads: int | None = 1
+        self,
+        batch_size: int = 64,
+        dtype: str = "float32",
+        device: str = "cpu",
+        threads: int | None = 1,
+        prefill_tokens: int = 1024,
     ) -> None:
         self.batch_size = batch_size
+        # Padded prompt tokens per prefill forward (vLLM's max_num_batched_tokens plays this part):
+        # small enough for a tiny model's activations to stay in the CPU cache, big enough that a
+        # large model's matmuls stay efficient. Outputs do not depend on it.
+        self.prefill_tokens = prefill_tokens
         self.dtype = dtype
         self.device = device
         # Decoding a small model is thousands of tiny matmuls; with an intra-op pool every one pays a
@@ -43,7 +52,9 @@ class TransformersBackend:
         model, tokenizer = load_model_and_tokenizer(model_path, dtype=self.dtype)
         self.model, self.tokenizer = model.to(self.device).eval(), tokenizer
         use_decode_attention(self.model)  # SDPA models only; others keep their attention
-        self.engine = Engine(self.model, tokenizer, self.batch_size, eos_ids(model, tokenizer))
+        self.engine = Engine(
+            self.model, tokenizer, self.batch_size, eos_ids(model, tokenizer), self.prefill_tokens
+        )
 
     def render(self, messages: list[Message], suffix: str | None) -> str:
         return render_prompt(self._tokenizer(), messages, suffix)

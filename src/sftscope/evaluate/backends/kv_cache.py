@@ -75,10 +75,27 @@ def growing_layer_class() -> type:
             self._len = end
             return self._k[..., :width, :], self._v[..., :width, :]
 
-        def replace(self, keys: torch.Tensor, values: torch.Tensor) -> None:
-            """New live states, both at once (the live length is shared: setting one then reading the
-            other through its property would slice it with the wrong length)."""
-            self._k, self._v, self._len = keys.contiguous(), values.contiguous(), keys.shape[-2]
+        def stack(self, others: list[Any], width: int) -> None:
+            """Append the rows of `others` below these, every row right-aligned to `width` live columns
+            (the columns left of a row's states are masked padding), in one new buffer with ROOM to
+            grow: the decode step after a refill then writes in place instead of regrowing."""
+            layers = [self, *others]
+            merged = []
+            for name in ("keys", "values"):
+                parts = [getattr(layer, name) for layer in layers]
+                _, heads, _, dim = parts[0].shape
+                total = sum(part.shape[0] for part in parts)
+                fresh = parts[0].new_empty((total, heads, width + ROOM, dim))
+                first = 0
+                for states in parts:
+                    rows, start = slice(first, first + states.shape[0]), width - states.shape[-2]
+                    fresh[rows, :, :start] = 0  # padding and spare room must be zeros, not garbage:
+                    fresh[rows, :, start:width] = states  # masked scores still multiply the values
+                    first += states.shape[0]
+                fresh[:, :, width:] = 0
+                merged.append(fresh)
+            self._k, self._v = merged
+            self._len = width
 
         def batch_select_indices(self, indices: torch.Tensor) -> None:
             assert self._k is not None and self._v is not None
@@ -101,8 +118,9 @@ def growing_layer_class() -> type:
             live = self._len - first
             grown = []
             for buffer in (self._k, self._v):
-                fresh = buffer.new_zeros((*buffer.shape[:-2], capacity, buffer.shape[-1]))
+                fresh = buffer.new_empty((*buffer.shape[:-2], capacity, buffer.shape[-1]))
                 fresh[..., :live, :] = buffer[..., first : self._len, :]
+                fresh[..., live:, :] = 0  # only the spare room: the live part was just written
                 grown.append(fresh)
             self._k, self._v = grown
             self._len = live

@@ -6,6 +6,11 @@ checkpoint, in this one process with the same torch thread count. Per checkpoint
 - end to end: ours = load + generate + score + commit to the store (`run_sweep`); lm-eval = load
   (`HFLM`) + `generate_until` (it scores nothing here);
 - generation only: our backend's `generate` against lm-eval's `generate_until`, model loaded;
+- the prompt pass: one forward over every prompt, no generation, model loaded, in the forwards our
+  prefill uses (length-sorted, at most --prefill-tokens padded tokens each). Any harness does at
+  least this much work, so lm-eval's time divided by it ("ceiling") is the most an engine that
+  prefills as fast could gain on that checkpoint: a base that answers in a few tokens has a ratio
+  bounded by it;
 - whether the greedy outputs are identical (special tokens, which lm-eval strips, removed from ours).
 
 lm-eval runs at every batch size of --lm-eval-batch-sizes and its fastest counts: a bigger batch
@@ -103,6 +108,33 @@ def tie_gap(backend: object, prompt: str, ours: str, theirs: str) -> float:
     return float(top[0] - top[1])
 
 
+def prompt_pass(backend: object, prompts: list[str], budget: int) -> float:
+    """Seconds of one forward over every prompt, no generation, grouped as our engine prefills them
+    (sorted by length, at most `budget` padded tokens per forward, left-padded): the work any harness
+    does before its first token, so lm-eval's time over it caps the ratio any engine could reach."""
+    import torch
+
+    from sftscope.evaluate.backends.engine import prefill_chunks
+
+    model, tokenizer = backend.model, backend.tokenizer  # type: ignore[attr-defined]
+    ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for chunk in prefill_chunks(order, ids, budget):
+            batch = [ids[i] for i in chunk]
+            width = max(map(len, batch))
+            input_ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(x)) + x for x in batch])
+            mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in batch])
+            model(
+                input_ids=input_ids,
+                attention_mask=mask,
+                position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                logits_to_keep=1,
+            )
+    return time.perf_counter() - started
+
+
 def strip_special(text: str, special: list[str]) -> str:
     for token in special:
         text = text.replace(token, "")
@@ -117,6 +149,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=32, help="prompts per task")
     parser.add_argument("--max-new-tokens", type=int, default=320)
     parser.add_argument("--batch-size", type=int, default=128, help="our decoding batch")
+    parser.add_argument("--prefill-tokens", type=int, default=1024, help="our padded tokens per prefill")
     parser.add_argument(
         "--lm-eval-batch-sizes",
         default="16,32,64,128",
@@ -154,7 +187,7 @@ def main() -> None:
     header = (
         f"{'step':>5} {'tokens':>7} {'p50/p90/max':>12} | {'ours s':>7} {'lm-eval s':>9} {'(batch)':>7} "
         f"{'ratio':>6} | "
-        f"{'gen ours':>8} {'gen lm-eval':>11} {'ratio':>6} | identical"
+        f"{'gen ours':>8} {'gen lm-eval':>11} {'ratio':>6} | {'prompts':>6} {'ceiling':>8} | identical"
     )
     workdir = Path(tempfile.mkdtemp(prefix="eval-bench-"))
     store_path = workdir / "results.duckdb"
@@ -177,10 +210,12 @@ def main() -> None:
         sampling = tasks[0].spec.sampling
         # Best of --repeat for every timing: other processes share these cores, and a slow repeat
         # says something about them, not about either harness.
-        best = dict.fromkeys(("ours", "ours_gen", "lm_eval", "lm_eval_gen"), float("inf"))
+        best = dict.fromkeys(("ours", "ours_gen", "lm_eval", "lm_eval_gen", "prompts"), float("inf"))
         fastest_size = lm_eval_sizes[0]
         for repeat in range(args.repeat):
-            backend = make_backend("transformers", batch_size=args.batch_size)
+            backend = make_backend(
+                "transformers", batch_size=args.batch_size, prefill_tokens=args.prefill_tokens
+            )
             # Repeat 0 writes the store the re-run below reads; later repeats start from empty stores.
             with ResultsStore(store_path if repeat == 0 else workdir / f"repeat-{repeat}.duckdb") as store:
                 started = time.perf_counter()
@@ -189,6 +224,7 @@ def main() -> None:
             started = time.perf_counter()
             ours = backend.generate(prompts, sampling)
             best["ours_gen"] = min(best["ours_gen"], time.perf_counter() - started)
+            best["prompts"] = min(best["prompts"], prompt_pass(backend, prompts, args.prefill_tokens))
             for size in lm_eval_sizes:
                 theirs, their_load, their_gen = lm_eval_generate(
                     target.path, prompts, args.max_new_tokens, size
@@ -196,8 +232,8 @@ def main() -> None:
                 if their_load + their_gen < best["lm_eval"]:
                     best["lm_eval"], fastest_size = their_load + their_gen, size
                 best["lm_eval_gen"] = min(best["lm_eval_gen"], their_gen)
-        ours_total, ours_gen, their_total, their_gen = (
-            best[k] for k in ("ours", "ours_gen", "lm_eval", "lm_eval_gen")
+        ours_total, ours_gen, their_total, their_gen, prompt_s = (
+            best[k] for k in ("ours", "ours_gen", "lm_eval", "lm_eval_gen", "prompts")
         )
         special = list(tokenizer.all_special_tokens)
         differ = [
@@ -214,8 +250,9 @@ def main() -> None:
         size = f"({fastest_size})"
         end_to_end = f"{ours_total:>7.1f} {their_total:>9.1f} {size:>7} {their_total / ours_total:>5.1f}x"
         generation = f"{ours_gen:>8.1f} {their_gen:>11.1f} {their_gen / ours_gen:>5.1f}x"
+        ceiling = f"{prompt_s:>6.2f} {their_total / prompt_s:>7.1f}x"
         print(
-            f"{target.step:>5} {sum(lengths):>7} {quantiles:>12} | {end_to_end} | {generation} "
+            f"{target.step:>5} {sum(lengths):>7} {quantiles:>12} | {end_to_end} | {generation} | {ceiling} "
             f"| {same}/{len(prompts)}"
             + (f" ({len(gaps)} part where the top-2 logits are <= {max(gaps):.1e} apart)" if gaps else "")
         )
@@ -223,9 +260,14 @@ def main() -> None:
         f"{'all':>5} {'':>7} {'':>12} | {totals[0]:>7.1f} {totals[1]:>9.1f} {'':>7} "
         f"{totals[1] / totals[0]:>5.1f}x |"
     )
+    print(
+        "prompts: one forward over every prompt, no generation, in our prefill's forwards "
+        "(--prefill-tokens); ceiling: lm-eval's end-to-end time over it, the most any engine that "
+        "prefills as fast could gain on that checkpoint"
+    )
 
     # Caching across checkpoints: a second sweep of the run, and another run on the same base.
-    backend = make_backend("transformers", batch_size=args.batch_size)
+    backend = make_backend("transformers", batch_size=args.batch_size, prefill_tokens=args.prefill_tokens)
     with ResultsStore(store_path) as store:
         started = time.perf_counter()
         stats = run_sweep(targets, tasks, store, backend, show_progress=False)

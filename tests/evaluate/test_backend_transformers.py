@@ -190,3 +190,17 @@ def test_prefill_chunks_stay_within_the_token_budget_and_do_not_change_outputs(m
             for budget in (1, 40, 100_000)  # a row per forward, a few, all in one
         }
         assert outputs[1] == outputs[40] == outputs[100_000]
+
+
+def test_run_stats_count_the_prefill_forwards_and_decode_steps(model_dir: Path) -> None:
+    backend = make_backend("transformers", batch_size=len(QUESTIONS), prefill_tokens=1)
+    backend.load(str(model_dir))
+    prompts = [backend.render([Message(role="user", content=q)], None) for q in QUESTIONS]
+    generations = backend.generate(prompts, SamplingSpec(max_new_tokens=24))
+    stats = backend.engine.stats  # type: ignore[attr-defined]
+    assert stats.prefill_forwards == len(QUESTIONS)  # a budget of 1 token: one prompt per forward
+    # All rows start together; the batch decodes until its longest row ends (its first token came
+    # from the prefill, an EOS ending it needs one more step).
+    longest = max(g.output_tokens for g in generations)
+    assert longest - 1 <= stats.decode_steps <= longest
+    assert stats.prefill_s > 0 and stats.decode_s > 0

@@ -22,6 +22,7 @@ without sliding windows; for other architectures use the vLLM backend.
 from __future__ import annotations
 
 import inspect
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,21 @@ class _Row:
     generator: torch.Generator | None
     watcher: StopWatcher | None
     tokens: list[int] = field(default_factory=list)
+
+
+@dataclass
+class RunStats:
+    """Where the last `Engine.run` spent its time (what a throughput comparison needs to explain);
+    the `on_done` callbacks of the rows that end in a phase count in that phase."""
+
+    prefill_s: float = 0.0
+    """Seconds in prefill forwards, first tokens and cache merges."""
+    prefill_forwards: int = 0
+    """Prefill forwards (chunks of at most `prefill_tokens` padded tokens)."""
+    decode_s: float = 0.0
+    """Seconds in decode steps, rows leaving included."""
+    decode_steps: int = 0
+    """Decode forwards (one token for every live row)."""
 
 
 @dataclass
@@ -74,6 +90,7 @@ class Engine:
         params = inspect.signature(model.forward).parameters
         self.cache_kw = "cache" if "cache" in params else "past_key_values"
         self.layer_class = growing_layer_class()
+        self.stats = RunStats()
 
     @torch.inference_mode()
     def run(
@@ -86,16 +103,16 @@ class Engine:
     ) -> None:
         """Generate for every prompt; `on_done(i, generation)` as each finishes (in no fixed order)."""
         pending = deque(sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i])))
+        self.stats = stats = RunStats()
         rows: list[_Row] = []
         cache: Any = None
         mask = feed = positions = torch.empty(0, dtype=torch.long, device=self.device)
         while pending or rows:
             if pending and len(rows) <= REFILL_AT * self.batch_size:
+                started = time.perf_counter()
                 take = [pending.popleft() for _ in range(min(self.batch_size - len(rows), len(pending)))]
-                admitted = [
-                    self._admit(chunk, prompt_ids, sampling, seeds, think_open, on_done)
-                    for chunk in prefill_chunks(take, prompt_ids, self.prefill_tokens)
-                ]
+                chunks = prefill_chunks(take, prompt_ids, self.prefill_tokens)
+                admitted = [self._admit(c, prompt_ids, sampling, seeds, think_open, on_done) for c in chunks]
                 admitted = [a for a in admitted if a is not None]
                 if admitted:
                     cache, mask = self._merge(
@@ -104,8 +121,11 @@ class Engine:
                     rows += [row for a in admitted for row in a.rows]
                     feed = torch.cat([feed, *(a.tokens for a in admitted)])
                     positions = torch.cat([positions, *(a.positions for a in admitted)])
+                stats.prefill_s += time.perf_counter() - started
+                stats.prefill_forwards += len(chunks)
             if not rows:
                 continue
+            started = time.perf_counter()
             mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
             out = self.model(
                 input_ids=feed[:, None],
@@ -127,6 +147,8 @@ class Engine:
                 rows = [rows[k] for k in order]
                 tokens, positions = tokens[index], positions[index]
             feed, positions = tokens, positions + 1
+            stats.decode_s += time.perf_counter() - started
+            stats.decode_steps += 1
 
     def _admit(
         self,

@@ -26,8 +26,8 @@ class TransformersBackend:
     ) -> None:
         self.batch_size = batch_size
         # Padded prompt tokens per prefill forward (vLLM's max_num_batched_tokens plays this part):
-        # small enough for a tiny model's activations to stay in the CPU cache, big enough that a
-        # large model's matmuls stay efficient. Outputs do not depend on it.
+        # small enough for a tiny model's activations to stay in the CPU cache; raise it for big
+        # models on a GPU, whose matmuls want more rows. Outputs do not depend on it.
         self.prefill_tokens = prefill_tokens
         self.dtype = dtype
         self.device = device

@@ -109,29 +109,20 @@ def tie_gap(backend: object, prompt: str, ours: str, theirs: str) -> float:
 
 
 def prompt_pass(backend: object, prompts: list[str], budget: int) -> float:
-    """Seconds of one forward over every prompt, no generation, grouped as our engine prefills them
-    (sorted by length, at most `budget` padded tokens per forward, left-padded): the work any harness
-    does before its first token, so lm-eval's time over it caps the ratio any engine could reach."""
+    """Seconds of our engine's prefill forwards over every prompt, no generation (sorted by length,
+    at most `budget` padded tokens per forward): the work any harness does before its first token,
+    so lm-eval's time over it caps the ratio any engine that prefills as fast could reach."""
     import torch
 
     from sftscope.evaluate.backends.engine import prefill_chunks
 
-    model, tokenizer = backend.model, backend.tokenizer  # type: ignore[attr-defined]
-    ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    engine = backend.engine  # type: ignore[attr-defined]
+    ids = backend.tokenizer(prompts, add_special_tokens=False)["input_ids"]  # type: ignore[attr-defined]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     started = time.perf_counter()
     with torch.inference_mode():
         for chunk in prefill_chunks(order, ids, budget):
-            batch = [ids[i] for i in chunk]
-            width = max(map(len, batch))
-            input_ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(x)) + x for x in batch])
-            mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in batch])
-            model(
-                input_ids=input_ids,
-                attention_mask=mask,
-                position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                logits_to_keep=1,
-            )
+            engine._prefill([ids[i] for i in chunk])
     return time.perf_counter() - started
 
 

@@ -1,5 +1,6 @@
-"""The engine's KV-cache layer: contiguous buffers with zeroed spare room, in-place appends, row
-moves that copy only the rows that move, and mask sizes that match what attention is handed."""
+"""The engine's slot cache: refills copy only their new rows, left-aligned into free slots; a decode
+step writes each row's token at its own column; buffers grow and shrink with zeroed room; rows that
+leave are replaced by the tail, copying only the rows that move."""
 
 from __future__ import annotations
 
@@ -7,59 +8,122 @@ import pytest
 import torch
 
 from sftscope.evaluate.backends.engine import fill_from_tail
-from sftscope.evaluate.backends.kv_cache import ROOM, growing_layer_class
+from sftscope.evaluate.backends.kv_cache import ROOM, SlotCache
+
+HEADS, DIM, LAYERS = 2, 4, 2
 
 
-def _layer(batch: int = 4, live: int = 3) -> object:
-    layer = growing_layer_class()()
-    keys = torch.arange(batch * 2 * live * 5, dtype=torch.float32).view(batch, 2, live, 5)
-    layer.update(keys, -keys)  # the prefill: its states become the buffer
-    return layer
+def _config() -> object:
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        hidden_size=HEADS * DIM,
+        num_attention_heads=HEADS,
+        num_key_value_heads=HEADS,
+        head_dim=DIM,
+        num_hidden_layers=LAYERS,
+        intermediate_size=8,
+        vocab_size=16,
+    )
 
 
-def _step(layer: object, batch: int, value: float) -> tuple[torch.Tensor, torch.Tensor]:
-    return layer.update(torch.full((batch, 2, 1, 5), value), torch.full((batch, 2, 1, 5), -value))
+def _chunk(lengths: list[int], base: float) -> tuple[object, torch.Tensor]:
+    """A right-padded prefill's cache: row j's real states are `base + j + 1` in columns
+    [0, lengths[j]), its padding columns are -1 (finite leftovers the mask hides)."""
+    from transformers import DynamicCache
+
+    width = max(lengths)
+    keys = torch.full((len(lengths), HEADS, width, DIM), -1.0)
+    for row, n in enumerate(lengths):
+        keys[row, :, :n] = base + row + 1
+    chunk = DynamicCache(config=_config())
+    for layer in range(LAYERS):
+        chunk.update(keys.clone(), -keys, layer)
+    return chunk, torch.tensor(lengths)
 
 
-def test_growth_adds_zeroed_room_and_hands_attention_the_width_the_mask_was_built_for() -> None:
-    layer = _layer()
-    assert layer.get_mask_sizes(1) == (4, 0)  # no room yet: live 3 + the new token
-    keys, values = _step(layer, 4, 7.0)
-    assert keys.shape[-2] == values.shape[-2] == 4  # the growing step: just the live part
-    assert layer.capacity == 4 + ROOM
-    assert layer.get_mask_sizes(1) == (4 + ROOM, 0)  # now the whole buffer
-    keys, values = _step(layer, 4, 8.0)
-    assert keys.shape[-2] == 4 + ROOM and keys.is_contiguous() and values.is_contiguous()
-    assert torch.equal(keys[..., 3:5, :], torch.tensor([7.0, 8.0]).view(1, 1, 2, 1).expand(4, 2, 2, 5))
-    assert not keys[..., 5:, :].any() and not values[..., 5:, :].any()  # spare room is zeros
-    assert layer.keys.shape[-2] == 5 and layer.get_seq_length() == 5
+def _step(cache: SlotCache, value: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One decode step's cache update (every layer) and its mask: every live row writes `value`."""
+    mask = cache.step_mask()
+    new = torch.full((cache.live, HEADS, 1, DIM), value)
+    for layer in range(LAYERS):
+        keys, _ = cache.hf.update(new, -new, layer)
+    cache.advance()
+    return keys, mask
 
 
-def test_rows_leaving_in_fill_from_tail_order_move_only_the_tail_and_stay_contiguous() -> None:
-    layer = _layer(batch=5)
-    _step(layer, 5, 1.0)
-    before = layer.keys.clone()
+def test_a_refill_fills_the_next_free_slots_left_aligned_and_leaves_running_rows_in_place() -> None:
+    cache = SlotCache(_config(), slots=4, device=torch.device("cpu"))
+    chunk, lengths = _chunk([2, 3], base=0.0)
+    cache.admit(chunk, lengths)
+    assert cache.capacity == 3 + 1 + ROOM and cache.lengths.tolist() == [2, 3]
+    before = cache.layers[0].k[:2].clone()
+    wider, wider_lengths = _chunk([4, 6, 9], base=10.0)
+    cache.admit(wider, wider_lengths[[0, 2]], rows=torch.tensor([0, 2]))  # the 6-token row ended
+    assert cache.lengths.tolist() == [2, 3, 4, 9]
+    for layer in cache.layers:
+        assert torch.equal(layer.k[:2, :, : before.shape[-2]], before)  # the running rows: in place
+        assert torch.equal(layer.k[2, :, :4], torch.full((HEADS, 4, DIM), 11.0))
+        assert torch.equal(layer.k[3, :, :9], torch.full((HEADS, 9, DIM), 13.0))
+        assert torch.equal(layer.v[3, :, :9], -layer.k[3, :, :9])
+    with pytest.raises(ValueError, match="do not fit a cache of 4 slots"):
+        cache.admit(*_chunk([1], base=0.0))
+
+
+def test_a_step_writes_each_row_at_its_own_column_and_the_mask_covers_it() -> None:
+    cache = SlotCache(_config(), slots=3, device=torch.device("cpu"))
+    cache.admit(*_chunk([2, 5], base=0.0))
+    keys, mask = _step(cache, 7.0)
+    assert keys.shape == (2, HEADS, cache.capacity, DIM) and keys.is_contiguous()
+    assert mask.shape == (2, 1, 1, cache.capacity) and mask.dtype == torch.bool
+    assert mask[0, 0, 0, :4].tolist() == [True, True, True, False]  # 2 cached + the new token
+    assert mask[1, 0, 0, :7].tolist() == [True] * 6 + [False]
+    assert torch.equal(keys[0, :, 2], torch.full((HEADS, DIM), 7.0))
+    assert torch.equal(keys[1, :, 5], torch.full((HEADS, DIM), 7.0))
+    assert torch.equal(keys[1, :, :5], torch.full((HEADS, 5, DIM), 2.0))  # the prompt: untouched
+    assert cache.lengths.tolist() == [3, 6]
+    with pytest.raises(RuntimeError, match="decode steps only"):
+        cache.hf.update(torch.zeros(2, HEADS, 2, DIM), torch.zeros(2, HEADS, 2, DIM), 0)
+
+
+def test_buffers_grow_with_zeroed_room_and_shrink_once_the_wide_rows_leave() -> None:
+    cache = SlotCache(_config(), slots=2, device=torch.device("cpu"))
+    cache.admit(*_chunk([1, 3 * ROOM], base=0.0))
+    assert cache.capacity == 3 * ROOM + 1 + ROOM
+    assert not cache.layers[0].k[:, :, 3 * ROOM :].any()  # room and the free slot's columns: zeros
+    for step in range(ROOM + 2):  # the long row needs a column more each step: one regrowth
+        _step(cache, float(step))
+    assert cache.capacity == 4 * ROOM + 2 + ROOM
+    short = cache.layers[0].k[0, :, : ROOM + 3].clone()  # 1 prompt token + ROOM + 2 steps
+    cache.select([0])  # the long row left: the short one needs ROOM + 4 columns next step
+    _step(cache, 9.0)
+    assert cache.capacity == ROOM + 4 + ROOM
+    assert torch.equal(cache.layers[0].k[0, :, : ROOM + 3], short)
+    assert torch.equal(cache.layers[0].k[0, :, ROOM + 3], torch.full((HEADS, DIM), 9.0))
+    assert bool(torch.isfinite(cache.layers[0].k).all())  # leftovers (its prompt's padding) stay finite
+
+
+def test_rows_leaving_in_fill_from_tail_order_copy_only_the_rows_that_move() -> None:
+    cache = SlotCache(_config(), slots=5, device=torch.device("cpu"))
+    cache.admit(*_chunk([1, 2, 3, 4, 5], base=0.0))
+    before = [layer.k.clone() for layer in cache.layers]
     order = fill_from_tail([0, 2, 4], 5)  # rows 1 and 3 finished
     assert order == [0, 4, 2]
-    layer.batch_select_indices(torch.tensor(order))
-    assert torch.equal(layer.keys, before[order]) and torch.equal(layer.values, -before[order])
-    keys, _ = _step(layer, 3, 2.0)
-    assert keys.is_contiguous() and keys.shape[0] == 3
+    cache.select(order)
+    assert cache.lengths.tolist() == [1, 5, 3]
+    for layer, keys in zip(cache.layers, before, strict=True):
+        assert torch.equal(layer.k[:3], keys[order]) and torch.equal(layer.v[:3], -keys[order])
+    keys, _ = _step(cache, 2.0)
+    assert keys.shape[0] == 3 and keys.is_contiguous()
 
 
-def test_any_other_selection_falls_back_to_a_gather() -> None:
-    layer = _layer(batch=4)
-    before = layer.keys.clone()
-    layer.batch_select_indices(torch.tensor([3, 1]))
-    assert torch.equal(layer.keys, before[[3, 1]])
-
-
-def test_drop_front_forgets_leading_padding_and_keeps_room() -> None:
-    layer = _layer(batch=2, live=6)
-    before = layer.keys.clone()
-    layer.drop_front(4)
-    assert torch.equal(layer.keys, before[..., 4:, :]) and layer.capacity == 2 + ROOM
-    assert not layer._k[..., 2:, :].any()
+def test_any_other_order_is_gathered_before_it_is_written() -> None:
+    cache = SlotCache(_config(), slots=4, device=torch.device("cpu"))
+    cache.admit(*_chunk([1, 2, 3, 4], base=0.0))
+    before = cache.layers[0].k.clone()
+    cache.select([3, 2, 0, 1])  # every source is also a destination
+    assert torch.equal(cache.layers[0].k, before[[3, 2, 0, 1]])
+    assert cache.lengths.tolist() == [4, 3, 1, 2]
 
 
 @pytest.mark.parametrize(
@@ -71,17 +135,3 @@ def test_fill_from_tail_is_a_permutation_of_the_kept_rows_that_leaves_the_head_i
     order = fill_from_tail(keep, n)
     assert sorted(order) == keep
     assert all(order[i] == i for i in range(len(keep)) if i in keep)
-
-
-def test_stack_right_aligns_both_batches_with_zero_padding_and_room_to_grow() -> None:
-    old = _layer(batch=2, live=3)
-    _step(old, 2, 9.0)  # 4 live columns, room to grow
-    new = _layer(batch=3, live=6)
-    old_keys, new_keys = old.keys.clone(), new.keys.clone()
-    old.stack([new], 6)
-    assert old.keys.shape == (5, 2, 6, 5) and old.capacity == 6 + ROOM
-    assert torch.equal(old.keys[:2, :, 2:], old_keys) and not old.keys[:2, :, :2].any()
-    assert torch.equal(old.keys[2:], new_keys) and torch.equal(old.values[2:], -new_keys)
-    assert not old._k[:, :, 6:].any() and not old._v[:, :, 6:].any()
-    keys, _ = _step(old, 5, 1.0)  # the next step writes in place: the buffer does not regrow
-    assert keys.shape[-2] == 6 + ROOM and old.capacity == 6 + ROOM

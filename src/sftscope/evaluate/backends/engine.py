@@ -1,4 +1,4 @@
-"""Batched decoding of a transformers causal LM with a KV cache, left padding and slot refill.
+"""Batched decoding of a transformers causal LM with a KV cache, right-padded prefill and slot refill.
 
 Why not `model.generate`: it keeps decoding every row of a batch until the longest one ends, and
 its stop-string check re-decodes each row's tail at every step. On CPU, where a step's cost is
@@ -6,17 +6,17 @@ mostly fixed overhead, what pays is a batch that stays full. So:
 
 - prompts are sorted by length, so a prefill group pads little, and a group is prefilled in
   forwards of at most `prefill_tokens` padded tokens, whose activations stay in the CPU cache;
+- each row has its own slot in the cache (`kv_cache.SlotCache`), its tokens left-aligned, so rows of
+  any lengths share a batch and each writes its next token at its own column;
 - a row that ends (EOS, stop string, length) leaves the batch at once: the last live rows move into
   the holes and the batch is cut short, so a row leaving copies one row's cache, not the batch's;
-- when a quarter of the slots are free, waiting prompts are prefilled as a group and merged into the
-  running cache (each row's tokens are contiguous and right-aligned; the left is masked padding), and
-  padding columns no row needs any more are trimmed;
-- the cache layers keep spare room, so a step writes its token in place (`kv_cache`);
+- when a quarter of the slots are free, waiting prompts are prefilled and copied into the free
+  slots; the running rows stay where they are;
 - each row samples from its own `torch.Generator` (seeded per sample), so a sampled output does not
   depend on which rows share its batch; greedy decoding takes the argmax.
 
-Cache surgery (merge, trim, in-place layers) assumes full-attention layers, as in Llama/Qwen/Mistral
-without sliding windows; for other architectures use the vLLM backend.
+The slot layout assumes full-attention layers, as in Llama/Qwen/Mistral without sliding windows;
+for other architectures use the vLLM backend.
 """
 
 from __future__ import annotations
@@ -29,9 +29,8 @@ from typing import Any
 
 import torch
 
-from sftscope.errors import SftscopeError
 from sftscope.evaluate.backends.base import Generation, OnDone
-from sftscope.evaluate.backends.kv_cache import ROOM, growing_layer_class
+from sftscope.evaluate.backends.kv_cache import SlotCache
 from sftscope.evaluate.backends.stops import StopWatcher
 from sftscope.evaluate.spec import SamplingSpec
 
@@ -64,13 +63,14 @@ class RunStats:
 
 @dataclass
 class _Admitted:
-    """Rows of one prefill chunk that go on decoding: their cache, mask, next input and position."""
+    """Rows of one prefill chunk that go on decoding: the chunk's cache and which of its rows to keep
+    (None: all), each kept row's next input and its prompt length (its first decode position)."""
 
     rows: list[_Row]
     cache: Any
-    mask: torch.Tensor
+    keep: torch.Tensor | None
     tokens: torch.Tensor
-    positions: torch.Tensor
+    lengths: torch.Tensor
 
 
 class Engine:
@@ -89,7 +89,6 @@ class Engine:
         # transformers 5 renamed `past_key_values` to `cache`; use whichever this version takes.
         params = inspect.signature(model.forward).parameters
         self.cache_kw = "cache" if "cache" in params else "past_key_values"
-        self.layer_class = growing_layer_class()
         self.stats = RunStats()
 
     @torch.inference_mode()
@@ -104,49 +103,41 @@ class Engine:
         """Generate for every prompt; `on_done(i, generation)` as each finishes (in no fixed order)."""
         pending = deque(sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i])))
         self.stats = stats = RunStats()
+        cache = SlotCache(self.model.config, self.batch_size, self.device)
         rows: list[_Row] = []
-        cache: Any = None
-        mask = feed = positions = torch.empty(0, dtype=torch.long, device=self.device)
+        feed = torch.empty(0, dtype=torch.long, device=self.device)
         while pending or rows:
             if pending and len(rows) <= REFILL_AT * self.batch_size:
                 started = time.perf_counter()
                 take = [pending.popleft() for _ in range(min(self.batch_size - len(rows), len(pending)))]
                 chunks = prefill_chunks(take, prompt_ids, self.prefill_tokens)
-                admitted = [self._admit(c, prompt_ids, sampling, seeds, think_open, on_done) for c in chunks]
-                admitted = [a for a in admitted if a is not None]
-                if admitted:
-                    cache, mask = self._merge(
-                        cache, mask, [a.cache for a in admitted], [a.mask for a in admitted]
-                    )
-                    rows += [row for a in admitted for row in a.rows]
-                    feed = torch.cat([feed, *(a.tokens for a in admitted)])
-                    positions = torch.cat([positions, *(a.positions for a in admitted)])
+                for chunk in chunks:
+                    admitted = self._admit(chunk, prompt_ids, sampling, seeds, think_open, on_done)
+                    if admitted is not None:
+                        cache.admit(admitted.cache, admitted.lengths, admitted.keep)
+                        rows += admitted.rows
+                        feed = torch.cat([feed, admitted.tokens])
                 stats.prefill_s += time.perf_counter() - started
                 stats.prefill_forwards += len(chunks)
             if not rows:
                 continue
             started = time.perf_counter()
-            mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
             out = self.model(
                 input_ids=feed[:, None],
-                attention_mask=mask,
-                position_ids=positions[:, None],
+                attention_mask=cache.step_mask(),
+                position_ids=cache.lengths[:, None],
                 use_cache=True,
-                **{self.cache_kw: cache},
+                **{self.cache_kw: cache.hf},
             )
+            cache.advance()
             tokens = self._pick(out.logits[:, -1, :], rows, sampling)
             keep = self._advance(rows, tokens, sampling, on_done)
             if len(keep) < len(rows):
                 order = fill_from_tail(keep, len(rows))
-                index = torch.tensor(order, dtype=torch.long, device=self.device)
-                if order:
-                    cache.batch_select_indices(index)
-                    mask = self._trim(cache, mask[index])
-                else:
-                    cache, mask = None, torch.empty(0, dtype=torch.long, device=self.device)
+                cache.select(order)
                 rows = [rows[k] for k in order]
-                tokens, positions = tokens[index], positions[index]
-            feed, positions = tokens, positions + 1
+                tokens = tokens[torch.tensor(order, dtype=torch.long, device=self.device)]
+            feed = tokens
             stats.decode_s += time.perf_counter() - started
             stats.decode_steps += 1
 
@@ -161,16 +152,16 @@ class Engine:
     ) -> _Admitted | None:
         """Prefill one chunk and pick each row's first token; None when every row ended at once."""
         rows = [self._row(i, prompt_ids[i], sampling, seeds[i], think_open[i]) for i in chunk]
-        cache, mask, logits = self._prefill([prompt_ids[i] for i in chunk])
+        cache, logits = self._prefill([prompt_ids[i] for i in chunk])
         tokens = self._pick(logits, rows, sampling)
         keep = self._advance(rows, tokens, sampling, on_done)
         if not keep:
             return None
         index = torch.tensor(keep, device=self.device)
-        if len(keep) < len(rows):
-            cache.batch_select_indices(index)
-        lengths = torch.tensor([r.prompt_len for r in rows], device=self.device)
-        return _Admitted([rows[k] for k in keep], cache, mask[index], tokens[index], lengths[index])
+        lengths = torch.tensor([rows[k].prompt_len for k in keep], device=self.device)
+        return _Admitted(
+            [rows[k] for k in keep], cache, None if len(keep) == len(rows) else index, tokens[index], lengths
+        )
 
     def _row(self, index: int, ids: list[int], sampling: SamplingSpec, seed: int, think_open: bool) -> _Row:
         generator = None
@@ -179,34 +170,29 @@ class Engine:
         watcher = StopWatcher(self.tokenizer, sampling.stop, think_open) if sampling.stop else None
         return _Row(index, len(ids), generator, watcher)
 
-    def _prefill(self, batch: list[list[int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    def _prefill(self, batch: list[list[int]]) -> tuple[Any, torch.Tensor]:
+        """One forward over right-padded prompts: (a cache whose row j holds its states in columns
+        [0, len(batch[j])), each row's next-token logits). Right padding needs no mask: causal
+        attention never looks right, so a prompt's states do not depend on its batch, and SDPA takes
+        its causal kernel."""
         from transformers import DynamicCache
-        from transformers.cache_utils import DynamicLayer
 
         width = max(len(ids) for ids in batch)
         input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
         for row, ids in enumerate(batch):
-            input_ids[row, width - len(ids) :] = torch.tensor(ids)
-            mask[row, width - len(ids) :] = 1
-        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+        # Logits at each row's last prompt token only: the distinct last positions (a chunk is
+        # length-sorted, so there are few), then each row's own.
+        last = torch.tensor([len(ids) - 1 for ids in batch])
+        positions, column = torch.unique(last, return_inverse=True)
         cache = DynamicCache(config=self.model.config)
-        if not all(type(layer) is DynamicLayer for layer in cache.layers):
-            kinds = sorted({type(layer).__name__ for layer in cache.layers})
-            raise SftscopeError(
-                f"the transformers backend decodes full-attention models only; this one has {kinds} "
-                "cache layers (sliding windows?): use --backend vllm"
-            )
-        cache.layers = [self.layer_class() for _ in cache.layers]
         out = self.model(
-            input_ids=input_ids,
-            attention_mask=mask,
-            position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+            input_ids=input_ids.to(self.device),
             use_cache=True,
-            logits_to_keep=1,
+            logits_to_keep=positions.to(self.device),
             **{self.cache_kw: cache},
         )
-        return cache, mask, out.logits[:, -1, :]
+        return cache, out.logits[torch.arange(len(batch)), column.to(self.device)]
 
     @staticmethod
     def _pick(logits: torch.Tensor, rows: list[_Row], sampling: SamplingSpec) -> torch.Tensor:
@@ -251,36 +237,6 @@ class Engine:
                 text = self.tokenizer.decode(row.tokens, skip_special_tokens=False)
             on_done(row.index, Generation(text, row.prompt_len, len(row.tokens), reason))  # type: ignore[arg-type]
         return keep
-
-    @staticmethod
-    def _merge(
-        cache: Any, mask: torch.Tensor, new_caches: list[Any], new_masks: list[torch.Tensor]
-    ) -> tuple[Any, torch.Tensor]:
-        """Stack caches along the batch, each left-padded to the widest (padding is masked out), in
-        one copy however many chunks a refill was prefilled in."""
-        caches, masks = ([cache], [mask]) if cache is not None else ([], [])
-        caches, masks = caches + new_caches, masks + new_masks
-        if len(caches) == 1:
-            return caches[0], masks[0]
-        width = max(m.shape[1] for m in masks)
-        for layers in zip(*(c.layers for c in caches), strict=True):
-            layers[0].stack(layers[1:], width)
-
-        def pad(m: torch.Tensor) -> torch.Tensor:
-            return torch.cat([m.new_zeros((m.shape[0], width - m.shape[1])), m], dim=1)
-
-        return caches[0], torch.cat([pad(m) for m in masks])
-
-    @staticmethod
-    def _trim(cache: Any, mask: torch.Tensor) -> torch.Tensor:
-        """Drop leading columns that are padding in every remaining row, once there are enough of
-        them to pay for the copy (a few masked columns cost less than rewriting the cache)."""
-        first = int(mask.any(dim=0).long().argmax())
-        if first < ROOM:
-            return mask
-        for layer in cache.layers:
-            layer.drop_front(first)
-        return mask[:, first:]
 
 
 def fill_from_tail(keep: list[int], n: int) -> list[int]:

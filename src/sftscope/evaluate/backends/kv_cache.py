@@ -1,12 +1,25 @@
-"""The decoding engine's KV-cache layer: contiguous buffers with room to grow, written in place.
+"""The decoding engine's KV cache: one slot per batch row, each row's tokens left-aligned in it.
 
-transformers' DynamicLayer re-concatenates the whole cache at every decode step; on the micro suite
-that copy was a third of the decode time. This layer keeps spare columns instead, like StaticLayer,
-and hands attention the whole buffer, not the live part: measured on this CPU, attention over a
-strided view of a bigger buffer cost 1.5-2x as much as over a contiguous one once the cache no longer
-fits the L3 cache (both SDPA and bmm copy a non-contiguous operand). The spare columns are zeros that
-the attention mask hides: `get_mask_sizes` reports the buffer's width, and transformers pads the 2-D
-padding mask with zeros to that width, as it does for a static cache.
+Every layer keeps two buffers of shape (slots, kv_heads, capacity, head_dim). Row r's cached tokens
+fill columns [0, length_r) of its slot, and a decode step writes each row's new token at the row's
+own column, so:
+
+- a refill copies only its new rows' prefill states into free slots; the running rows do not move
+  (with one shared write column, as in transformers' caches, every refill that brings a longer
+  prompt re-aligns the whole batch: on the base model's short answers that copy was a fifth of the
+  generation time);
+- a row that ends is replaced by the last live row (`select`), so the live rows are always slots
+  [0, live) and attention gets a contiguous buffer: measured on this CPU, attention over a strided
+  view of a bigger buffer cost 1.5-2x as much once the cache no longer fits the L3 cache;
+- the mask is built here, 4-D, from the row lengths (transformers passes a 4-D mask through as it
+  is), instead of transformers rebuilding one from a growing 2-D mask at every step.
+
+Columns at or past a row's length hold finite leftovers (zeros, a prefill's pad-token states, a
+former row's states). The mask turns their scores into exact zeros after the softmax, and zero times
+a finite value is zero, so they never change an output; that is why new buffers are zero-filled and
+never left uninitialised (which could hold NaNs).
+
+Only full-attention layers fit this layout (Llama, Qwen, Mistral without sliding windows).
 """
 
 from __future__ import annotations
@@ -15,114 +28,135 @@ from typing import Any
 
 import torch
 
-ROOM = 32  # spare columns added when a buffer is full: one copy per ROOM steps, <= ROOM masked columns
+from sftscope.errors import SftscopeError
+
+ROOM = 32  # spare columns when a buffer grows: one copy per ROOM steps, <= ROOM masked columns a row
 
 
-def growing_layer_class() -> type:
+class SlotCache:
+    """The cache of one `Engine.run`: `hf` is what the model's forward takes; `lengths` holds each live
+    row's cached tokens (also the position of the token it is fed next)."""
+
+    def __init__(self, config: Any, slots: int, device: torch.device) -> None:
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        self.hf = DynamicCache(config=config)
+        if not all(type(layer) is DynamicLayer for layer in self.hf.layers):
+            kinds = sorted({type(layer).__name__ for layer in self.hf.layers})
+            raise SftscopeError(
+                f"the transformers backend decodes full-attention models only; this one has {kinds} "
+                "cache layers (sliding windows?): use --backend vllm"
+            )
+        layer_class = slot_layer_class()
+        self.layers = [layer_class(self) for _ in self.hf.layers]
+        self.hf.layers = self.layers
+        self.slots = slots
+        self.capacity = 0
+        self.lengths = torch.empty(0, dtype=torch.long, device=device)
+        self._rows = torch.arange(slots, device=device)
+        self._columns = torch.empty(0, dtype=torch.long, device=device)
+
+    @property
+    def live(self) -> int:
+        return len(self.lengths)
+
+    def admit(self, chunk: Any, lengths: torch.Tensor, rows: torch.Tensor | None = None) -> None:
+        """Copy rows of a right-padded prefill (a transformers cache whose row j holds its states in
+        columns [0, lengths[j])) into the next free slots; `rows` picks the chunk rows to keep."""
+        first, count = self.live, len(lengths)
+        if first + count > self.slots:
+            raise ValueError(f"{first + count} rows do not fit a cache of {self.slots} slots")
+        width = chunk.layers[0].keys.shape[-2]
+        need = max(width, int(lengths.max()) + 1)
+        if need > self.capacity:  # grow only: the running rows may need more than this chunk
+            self._fit(need)
+        for layer, new in zip(self.layers, chunk.layers, strict=True):
+            keys, values = (new.keys, new.values) if rows is None else (new.keys[rows], new.values[rows])
+            if layer.k is None:  # first admission: the buffers take the states' dtype and layout
+                layer.allocate(keys, self.slots, self.capacity)
+            layer.k[first : first + count, :, :width] = keys
+            layer.v[first : first + count, :, :width] = values
+        self.lengths = torch.cat([self.lengths, lengths])
+
+    def step_mask(self) -> torch.Tensor:
+        """Fit the buffers to the next decode step and return its mask, (live, 1, 1, capacity), True =
+        attend: each row's cached columns and the column its new token is written to."""
+        self._fit(int(self.lengths.max()) + 1)
+        return (self._columns <= self.lengths[:, None])[:, None, None, :]
+
+    def _fit(self, columns: int) -> None:
+        """Make room for `columns` columns (what the widest live row needs): grow with ROOM to spare,
+        or shrink once the rows that needed a wide buffer have left (attention reads every column)."""
+        if columns > self.capacity or self.capacity - columns > 2 * ROOM:
+            self.capacity = columns + ROOM
+            for layer in self.layers:
+                layer.resize(self.live, self.capacity)
+            self._columns = torch.arange(self.capacity, device=self.lengths.device)
+
+    def advance(self) -> None:
+        """Every live row cached one more token (the one it was fed)."""
+        self.lengths += 1
+
+    def select(self, order: list[int]) -> None:
+        """Keep the live rows at positions `order`, in that order. Only the rows whose position changes
+        are copied: with `fill_from_tail`'s order, the few tail rows that fill the holes."""
+        index = torch.tensor(order, dtype=torch.long, device=self.lengths.device)
+        moved = (index != self._rows[: len(order)]).nonzero().flatten()
+        if len(moved):
+            sources = index[moved]
+            for layer in self.layers:
+                layer.k[moved] = layer.k[sources]  # the right side is gathered before it is written
+                layer.v[moved] = layer.v[sources]
+        self.lengths = self.lengths[index]
+
+    def write(self, layer: Any, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        """A decode step's new states (live, kv_heads, 1, head_dim), each row's at its own column."""
+        rows = self._rows[: self.live]
+        layer.k[rows, :, self.lengths] = key_states[:, :, 0]
+        layer.v[rows, :, self.lengths] = value_states[:, :, 0]
+
+
+def slot_layer_class() -> type:
     """Built on first use: importing transformers' cache module is slow, and only decoding needs it."""
     from transformers.cache_utils import DynamicLayer
 
-    class GrowingLayer(DynamicLayer):
-        """A full-attention cache layer; `keys`/`values` are views of the live part of the buffers."""
+    class SlotLayer(DynamicLayer):
+        """One layer's buffers; `update` is a decode step (one query per row)."""
 
-        def __init__(self) -> None:
-            self._k: torch.Tensor | None = None
-            self._v: torch.Tensor | None = None
-            self._len = 0
+        def __init__(self, cache: SlotCache) -> None:
             super().__init__()
+            self.cache = cache
+            self.k: torch.Tensor | None = None
+            self.v: torch.Tensor | None = None
+            self.is_initialized = True
 
-        @property  # type: ignore[override]
-        def keys(self) -> torch.Tensor | None:
-            return None if self._k is None else self._k[..., : self._len, :]
+        def allocate(self, like: torch.Tensor, slots: int, capacity: int) -> None:
+            _, heads, _, dim = like.shape
+            self.k = like.new_zeros((slots, heads, capacity, dim))
+            self.v = like.new_zeros((slots, heads, capacity, dim))
 
-        @keys.setter
-        def keys(self, value: torch.Tensor | None) -> None:  # a new tensor: its length is the live part
-            # lazy_initialization sets an empty 1-d placeholder: nothing live yet
-            self._k, self._len = value, value.shape[-2] if value is not None and value.dim() == 4 else 0
-
-        @property  # type: ignore[override]
-        def values(self) -> torch.Tensor | None:
-            return None if self._v is None else self._v[..., : self._len, :]
-
-        @values.setter
-        def values(self, value: torch.Tensor | None) -> None:
-            self._v = value
-
-        @property
-        def capacity(self) -> int:
-            return 0 if self._k is None or self._k.dim() != 4 else self._k.shape[-2]
-
-        def get_mask_sizes(self, query_length: int, *args: Any, **kwargs: Any) -> tuple[int, int]:
-            return max(self.capacity, self._len + query_length), 0
+        def resize(self, live: int, capacity: int) -> None:
+            if self.k is None or self.v is None:
+                return
+            kept = min(capacity, self.k.shape[-2])
+            resized = []
+            for buffer in (self.k, self.v):
+                fresh = buffer.new_zeros((*buffer.shape[:-2], capacity, buffer.shape[-1]))
+                fresh[:live, :, :kept] = buffer[:live, :, :kept]
+                resized.append(fresh)
+            self.k, self.v = resized
 
         def update(
             self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
-        ) -> Any:
-            if not self.is_initialized:
-                self.lazy_initialization(key_states, value_states)
-            if self._len == 0:  # the prefill: its states are the buffer
-                self._k, self._v, self._len = key_states, value_states, key_states.shape[-2]
-                return self._k, self._v
-            assert self._k is not None and self._v is not None
-            end = self._len + key_states.shape[-2]
-            # The width the mask was built for (`get_mask_sizes`, asked before this update): the whole
-            # buffer, or just the live part on the step that grows it.
-            width = max(self.capacity, end)
-            if end > self.capacity:
-                self._regrow(0, end + ROOM)
-            self._k[..., self._len : end, :] = key_states
-            self._v[..., self._len : end, :] = value_states
-            self._len = end
-            return self._k[..., :width, :], self._v[..., :width, :]
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            if key_states.shape[-2] != 1 or self.k is None or self.v is None:
+                raise RuntimeError("a slot cache takes decode steps only; prefill into a DynamicCache")
+            self.cache.write(self, key_states, value_states)
+            live = self.cache.live
+            return self.k[:live], self.v[:live]  # contiguous: slots are the outer dimension
 
-        def stack(self, others: list[Any], width: int) -> None:
-            """Append the rows of `others` below these, every row right-aligned to `width` live columns
-            (the columns left of a row's states are masked padding), in one new buffer with ROOM to
-            grow: the decode step after a refill then writes in place instead of regrowing."""
-            layers = [self, *others]
-            merged = []
-            for name in ("keys", "values"):
-                parts = [getattr(layer, name) for layer in layers]
-                _, heads, _, dim = parts[0].shape
-                total = sum(part.shape[0] for part in parts)
-                fresh = parts[0].new_empty((total, heads, width + ROOM, dim))
-                first = 0
-                for states in parts:
-                    rows, start = slice(first, first + states.shape[0]), width - states.shape[-2]
-                    fresh[rows, :, :start] = 0  # padding and spare room must be zeros, not garbage:
-                    fresh[rows, :, start:width] = states  # masked scores still multiply the values
-                    first += states.shape[0]
-                fresh[:, :, width:] = 0
-                merged.append(fresh)
-            self._k, self._v = merged
-            self._len = width
+        def get_seq_length(self) -> int:
+            return self.cache.capacity
 
-        def batch_select_indices(self, indices: torch.Tensor) -> None:
-            assert self._k is not None and self._v is not None
-            n = len(indices)
-            moved = (indices != torch.arange(n, device=indices.device)).nonzero().flatten()
-            sources = indices[moved]
-            if bool((sources >= n).all()):  # `fill_from_tail` order: move a few rows, cut the batch
-                for buffer in (self._k, self._v):
-                    buffer[moved] = buffer[sources]
-                self._k, self._v = self._k[:n], self._v[:n]  # still contiguous: batch is the outer dim
-            else:
-                self._k, self._v = self._k[indices], self._v[indices]
-
-        def drop_front(self, columns: int) -> None:
-            """Forget the first `columns` positions (padding no row needs any more)."""
-            self._regrow(columns, self._len - columns + ROOM)
-
-        def _regrow(self, first: int, capacity: int) -> None:
-            assert self._k is not None and self._v is not None
-            live = self._len - first
-            grown = []
-            for buffer in (self._k, self._v):
-                fresh = buffer.new_empty((*buffer.shape[:-2], capacity, buffer.shape[-1]))
-                fresh[..., :live, :] = buffer[..., first : self._len, :]
-                fresh[..., live:, :] = 0  # only the spare room: the live part was just written
-                grown.append(fresh)
-            self._k, self._v = grown
-            self._len = live
-
-    return GrowingLayer
+    return SlotLayer

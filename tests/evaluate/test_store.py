@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from sftscope.evaluate.store import ResultsStore
+from sftscope.evaluate.store import ResultsStore, TaskEntry
 
 
 def _row(prompt_id: str, sample_idx: int = 0, **extra: object) -> dict[str, object]:
@@ -36,7 +36,7 @@ def test_insert_is_idempotent_and_resume_keys(tmp_path: Path) -> None:
 
 def test_joined_read_follows_models_and_current_spec(tmp_path: Path) -> None:
     with ResultsStore(tmp_path / "r.duckdb") as store:
-        store.register_task("t", "in-domain", "exact", "s1", True)
+        store.register_tasks([TaskEntry("t", "in-domain", "exact", "s1", True)])
         # The same weights under two runs: stored once, read once per (run, step).
         store.register_model("run-a", 0, "h1", "/base")
         store.register_model("run-b", 0, "h1", "/base")
@@ -68,6 +68,34 @@ def test_error_rows_can_be_rerun_and_replaced(tmp_path: Path) -> None:
         store.add_samples([_row("a"), _row("b", status="error", score=0.0, error="boom")])
         assert store.missing("h1", "t", "s1", 0, [("a", 0), ("b", 0)], ignore_status=("error",)) == [("b", 0)]
         store.add_samples([_row("b", status="ok")], replace=True)
-        store.register_task("t", "general", "exact", "s1", True)
+        store.register_tasks([TaskEntry("t", "general", "exact", "s1", True)])
         store.register_model("r", 0, "h1", None)
         assert sorted(store.samples()["status"].to_pylist()) == ["ok", "ok"]
+
+
+def test_tasks_are_registered_together_and_an_edited_spec_replaces_its_entry(tmp_path: Path) -> None:
+    with ResultsStore(tmp_path / "r.duckdb") as store:
+        store.register_tasks([])
+        store.register_tasks(
+            [
+                TaskEntry("a", "in-domain", "exact", "s1", True),
+                TaskEntry("b", "safety", "refusal", "s1", False),
+            ]
+        )
+        store.register_tasks([TaskEntry("a", "in-domain", "exact", "s2", True)])
+        assert store.tasks().to_pylist() == [
+            {
+                "task": "a",
+                "domain": "in-domain",
+                "scorer": "exact",
+                "spec_hash": "s2",
+                "higher_is_better": True,
+            },
+            {
+                "task": "b",
+                "domain": "safety",
+                "scorer": "refusal",
+                "spec_hash": "s1",
+                "higher_is_better": False,
+            },
+        ]

@@ -118,12 +118,16 @@ def _rows(meta: RunInfo, step: int, i: int, seed: int, n_prompts: int, k: int) -
 
 def write_synthetic_store(path: str | Path, seed: int = 0, n_prompts: int = 40, k: int = 2) -> Path:
     """Write the synthetic study to a results store at `path` (created if missing)."""
-    from sftscope.evaluate.store import ResultsStore
+    from sftscope.evaluate.store import ResultsStore, TaskEntry
 
     path = Path(path)
     with ResultsStore(path) as store:
-        for task, (domain, scorer) in TASKS.items():
-            store.register_task(task, domain, scorer, f"spec-{task}", True)
+        store.register_tasks(
+            [
+                TaskEntry(task, domain, scorer, f"spec-{task}", True)
+                for task, (domain, scorer) in TASKS.items()
+            ]
+        )
         stored_bases: set[str] = set()
         for run, meta in synthetic_runs().items():
             for i, step in enumerate(STEPS):

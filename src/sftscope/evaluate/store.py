@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 import pyarrow as pa
@@ -80,6 +80,16 @@ JOIN tasks t ON t.task = s.task AND t.spec_hash = s.sampling_hash
 _ORDER = " ORDER BY m.run, m.step, s.task, s.prompt_id, s.sample_idx"
 
 
+class TaskEntry(NamedTuple):
+    """A row of the `tasks` table."""
+
+    task: str
+    domain: str
+    scorer: str
+    spec_hash: str
+    higher_is_better: bool
+
+
 class ResultsStore:
     """A results store file, created with its tables on first use. Use as a context manager."""
 
@@ -110,14 +120,14 @@ class ResultsStore:
             [run, step, model_hash, None if path is None else str(path)],
         )
 
-    def register_task(
-        self, task: str, domain: str, scorer: str, spec_hash: str, higher_is_better: bool
-    ) -> None:
-        """Record a task; an edited spec replaces the entry, which hides rows of the old spec from reads."""
-        self.con.execute(
-            "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?)",
-            [task, domain, scorer, spec_hash, higher_is_better],
-        )
+    def register_tasks(self, entries: Sequence[TaskEntry]) -> None:
+        """Record tasks in one statement (DuckDB's fixed cost is per statement, not per row: 12 single
+        inserts took ~60 ms); an edited spec replaces its entry, which hides the old spec's rows."""
+        if entries:
+            values = ", ".join(["(?, ?, ?, ?, ?)"] * len(entries))
+            self.con.execute(
+                f"INSERT OR REPLACE INTO tasks VALUES {values}", [field for e in entries for field in e]
+            )
 
     def add_samples(self, rows: Sequence[Mapping[str, Any]], *, replace: bool = False) -> int:
         """Insert scored samples in one transaction. Rows whose key exists are ignored, or replace the

@@ -23,7 +23,7 @@ from sftscope.evaluate.backends.base import Backend, Generation, sample_seed
 from sftscope.evaluate.backends.stops import THINK_OPEN, opens_think
 from sftscope.evaluate.sources import load_examples
 from sftscope.evaluate.spec import TaskSpec
-from sftscope.evaluate.store import ResultsStore
+from sftscope.evaluate.store import ResultsStore, TaskEntry
 from sftscope.evaluate.targets import Target
 from sftscope.progress import progress_bar
 
@@ -158,9 +158,14 @@ def run_sweep(
 ) -> SweepStats:
     """Evaluate every target on every task, adding the missing rows to the store."""
     stats = SweepStats()
-    for task in tasks:
-        s = task.spec
-        store.register_task(s.name, s.domain, s.scorer.name, s.spec_hash, s.higher_is_better)
+    store.register_tasks(
+        [
+            TaskEntry(
+                t.spec.name, t.spec.domain, t.spec.scorer.name, t.spec.spec_hash, t.spec.higher_is_better
+            )
+            for t in tasks
+        ]
+    )
     commit_every = commit_every or backend.batch_size
     for target in targets:
         store.register_model(target.run, target.step, target.model_hash, target.path)

@@ -52,7 +52,7 @@ class RunStats:
     the `on_done` callbacks of the rows that end in a phase count in that phase."""
 
     prefill_s: float = 0.0
-    """Seconds in prefill forwards, first tokens and cache merges."""
+    """Seconds in prefill forwards, first tokens and copies into the cache slots."""
     prefill_forwards: int = 0
     """Prefill forwards (chunks of at most `prefill_tokens` padded tokens)."""
     decode_s: float = 0.0

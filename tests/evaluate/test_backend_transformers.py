@@ -177,3 +177,37 @@ def test_run_stats_count_the_prefill_forwards_and_decode_steps(model_dir: Path) 
     longest = max(g.output_tokens for g in generations)
     assert longest - 1 <= stats.decode_steps <= longest
     assert stats.prefill_s > 0 and stats.decode_s > 0
+
+
+def test_an_eager_attention_model_gets_an_additive_mask_and_equals_generate(model_dir: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sftscope.evaluate.backends.engine import Engine
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    prompts = [tokenizer(q, add_special_tokens=False).input_ids for q in ("Hi", "x" * 30, "Count to ten")]
+    engine = Engine(model, tokenizer, batch_size=2, eos_ids={tokenizer.eos_token_id})  # forces a refill
+    texts: dict[int, str] = {}
+    engine.run(
+        prompts, SamplingSpec(max_new_tokens=12), [0] * 3, [False] * 3, lambda i, g: texts.update({i: g.text})
+    )
+    for i, ids in enumerate(prompts):
+        out = model.generate(
+            torch.tensor([ids]), max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id
+        )
+        new = [t for t in out[0, len(ids) :].tolist() if t != tokenizer.eos_token_id]
+        assert tokenizer.decode(new, skip_special_tokens=False) == texts[i]
+
+
+def test_attention_without_a_4d_mask_path_is_refused(model_dir: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sftscope.errors import SftscopeError
+    from sftscope.evaluate.backends.engine import Engine
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    model.config._attn_implementation = "flash_attention_2"  # what a GPU user might load
+    with pytest.raises(SftscopeError, match=r"sdpa or eager attention.*'flash_attention_2'.*--backend vllm"):
+        Engine(model, AutoTokenizer.from_pretrained(model_dir), batch_size=2, eos_ids={0})

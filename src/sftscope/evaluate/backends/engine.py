@@ -29,12 +29,18 @@ from typing import Any
 
 import torch
 
+from sftscope.errors import SftscopeError
+from sftscope.evaluate.backends.attention import NAME as DECODE_ATTENTION
 from sftscope.evaluate.backends.base import Generation, OnDone
 from sftscope.evaluate.backends.kv_cache import SlotCache
 from sftscope.evaluate.backends.stops import StopWatcher
 from sftscope.evaluate.spec import SamplingSpec
 
 REFILL_AT = 0.75  # refill once at most this share of the slots is busy
+# Attention implementations that take the engine's 4-D decode mask: boolean for SDPA and ours,
+# additive (0 / dtype min) for eager, as transformers builds them.
+BOOLEAN_MASK = ("sdpa", DECODE_ATTENTION)
+ADDITIVE_MASK = ("eager",)
 
 
 @dataclass
@@ -89,6 +95,13 @@ class Engine:
         # transformers 5 renamed `past_key_values` to `cache`; use whichever this version takes.
         params = inspect.signature(model.forward).parameters
         self.cache_kw = "cache" if "cache" in params else "past_key_values"
+        attention = getattr(model.config, "_attn_implementation", None)
+        if attention not in BOOLEAN_MASK + ADDITIVE_MASK:
+            raise SftscopeError(
+                f"the transformers backend decodes with sdpa or eager attention; this model uses "
+                f"{attention!r} (load it with attn_implementation='sdpa', or use --backend vllm)"
+            )
+        self.additive_mask = attention in ADDITIVE_MASK
         self.stats = RunStats()
 
     @torch.inference_mode()
@@ -124,7 +137,7 @@ class Engine:
             started = time.perf_counter()
             out = self.model(
                 input_ids=feed[:, None],
-                attention_mask=cache.step_mask(),
+                attention_mask=self._decode_mask(cache),
                 position_ids=cache.lengths[:, None],
                 use_cache=True,
                 **{self.cache_kw: cache.hf},
@@ -161,6 +174,15 @@ class Engine:
         lengths = torch.tensor([rows[k].prompt_len for k in keep], device=self.device)
         return _Admitted(
             [rows[k] for k in keep], cache, None if len(keep) == len(rows) else index, tokens[index], lengths
+        )
+
+    def _decode_mask(self, cache: SlotCache) -> torch.Tensor:
+        mask = cache.step_mask()
+        if not self.additive_mask:
+            return mask
+        dtype = self.model.dtype
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(
+            ~mask, torch.finfo(dtype).min
         )
 
     def _row(self, index: int, ids: list[int], sampling: SamplingSpec, seed: int, think_open: bool) -> _Row:

@@ -214,7 +214,7 @@ class Engine:
             logits_to_keep=positions.to(self.device),
             **{self.cache_kw: cache},
         )
-        return cache, out.logits[torch.arange(len(batch)), column.to(self.device)]
+        return cache, out.logits[torch.arange(len(batch), device=self.device), column.to(self.device)]
 
     @staticmethod
     def _pick(logits: torch.Tensor, rows: list[_Row], sampling: SamplingSpec) -> torch.Tensor:

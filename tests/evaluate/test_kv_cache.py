@@ -95,7 +95,7 @@ def test_buffers_grow_with_zeroed_room_and_shrink_once_the_wide_rows_leave() -> 
         _step(cache, float(step))
     assert cache.capacity == 4 * ROOM + 2 + ROOM
     short = cache.layers[0].k[0, :, : ROOM + 3].clone()  # 1 prompt token + ROOM + 2 steps
-    cache.select([0])  # the long row left: the short one needs ROOM + 4 columns next step
+    cache.select(torch.tensor([0]))  # the long row left: the short one needs ROOM + 4 columns next step
     _step(cache, 9.0)
     assert cache.capacity == ROOM + 4 + ROOM
     assert torch.equal(cache.layers[0].k[0, :, : ROOM + 3], short)
@@ -109,7 +109,7 @@ def test_rows_leaving_in_fill_from_tail_order_copy_only_the_rows_that_move() -> 
     before = [layer.k.clone() for layer in cache.layers]
     order = fill_from_tail([0, 2, 4], 5)  # rows 1 and 3 finished
     assert order == [0, 4, 2]
-    cache.select(order)
+    cache.select(torch.tensor(order))
     assert cache.lengths.tolist() == [1, 5, 3]
     for layer, keys in zip(cache.layers, before, strict=True):
         assert torch.equal(layer.k[:3], keys[order]) and torch.equal(layer.v[:3], -keys[order])
@@ -121,7 +121,7 @@ def test_any_other_order_is_gathered_before_it_is_written() -> None:
     cache = SlotCache(_config(), slots=4, device=torch.device("cpu"))
     cache.admit(*_chunk([1, 2, 3, 4], base=0.0))
     before = cache.layers[0].k.clone()
-    cache.select([3, 2, 0, 1])  # every source is also a destination
+    cache.select(torch.tensor([3, 2, 0, 1]))  # every source is also a destination
     assert torch.equal(cache.layers[0].k, before[[3, 2, 0, 1]])
     assert cache.lengths.tolist() == [4, 3, 1, 2]
 

@@ -147,9 +147,10 @@ class Engine:
             keep = self._advance(rows, tokens, sampling, on_done)
             if len(keep) < len(rows):
                 order = fill_from_tail(keep, len(rows))
-                cache.select(order)
+                index = torch.tensor(order, dtype=torch.long, device=self.device)
+                cache.select(index)
                 rows = [rows[k] for k in order]
-                tokens = tokens[torch.tensor(order, dtype=torch.long, device=self.device)]
+                tokens = tokens[index]
             feed = tokens
             stats.decode_s += time.perf_counter() - started
             stats.decode_steps += 1

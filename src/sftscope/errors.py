@@ -15,9 +15,10 @@ class InputError(SftscopeError):
         self.line = line
         self.field = field
         self.reason = message
-        where = self.file
-        if line is not None:
-            where += f", line {line}"
-        if field is not None:
-            where += f", field '{field}'"
-        super().__init__(f"{where}: {message}")
+        super().__init__(", ".join([self.file, *place(line, field)]) + f": {message}")
+
+
+def place(line: int | None, field: str | None) -> list[str]:
+    """`line N` and `field 'F'`, whichever is known."""
+    parts = [f"line {line}"] if line is not None else []
+    return parts + ([f"field '{field}'"] if field is not None else [])

@@ -13,7 +13,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from sftscope.errors import InputError
+from sftscope.errors import InputError, place
+
+MAX_LISTED = 10  # problems listed after the first; a file with more is likely not a spec at all
 
 
 def node_line(node: yaml.Node) -> int:
@@ -41,7 +43,7 @@ def read_yaml_mapping(
     """The mapping in a YAML file and its node tree; missing file, bad UTF-8, bad YAML, a top level
     that is not a mapping (`not_mapping` says what it should be) and duplicate keys are InputErrors."""
     if not path.is_file():
-        raise InputError(str(path), "spec file does not exist")
+        raise InputError(str(path), "file does not exist")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -59,12 +61,17 @@ def read_yaml_mapping(
     return data, root
 
 
-def locate(root: yaml.Node, loc: tuple[int | str, ...], key_error: bool = False) -> tuple[int, str | None]:
+def locate(
+    root: yaml.Node | None, loc: tuple[int | str, ...], key_error: bool = False
+) -> tuple[int | None, str | None]:
     """The line and field (`sources[0].skip`) of an error location, walked down the YAML nodes.
 
     Parts with no node are passed over (pydantic's union tags), except the last one of a `key_error`
     (a missing key, or an unknown one added by an override): it is absent from the YAML but named.
+    A location with no part in the YAML (or no YAML: `root` None) has no line.
     """
+    if root is None:  # values from the command line only
+        root = yaml.compose("{}", Loader=yaml.SafeLoader)
     node, line, path, found = root, node_line(root), [], 0
     for i, part in enumerate(loc):
         if isinstance(node, yaml.MappingNode) and isinstance(part, str):
@@ -77,25 +84,43 @@ def locate(root: yaml.Node, loc: tuple[int | str, ...], key_error: bool = False)
             node, found = node.value[part], i + 1
             line = node_line(node)
             path.append(f"[{part}]")
+    if found == 0 and loc and isinstance(loc[0], str):
+        # Nothing of it is in the file: the value came from a preset or the command line. No line
+        # then; a location's first part is always a field of the top-level model.
+        line, path, found = None, [f".{loc[0]}"], 1
     if key_error and found < len(loc):
         path.append(f"[{loc[-1]}]" if isinstance(loc[-1], int) else f".{loc[-1]}")
     return line, "".join(path).lstrip(".") or None
 
 
+def plain_message(error: dict[str, Any]) -> str:
+    """A pydantic error dict in words: an unknown key says so, any other keeps pydantic's message."""
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 def validation_error(
     file: str,
-    root: yaml.Node,
+    root: yaml.Node | None,
     exc: ValidationError,
-    message: Callable[[dict[str, Any]], str],
+    message: Callable[[dict[str, Any]], str] = plain_message,
     skip: Collection[str] = (),
 ) -> InputError:
-    """The first of pydantic's errors as an InputError at its YAML line and field; `message` words
-    an error dict, `skip` lists union tags pydantic puts into locations (they are not YAML keys)."""
-    errors = exc.errors()
-    # A misspelt key shows up twice (missing + unknown); the unknown one is where the typo is.
-    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = tuple(part for part in first["loc"] if part not in skip)
-    line, field = locate(root, loc, first["type"] in ("missing", "extra_forbidden"))
-    others = len(errors) - 1
-    more = f" (and {others} more {'problem' if others == 1 else 'problems'})" if others else ""
-    return InputError(file, message(first) + more, line=line, field=field)
+    """Pydantic's errors as one InputError at the first one's YAML line and field, the others listed
+    below it, each with its own line and field, so one run shows everything to fix. `root` is the
+    YAML the values came from (None: no file); `message` words an error dict,
+    `skip` lists union tags pydantic puts into locations (they are not YAML keys)."""
+    located = []
+    for error in exc.errors():
+        loc = tuple(part for part in error["loc"] if part not in skip)
+        line, field = locate(root, loc, error["type"] in ("missing", "extra_forbidden"))
+        located.append((error["type"] != "extra_forbidden", line, field, message(error)))
+    # In file order, unknown keys first: a misspelt key shows up twice (missing + unknown), and the
+    # unknown one is where the typo is.
+    located.sort(key=lambda problem: (problem[0], problem[1] or 0))
+    (_, line, field, first), others = located[0], located[1:]
+    also = [f"\n  also {', '.join(place(at, name))}: {text}" for _, at, name, text in others[:MAX_LISTED]]
+    if len(others) > MAX_LISTED:
+        also.append(f"\n  and {len(others) - MAX_LISTED} more")
+    return InputError(file, first + "".join(also), line=line, field=field)

@@ -84,6 +84,26 @@ def test_unknown_field_is_located(tmp_path: Path) -> None:
     assert (caught.value.line, caught.value.field) == (5, "source.mapping.gold")
 
 
+def test_every_problem_of_a_spec_is_listed_with_its_line(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        GOOD.replace("sampling: {temperature: 0.6, n: 4}", "sampling: {temprature: 0.6, n: four}").replace(
+            "domain: general", "domain: general\nowner: me"
+        ),
+    )
+    with pytest.raises(InputError) as caught:
+        load_task(path)
+    error = caught.value
+    # The first is the error's own place; each other problem follows on a line of its own.
+    first, *also = error.reason.split("\n")
+    assert (error.line, error.field, first) == (3, "owner", "unknown field")
+    assert sorted(also) == [
+        "  also line 7, field 'sampling.n': Input should be a valid integer, unable to parse string as an "
+        "integer",
+        "  also line 7, field 'sampling.temprature': unknown field",
+    ]
+
+
 def test_unknown_scorer_and_bad_params_are_located(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unknown scorer 'nope'") as caught:
         load_task(_write(tmp_path, GOOD.replace("scorer: exact", "scorer: nope")))

@@ -67,3 +67,25 @@ def test_example_specs_validate() -> None:
     assert specs
     for spec in specs:
         assert load_config(spec).out.startswith("runs/")
+
+
+def test_file_errors_name_their_line(tmp_path: Path) -> None:
+    path = tmp_path / "train.yaml"
+    path.write_text("model: m\ndata: d\nout: o\nlrr: 3\nschedule:\n  evry: 2\n")
+    with pytest.raises(InputError) as info:
+        load_config(path, ["epochs=x"])
+    error = info.value
+    assert (error.file, error.line, error.field) == (f"{path} + command line", 4, "lrr")
+    # Every problem is listed, a value from the command line without a line.
+    assert error.reason.split("\n")[1:] == [
+        "  also line 6, field 'schedule.evry': unknown field",
+        "  also field 'epochs': Input should be a valid number, unable to parse string as a number",
+    ]
+    path.write_text("model: m\nlr: 1e-4\nlr: 2e-4\n")
+    with pytest.raises(InputError, match="duplicate key") as info:
+        load_config(path)
+    assert (info.value.line, info.value.field) == (3, "lr")
+    path.write_text("model: m\nlr: [1\nout: o\n")
+    with pytest.raises(InputError, match="invalid YAML") as info:
+        load_config(path)
+    assert info.value.line == 3

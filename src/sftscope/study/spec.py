@@ -250,10 +250,6 @@ def resolve_path(spec: StudySpec, spec_path: Path, value: str) -> Path:
     return (spec_path.parent / spec.root / candidate).resolve()
 
 
-def _message(error: dict[str, Any]) -> str:
-    return "unknown field" if error["type"] == "extra_forbidden" else str(error["msg"])
-
-
 def load_study_spec(path: str | Path) -> StudySpec:
     """Read and check a study spec; bad input raises InputError with file, line and field."""
     path = Path(path)
@@ -261,7 +257,7 @@ def load_study_spec(path: str | Path) -> StudySpec:
     try:
         spec = StudySpec.model_validate(raw)
     except ValidationError as exc:
-        raise validation_error(str(path), root, exc, _message) from exc
+        raise validation_error(str(path), root, exc) from exc
     _check_references(spec, path, root)
     if spec.executor.accelerate_config:  # jobs may run elsewhere: hand them an absolute path
         config = str(resolve_path(spec, path, spec.executor.accelerate_config))

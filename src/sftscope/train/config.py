@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from sftscope.data.chat import DEFAULT_SUFFIX
 from sftscope.errors import InputError
+from sftscope.specfile import read_yaml_mapping, validation_error
 
 
 class CheckpointSchedule(BaseModel):
@@ -156,15 +157,13 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def validate(values: dict[str, Any], source: str) -> TrainConfig:
-    """A TrainConfig, or an InputError naming the first bad field (e.g. an unknown key)."""
+def validate(values: dict[str, Any], source: str, root: yaml.Node | None = None) -> TrainConfig:
+    """A TrainConfig, or an InputError naming every bad field (e.g. an unknown key), at its line in the
+    YAML file `root` was read from (no lines without one)."""
     try:
         return TrainConfig.model_validate(values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or None
-        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
-        raise InputError(source, message, field=loc) from exc
+        raise validation_error(source, root, exc) from exc
 
 
 def load_config(
@@ -174,22 +173,17 @@ def load_config(
     from sftscope.train.presets import preset_values
 
     values: dict[str, Any] = {}
+    root = None
     source = str(path) if path is not None else "command line"
     if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise InputError(str(path), "config file does not exist")
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, dict):
-            raise InputError(str(path), "a train config must be a YAML mapping")
-        values = loaded
+        values, root = read_yaml_mapping(Path(path), "a train config must be a YAML mapping")
     values = merge(values, parse_overrides(overrides or []))
     name = preset or values.get("preset")
     if name is not None:
         values = merge(preset_values(name, source), {**values, "preset": name})
     if overrides and path is not None:
         source += " + command line"
-    return validate(values, source)
+    return validate(values, source, root)
 
 
 def save_config(config: TrainConfig, path: Path) -> None:

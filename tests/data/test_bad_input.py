@@ -66,6 +66,20 @@ def test_bad_row_through_the_cli_exits_2_with_one_clear_line(tmp_path: Path, kin
     assert "Traceback" not in output and not (tmp_path / "out" / "train.jsonl").exists()
 
 
+def test_a_foreign_row_read_as_native_names_its_columns_and_every_problem(tmp_path: Path) -> None:
+    path = tmp_path / "foreign.jsonl"
+    path.write_text(json.dumps({"question": "2+2?", "answer": 4}) + "\n")
+    with pytest.raises(InputError) as error:
+        read_records(path)
+    first, *also = error.value.reason.split("\n")
+    assert (error.value.line, error.value.field) == (1, "question")
+    assert first.startswith("unknown field (a native row has only id, prompt,") and "mapping" in first
+    assert sorted(also) == [
+        "  also field 'answer': Input should be a valid string",
+        "  also field 'prompt': Field required",
+    ]
+
+
 def test_mapped_rows_name_the_source_column(tmp_path: Path) -> None:
     path = tmp_path / "foreign.jsonl"
     path.write_text(

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sftscope.data.records import Example, Message, split_response
 from sftscope.errors import InputError
+from sftscope.specfile import plain_message
 
 FORMATS = (".jsonl", ".parquet")
 HF_FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
@@ -61,9 +62,7 @@ def _convert(row: dict[str, Any], mapping: FieldMapping | None, source: str) -> 
         try:
             example = Example.model_validate(row)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            loc = ".".join(str(p) for p in first["loc"]) or None
-            raise _FieldProblem(loc, first["msg"]) from exc
+            raise _native_problem(exc) from exc
         if not example.source:
             example.source = source
         return example
@@ -122,6 +121,20 @@ def _convert(row: dict[str, Any], mapping: FieldMapping | None, source: str) -> 
         first = exc.errors()[0]
         part = str(first["loc"][0]) if first["loc"] else None
         raise _FieldProblem(getattr(mapping, part, None) or part, first["msg"]) from exc
+
+
+def _native_problem(exc: ValidationError) -> _FieldProblem:
+    """Every problem of a row read as a native record, unknown columns first (a foreign row, most
+    likely, which a `mapping` reads), then the rest, one per line."""
+    problems = sorted(exc.errors(), key=lambda error: error["type"] != "extra_forbidden")
+    fields = [".".join(str(part) for part in error["loc"]) or None for error in problems]
+    words = [plain_message(error) for error in problems]
+    if problems[0]["type"] == "extra_forbidden":
+        words[0] += (
+            f" (a native row has only {', '.join(Example.model_fields)}; map other columns with a mapping)"
+        )
+    also = [f"\n  also field '{name}': {text}" for name, text in zip(fields[1:], words[1:], strict=True)]
+    return _FieldProblem(fields[0], words[0] + "".join(also))
 
 
 class _FieldProblem(ValueError):

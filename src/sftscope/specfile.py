@@ -62,16 +62,14 @@ def read_yaml_mapping(
 
 
 def locate(
-    root: yaml.Node | None, loc: tuple[int | str, ...], key_error: bool = False
+    root: yaml.Node, loc: tuple[int | str, ...], key_error: bool = False
 ) -> tuple[int | None, str | None]:
     """The line and field (`sources[0].skip`) of an error location, walked down the YAML nodes.
 
     Parts with no node are passed over (pydantic's union tags), except the last one of a `key_error`
     (a missing key, or an unknown one added by an override): it is absent from the YAML but named.
-    A location with no part in the YAML (or no YAML: `root` None) has no line.
+    A location with no part in the YAML has no line.
     """
-    if root is None:  # values from the command line only
-        root = yaml.compose("{}", Loader=yaml.SafeLoader)
     node, line, path, found = root, node_line(root), [], 0
     for i, part in enumerate(loc):
         if isinstance(node, yaml.MappingNode) and isinstance(part, str):
@@ -106,15 +104,24 @@ def validation_error(
     exc: ValidationError,
     message: Callable[[dict[str, Any]], str] = plain_message,
     skip: Collection[str] = (),
+    values: dict[str, Any] | None = None,
 ) -> InputError:
     """Pydantic's errors as one InputError at the first one's YAML line and field, the others listed
-    below it, each with its own line and field, so one run shows everything to fix. `root` is the
-    YAML the values came from (None: no file); `message` words an error dict,
-    `skip` lists union tags pydantic puts into locations (they are not YAML keys)."""
+    below it, each with its own line and field, so one run shows everything to fix.
+
+    `root` is the YAML file's nodes (None: no file); `values`, when the validated values are more
+    than the file's (a preset's, the command line's), names the fields the file does not hold.
+    `message` words an error dict; `skip` lists union tags pydantic puts into locations (they are
+    not YAML keys)."""
+    # The values as YAML nodes, walked like the file to tell fields from pydantic's union labels.
+    tree = yaml.compose(yaml.safe_dump(values), Loader=yaml.SafeLoader) if values is not None else None
     located = []
     for error in exc.errors():
         loc = tuple(part for part in error["loc"] if part not in skip)
-        line, field = locate(root, loc, error["type"] in ("missing", "extra_forbidden"))
+        key_error = error["type"] in ("missing", "extra_forbidden")
+        line, field = locate(root, loc, key_error) if root is not None else (None, None)
+        if line is None and tree is not None:  # not in the file: a value from elsewhere
+            field = locate(tree, loc, key_error)[1]
         located.append((error["type"] != "extra_forbidden", line, field, message(error)))
     # In file order, unknown keys first: a misspelt key shows up twice (missing + unknown), and the
     # unknown one is where the typo is.

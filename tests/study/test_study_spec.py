@@ -77,6 +77,10 @@ def test_grid_blocks_are_a_deduplicated_union(tmp_path: Path) -> None:
         (SPEC.replace("name: tiny", "name: a/b"), 1, "name"),
         (SPEC + "grids:\n  - {name: g, bases: [medium]}\n", 15, "grids[0].bases[0]"),
         (SPEC.replace("preset: micro, ", ""), 11, "presets[0]"),
+        # A recipe must make a valid train config, checked here and not when its first cell trains.
+        (SPEC.replace("steps: 8", "stepz: 8"), 11, "presets[0].overrides.stepz"),
+        (SPEC.replace("every: 4", "every: often"), 11, "presets[0].overrides.schedule.every"),
+        (SPEC.replace("preset: micro,", "preset: micr,"), 11, "presets[0].preset"),
     ],
 )
 def test_bad_specs_name_file_line_and_field(tmp_path: Path, bad: str, line: int, field: str) -> None:

@@ -81,6 +81,10 @@ def test_file_errors_name_their_line(tmp_path: Path) -> None:
         "  also line 6, field 'schedule.evry': unknown field",
         "  also field 'epochs': Input should be a valid number, unable to parse string as a number",
     ]
+    path.write_text("model: m\ndata: d\nout: o\nlr: 1e-4\n")
+    with pytest.raises(InputError) as info:
+        load_config(path, ["lr=fast"])
+    assert (info.value.line, info.value.field) == (None, "lr")  # the bad value is the command line's
     path.write_text("model: m\nlr: 1e-4\nlr: 2e-4\n")
     with pytest.raises(InputError, match="duplicate key") as info:
         load_config(path)

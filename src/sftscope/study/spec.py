@@ -242,6 +242,26 @@ def _check_references(spec: StudySpec, path: Path, root: yaml.Node) -> None:
             raise _error(path, root, loc, f"file not found: {resolve_path(spec, path, file)}")
 
 
+def _check_presets(spec: StudySpec, path: Path, root: yaml.Node) -> None:
+    """Each recipe must resolve to a valid train config, so a bad override or preset name stops the
+    study here, at its line in this spec, rather than when its first cell starts training."""
+    from sftscope.study.commands import overrides_args
+    from sftscope.train.config import load_config
+
+    placeholders = ["model=<base>", "data=<data>", "out=<run>"]  # set per cell
+    for i, preset in enumerate(spec.presets):
+        config = resolve_path(spec, path, preset.config) if preset.config else None
+        try:
+            load_config(config, overrides_args(preset.overrides) + placeholders, preset.preset)
+        except InputError as exc:
+            key = (exc.field or "").split(".")
+            if exc.field == "preset" and preset.preset is not None:
+                raise _error(path, root, ("presets", i, "preset"), exc.reason) from exc
+            if key[0] not in preset.overrides:
+                raise  # about the recipe's config file, which the error names
+            raise _error(path, root, ("presets", i, "overrides", *key), exc.reason) from exc
+
+
 def resolve_path(spec: StudySpec, spec_path: Path, value: str) -> Path:
     """A path from the spec: absolute as is, relative against `root` (itself relative to the spec)."""
     candidate = Path(value).expanduser()
@@ -259,6 +279,7 @@ def load_study_spec(path: str | Path) -> StudySpec:
     except ValidationError as exc:
         raise validation_error(str(path), root, exc) from exc
     _check_references(spec, path, root)
+    _check_presets(spec, path, root)
     if spec.executor.accelerate_config:  # jobs may run elsewhere: hand them an absolute path
         config = str(resolve_path(spec, path, spec.executor.accelerate_config))
         spec.executor = spec.executor.model_copy(update={"accelerate_config": config})

@@ -163,7 +163,7 @@ def validate(values: dict[str, Any], source: str, root: yaml.Node | None = None)
     try:
         return TrainConfig.model_validate(values)
     except ValidationError as exc:
-        raise validation_error(source, root, exc) from exc
+        raise validation_error(source, root, exc, values=values) from exc
 
 
 def load_config(
@@ -177,13 +177,32 @@ def load_config(
     source = str(path) if path is not None else "command line"
     if path is not None:
         values, root = read_yaml_mapping(Path(path), "a train config must be a YAML mapping")
-    values = merge(values, parse_overrides(overrides or []))
+    command_line = parse_overrides(overrides or [])
+    values = merge(values, command_line)
+    if root is not None:
+        _drop_replaced(root, command_line)
     name = preset or values.get("preset")
     if name is not None:
         values = merge(preset_values(name, source), {**values, "preset": name})
     if overrides and path is not None:
         source += " + command line"
     return validate(values, source, root)
+
+
+def _drop_replaced(node: yaml.Node, command_line: dict[str, Any]) -> None:
+    """Take the keys the command line replaced out of the file's nodes: an error in such a value is
+    not at the file's line."""
+    if not isinstance(node, yaml.MappingNode):
+        return
+    kept = []
+    for key, value in node.value:
+        replaced = command_line.get(key.value)
+        if isinstance(replaced, dict) and isinstance(value, yaml.MappingNode):
+            _drop_replaced(value, replaced)  # merged key by key, as `merge` does
+        elif key.value in command_line:
+            continue
+        kept.append((key, value))
+    node.value = kept
 
 
 def save_config(config: TrainConfig, path: Path) -> None:

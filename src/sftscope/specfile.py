@@ -91,6 +91,22 @@ def locate(
     return line, "".join(path).lstrip(".") or None
 
 
+def drop_replaced(node: yaml.Node, overrides: dict[str, Any]) -> None:
+    """Take the keys that overrides replaced out of a file's nodes (in place): an error in such a
+    value is not at the file's line."""
+    if not isinstance(node, yaml.MappingNode):
+        return
+    kept = []
+    for key, value in node.value:
+        replaced = overrides.get(key.value)
+        if isinstance(replaced, dict) and isinstance(value, yaml.MappingNode):
+            drop_replaced(value, replaced)  # merged key by key, as overrides merge
+        elif key.value in overrides:
+            continue
+        kept.append((key, value))
+    node.value = kept
+
+
 def plain_message(error: dict[str, Any]) -> str:
     """A pydantic error dict in words: an unknown key says so, any other keeps pydantic's message."""
     if error["type"] == "extra_forbidden":
@@ -120,8 +136,9 @@ def validation_error(
         loc = tuple(part for part in error["loc"] if part not in skip)
         key_error = error["type"] in ("missing", "extra_forbidden")
         line, field = locate(root, loc, key_error) if root is not None else (None, None)
-        if line is None and tree is not None:  # not in the file: a value from elsewhere
-            field = locate(tree, loc, key_error)[1]
+        # Not (all) in the file: the value came from elsewhere, and the file has no line for it.
+        if tree is not None and (root is None or locate(root, loc)[1] != locate(tree, loc)[1]):
+            line, field = None, locate(tree, loc, key_error)[1]
         located.append((error["type"] != "extra_forbidden", line, field, message(error)))
     # In file order, unknown keys first: a misspelt key shows up twice (missing + unknown), and the
     # unknown one is where the typo is.

@@ -142,6 +142,16 @@ def test_overrides_scoped_and_unscoped(tmp_path: Path) -> None:
         load_task("nope")
 
 
+def test_a_bad_override_is_named_without_the_files_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD)
+    with pytest.raises(InputError) as caught:
+        load_task(path, ["sampling.temperature=hot", "sampling.topk=3"])
+    error = caught.value
+    # The file holds a temperature (line 6), but the bad one came from the override.
+    assert (error.file, error.line, error.field) == (f"{path} + overrides", None, "sampling.topk")
+    assert error.reason.split("\n")[1].startswith("  also field 'sampling.temperature': Input should be")
+
+
 def test_spec_hash_tracks_what_changes_a_row() -> None:
     base = load_task("math500")
     assert load_task("math500", ["sampling.n=5"]).spec_hash == base.spec_hash  # more samples reuse rows

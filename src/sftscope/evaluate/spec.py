@@ -20,7 +20,7 @@ from sftscope.data.chat import DEFAULT_SUFFIX
 from sftscope.errors import InputError
 from sftscope.evaluate.adapters import NAMES as ADAPTERS
 from sftscope.evaluate.sources import TAGS, Source
-from sftscope.specfile import read_yaml_mapping, validation_error
+from sftscope.specfile import drop_replaced, read_yaml_mapping, validation_error
 from sftscope.train.config import merge, parse_overrides
 
 TASKS_DIR = Path(__file__).parent / "tasks"
@@ -182,11 +182,14 @@ def _message(error: dict[str, Any]) -> str:
     )
 
 
-def _validate(model: type[Strict], data: dict[str, Any], path: Path, root: yaml.Node) -> Any:
+def _validate(
+    model: type[Strict], data: dict[str, Any], path: Path, root: yaml.Node, overridden: bool = False
+) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise validation_error(str(path), root, exc, _message, UNION_TAGS) from exc
+        source = f"{path} + overrides" if overridden else str(path)  # a suite's or --set
+        raise validation_error(source, root, exc, _message, UNION_TAGS, values=data) from exc
 
 
 def _builtin(name: str, folder: Path, kind: str) -> Path:
@@ -228,8 +231,10 @@ def load_task(name_or_path: str | Path, overrides: list[str] | None = None) -> T
     if mine:
         if isinstance(data.get("scorer"), str):  # expand the shorthand, so scorer.params=... can merge in
             data["scorer"] = {"name": data["scorer"]}
-        data = merge(data, parse_overrides(mine, source=str(path)))
-    return _validate(TaskSpec, data, path, root)
+        replaced = parse_overrides(mine, source=str(path))
+        data = merge(data, replaced)
+        drop_replaced(root, replaced)
+    return _validate(TaskSpec, data, path, root, overridden=bool(mine))
 
 
 def load_suite(

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from sftscope.data.chat import DEFAULT_SUFFIX
 from sftscope.errors import InputError
-from sftscope.specfile import read_yaml_mapping, validation_error
+from sftscope.specfile import drop_replaced, read_yaml_mapping, validation_error
 
 
 class CheckpointSchedule(BaseModel):
@@ -180,29 +180,13 @@ def load_config(
     command_line = parse_overrides(overrides or [])
     values = merge(values, command_line)
     if root is not None:
-        _drop_replaced(root, command_line)
+        drop_replaced(root, command_line)
     name = preset or values.get("preset")
     if name is not None:
         values = merge(preset_values(name, source), {**values, "preset": name})
     if overrides and path is not None:
         source += " + command line"
     return validate(values, source, root)
-
-
-def _drop_replaced(node: yaml.Node, command_line: dict[str, Any]) -> None:
-    """Take the keys the command line replaced out of the file's nodes: an error in such a value is
-    not at the file's line."""
-    if not isinstance(node, yaml.MappingNode):
-        return
-    kept = []
-    for key, value in node.value:
-        replaced = command_line.get(key.value)
-        if isinstance(replaced, dict) and isinstance(value, yaml.MappingNode):
-            _drop_replaced(value, replaced)  # merged key by key, as `merge` does
-        elif key.value in command_line:
-            continue
-        kept.append((key, value))
-    node.value = kept
 
 
 def save_config(config: TrainConfig, path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sftscope.analyze.model import RunInfo
-from sftscope.analyze.runs import resolve_runs
+from sftscope.analyze.runs import read_runs_file, resolve_runs
 from sftscope.errors import InputError
 
 
@@ -48,3 +48,26 @@ def test_bad_manifest_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "r" / "manifest.json").write_text("{not json")
     with pytest.raises(InputError, match=r"manifest\.json"):
         resolve_runs(["r"], tmp_path)
+
+
+def test_runs_file_is_read_and_bad_entries_are_located(tmp_path: Path) -> None:
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps({"a": {"condition": "long-cot", "base": "strong", "run_dir": "/r/a"}}))
+    meta = read_runs_file(path)
+    runs, _ = resolve_runs(["a"], tmp_path, meta)
+    assert runs == [RunInfo(run="a", condition="long-cot", base="strong", run_dir="/r/a")]
+    # A misspelt key would leave the run's base unknown without a word: it is an error at its line.
+    path.write_text(json.dumps({"a": {"condition": "long-cot", "bsae": "strong", "seed": "two"}}, indent=2))
+    with pytest.raises(InputError) as caught:
+        read_runs_file(path)
+    error = caught.value
+    assert (error.line, error.field) == (4, "a.bsae")
+    assert error.reason.split("\n")[1:] == [
+        "  also line 5, field 'a.seed': Input should be a valid integer, unable to parse string as an integer"
+    ]
+    for text, words in [("[1]", "expected an object"), ('{"a": ', "malformed JSON")]:
+        path.write_text(text)
+        with pytest.raises(InputError, match=words):
+            read_runs_file(path)
+    with pytest.raises(InputError, match="file not found"):
+        read_runs_file(tmp_path / "missing.json")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from sftscope.analyze.bootstrap import Estimate
 from sftscope.analyze.dips import DipResult
@@ -12,11 +12,11 @@ from sftscope.analyze.dips import DipResult
 ANALYSIS_FILE = "analysis.json"
 
 
-class RunInfo(BaseModel):
-    """What a run is: which data condition, on which base, with which recipe."""
+class RunMeta(BaseModel):
+    """What a run is: which data condition, on which base, with which recipe (a runs.json entry)."""
 
-    run: str
-    """Run name as it appears in the results store."""
+    model_config = ConfigDict(extra="forbid")
+
     condition: str = "unknown"
     """Data condition (the data directory's name, e.g. `countdown-long-cot-verified`)."""
     base: str = "unknown"
@@ -29,6 +29,15 @@ class RunInfo(BaseModel):
     """Capability label of the base (e.g. weak, strong), when the study spec gives one."""
     blocks: list[str] = Field(default_factory=list)
     """The study's grid blocks (questions) this run belongs to."""
+    run_dir: str | None = None
+    """Where the run's directory is, when known (a study writes it; the analysis does not need it)."""
+
+
+class RunInfo(RunMeta):
+    """A run's metadata with the name it has in the results store."""
+
+    run: str
+    """Run name as it appears in the results store."""
 
 
 class TaskInfo(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,13 +17,12 @@ from sftscope.analyze.curves import Cell, build_cells, cell_bootstrap, is_log_sp
 from sftscope.analyze.dips import DipResult, analyze_curve, judge_curve
 from sftscope.analyze.effects import budget_comparisons, domain_curves, effect_rows, gain_costs
 from sftscope.analyze.features import METRICS
-from sftscope.analyze.model import Analysis, CalibrationRow, Curve, RunInfo
-from sftscope.analyze.runs import resolve_runs
+from sftscope.analyze.model import Analysis, CalibrationRow, Curve, RunMeta
+from sftscope.analyze.runs import RUNS_FILE, read_runs_file, resolve_runs
 from sftscope.errors import InputError
 from sftscope.scoring.behaviours import detect
 
 STORE_FILE = "results.duckdb"
-RUNS_FILE = "runs.json"
 """Run metadata a study writes next to its store: {run: {condition, base, capability, preset, seed}}."""
 
 CURVE_METRICS = (
@@ -92,7 +90,7 @@ def _curves_and_dips(cells: list[Cell], n_boot: int) -> tuple[list[Curve], list[
 
 def analyze_samples(
     samples: pa.Table,
-    runs_meta: Mapping[str, RunInfo | Mapping[str, Any]] | None = None,
+    runs_meta: Mapping[str, RunMeta | Mapping[str, Any]] | None = None,
     *,
     source: str = "<memory>",
     store_dir: Path | None = None,
@@ -158,7 +156,7 @@ def analyze_samples(
 
 def analyze(
     store_path: str | Path,
-    runs_meta: Mapping[str, RunInfo | Mapping[str, Any]] | None = None,
+    runs_meta: Mapping[str, RunMeta | Mapping[str, Any]] | None = None,
     *,
     reference: str | None = None,
     n_boot: int = DEFAULT_BOOT,
@@ -171,10 +169,7 @@ def analyze(
     """
     path = store_file(Path(store_path))
     if runs_meta is None and (path.parent / RUNS_FILE).is_file():
-        try:
-            runs_meta = json.loads((path.parent / RUNS_FILE).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise InputError(path.parent / RUNS_FILE, f"malformed JSON: {err.msg}", line=err.lineno) from err
+        runs_meta = read_runs_file(path.parent / RUNS_FILE)
     return analyze_samples(
         read_samples(path),
         runs_meta,

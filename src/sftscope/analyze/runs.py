@@ -8,9 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import TypeAdapter, ValidationError
 
-from sftscope.analyze.model import RunInfo
+from sftscope.analyze.model import RunInfo, RunMeta
 from sftscope.errors import InputError
+from sftscope.specfile import validation_error
+
+RUNS_FILE = "runs.json"
 
 
 def _run_dir(store_dir: Path, run: str, only_run: bool) -> Path | None:
@@ -53,10 +57,33 @@ def _from_run_dir(run: str, directory: Path) -> RunInfo:
     )
 
 
+def read_runs_file(path: Path) -> dict[str, RunMeta]:
+    """A runs.json file, {run: {condition, base, capability, preset, seed, ...}}, by run; bad content
+    is an InputError at its line and field (an unknown key too: a misspelt one would silently leave
+    its run's condition or base unknown)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text)
+    except FileNotFoundError as err:
+        raise InputError(path, "file not found") from err
+    except json.JSONDecodeError as err:
+        raise InputError(path, f"malformed JSON: {err.msg}", line=err.lineno) from err
+    if not isinstance(data, dict):
+        raise InputError(path, "expected an object {run: {condition, base, ...}}", line=1)
+    try:
+        return TypeAdapter(dict[str, RunMeta]).validate_python(data)
+    except ValidationError as exc:
+        try:  # JSON is YAML: its nodes give the lines
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError:
+            root = None
+        raise validation_error(str(path), root, exc) from exc
+
+
 def resolve_runs(
     runs: Iterable[str],
     store_dir: Path,
-    runs_meta: Mapping[str, RunInfo | Mapping[str, Any]] | None = None,
+    runs_meta: Mapping[str, RunMeta | Mapping[str, Any]] | None = None,
 ) -> tuple[list[RunInfo], list[str]]:
     """RunInfo for every run (caller's metadata first, then the run directory), plus notes on gaps."""
     infos, notes = [], []
@@ -65,7 +92,7 @@ def resolve_runs(
     for run in runs:
         given = runs_meta.get(run)
         if given is not None:
-            fields = given.model_dump() if isinstance(given, RunInfo) else dict(given)
+            fields = given.model_dump() if isinstance(given, RunMeta) else dict(given)
             fields["run"] = run
             infos.append(RunInfo.model_validate(fields))
             continue

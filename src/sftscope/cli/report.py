@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from sftscope.cli.errors import reports_errors
-from sftscope.errors import InputError, SftscopeError
+from sftscope.errors import SftscopeError
+
+if TYPE_CHECKING:
+    from sftscope.analyze.model import RunMeta
 
 _DIR_HELP = "A run or study directory holding results.duckdb (or the store file itself)."
 _RUNS_HELP = (
@@ -33,18 +35,10 @@ def _judge(url: str | None, model: str | None, key_env: str | None) -> dict[str,
     return {"base_url": url, "model": model, **({"api_key_env": key_env} if key_env else {})}
 
 
-def _runs_meta(path: Path | None) -> dict[str, Any] | None:
-    if path is None:
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise InputError(path, "file not found") from err
-    except json.JSONDecodeError as err:
-        raise InputError(path, f"malformed JSON: {err.msg}", line=err.lineno) from err
-    if not isinstance(data, dict):
-        raise InputError(path, "expected an object {run: {condition, base, ...}}")
-    return data
+def _runs_meta(path: Path | None) -> dict[str, RunMeta] | None:
+    from sftscope.analyze.runs import read_runs_file
+
+    return None if path is None else read_runs_file(path)
 
 
 @reports_errors

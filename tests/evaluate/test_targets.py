@@ -1,7 +1,14 @@
-"""A shipped base directory (config.json + a pretraining manifest.json) is a model, not a run."""
+"""A shipped base directory (config.json + a pretraining manifest.json) is a model, not a run; a broken
+run manifest is an error naming its line or field."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
+
+from sftscope.errors import InputError
 from sftscope.evaluate.targets import resolve_targets
 from sftscope.models.loading import resolve_model
 
@@ -11,3 +18,24 @@ def test_a_shipped_base_directory_is_one_model_at_step_0() -> None:
     targets = resolve_targets(folder)
     assert [(t.step, t.path) for t in targets] == [(0, folder)]
     assert targets[0].model_hash
+
+
+def test_a_broken_run_manifest_is_a_located_error(tmp_path: Path) -> None:
+    entry = {"step": 10, "path": "checkpoints/step-000010", "content_hash": "ab"}
+    good = {"base_model": "micro-weak", "base_hash": "cd", "total_steps": 10, "checkpoints": [entry]}
+    manifest = tmp_path / "manifest.json"
+    cases = [
+        ('{"checkpoints": [', "malformed JSON", 1, None),
+        ("[]", "expected an object", 1, None),
+        (json.dumps({**good, "checkpoints": [{**entry, "content_hash": None}]}), "valid string", None,
+         "checkpoints[0].content_hash"),
+        (json.dumps({**good, "checkpoints": [{**entry, "step": "ten"}]}), "valid integer", None,
+         "checkpoints[0].step"),
+        (json.dumps({k: v for k, v in good.items() if k != "base_hash"}), "Field required", None,
+         "base_hash"),
+    ]  # fmt: skip
+    for text, words, line, field in cases:
+        manifest.write_text(text)
+        with pytest.raises(InputError, match=words) as caught:
+            resolve_targets(tmp_path)
+        assert (caught.value.file, caught.value.line, caught.value.field) == (str(manifest), line, field)

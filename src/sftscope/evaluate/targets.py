@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel, ValidationError
+
 from sftscope.errors import InputError
 from sftscope.models.loading import check_weights, resolve_model
+from sftscope.specfile import validation_error
 from sftscope.train.checkpoints import MANIFEST, base_model_dir, content_hash, read_manifest
 
 
@@ -57,33 +60,49 @@ def _local_model(name: str) -> str:
         raise InputError(name, message) from exc
 
 
+class _Checkpoint(BaseModel):
+    """What a sweep reads of a manifest's checkpoint entry (the trainer writes more)."""
+
+    step: int
+    path: str
+    content_hash: str
+
+
+class _Manifest(BaseModel):
+    """What a sweep reads of a run's manifest.json."""
+
+    base_model: str
+    base_hash: str
+    checkpoints: list[_Checkpoint]
+
+
 def _run_targets(run_dir: Path, steps: list[int] | None, every: int | None) -> list[Target]:
-    manifest = read_manifest(run_dir)
+    raw = read_manifest(run_dir)
     where = str(run_dir / MANIFEST)
     try:
-        base, base_hash = str(manifest["base_model"]), str(manifest["base_hash"])
-        entries = sorted(manifest["checkpoints"], key=lambda e: int(e["step"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(where, f"manifest lacks or garbles {exc}", field=str(exc).strip("'")) from exc
-    available = [int(e["step"]) for e in entries]
+        manifest = _Manifest.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_error(where, None, exc, values=raw) from exc
+    entries = sorted(manifest.checkpoints, key=lambda e: e.step)
+    available = [e.step for e in entries]
     if steps is not None:
         unknown = sorted(set(steps) - set(available) - {0})
         if unknown:
             message = f"no checkpoint at steps {unknown}; checkpoints: {available}"
             raise InputError(where, message, field="checkpoints")
-        entries = [e for e in entries if int(e["step"]) in steps]
+        entries = [e for e in entries if e.step in steps]
     if every is not None:
         if every < 1:
             raise InputError(where, "--every must be at least 1")
-        last = entries[-1]["step"] if entries else None
-        entries = [e for e in entries if int(e["step"]) % every == 0 or e["step"] == last]
+        last = entries[-1].step if entries else None
+        entries = [e for e in entries if e.step % every == 0 or e.step == last]
     run = run_dir.resolve().name
-    targets = [Target(run, 0, _local_model(base), base_hash)]
+    targets = [Target(run, 0, _local_model(manifest.base_model), manifest.base_hash)]
     for entry in entries:
-        path = run_dir / entry["path"]
+        path = run_dir / entry.path
         if not path.is_dir():
-            message = f"checkpoint of step {entry['step']} is listed in the manifest but missing"
+            message = f"checkpoint of step {entry.step} is listed in the manifest but missing"
             raise InputError(str(path), message)
         check_weights(path)
-        targets.append(Target(run, int(entry["step"]), str(path), str(entry["content_hash"])))
+        targets.append(Target(run, entry.step, str(path), entry.content_hash))
     return targets

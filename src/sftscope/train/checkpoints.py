@@ -62,7 +62,13 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     path = run_dir / MANIFEST
     if not path.exists():
         raise InputError(str(path), "run has no manifest (not a sftscope run directory?)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:  # written atomically by us, so edited or copied by hand
+        raise InputError(str(path), f"malformed JSON: {exc.msg}", line=exc.lineno) from exc
+    if not isinstance(manifest, dict):
+        raise InputError(str(path), "expected an object {base_model, base_hash, checkpoints, ...}", line=1)
+    return manifest
 
 
 def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:

@@ -130,9 +130,8 @@ def _native_problem(exc: ValidationError) -> _FieldProblem:
     fields = [".".join(str(part) for part in error["loc"]) or None for error in problems]
     words = [plain_message(error) for error in problems]
     if problems[0]["type"] == "extra_forbidden":
-        words[0] += (
-            f" (a native row has only {', '.join(Example.model_fields)}; map other columns with a mapping)"
-        )
+        native = ", ".join(Example.model_fields)
+        words[0] += f" (a native row has only {native}; a data or task spec's `mapping` reads others)"
     also = [f"\n  also field '{name}': {text}" for name, text in zip(fields[1:], words[1:], strict=True)]
     return _FieldProblem(fields[0], words[0] + "".join(also))
 

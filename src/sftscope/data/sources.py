@@ -27,6 +27,7 @@ from sftscope.data.io import FieldMapping, LoadResult, load_hf, read_records
 from sftscope.data.records import Example
 from sftscope.errors import InputError
 from sftscope.progress import progress_bar
+from sftscope.specfile import plain_message
 
 Style = Literal["long-cot", "short-cot", "answer-only"]
 
@@ -114,11 +115,13 @@ class CountdownOptions(Strict):
         try:
             # All knobs spelled out, so the resolved spec records the exact difficulty.
             return CountdownSettings.model_validate(value).model_dump(mode="json")
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            problem = "unknown setting" if first["type"] == "extra_forbidden" else first["msg"]
-            raise ValueError(f"{where}: {problem}" if where else problem) from None
+        except ValidationError as exc:  # every problem, each with its setting's name
+            problems = []
+            for error in exc.errors():
+                where = ".".join(str(part) for part in error["loc"])
+                problem = "unknown setting" if error["type"] == "extra_forbidden" else plain_message(error)
+                problems.append(f"{where}: {problem}" if where else problem)
+            raise ValueError("; ".join(problems)) from None
 
 
 class CountdownSource(Strict):

@@ -99,6 +99,18 @@ def test_countdown_settings_are_checked_and_spelled_out(tmp_path: Path) -> None:
         load_spec(write(tmp_path, "sources:\n  - countdown:\n      n: 5\n      settings: {colour: red}\n"))
     assert (error.value.line, error.value.field) == (4, "sources[0].countdown.settings")
     assert "colour: unknown setting" in error.value.reason
+    bad = "sources:\n  - countdown: {n: 5, settings: {colour: red, min_value: x}}\n"
+    with pytest.raises(InputError) as error:
+        load_spec(write(tmp_path, bad))
+    assert error.value.reason == (
+        "colour: unknown setting; "
+        "min_value: Input should be a valid integer, unable to parse string as an integer"
+    )
+    with pytest.raises(InputError) as error:  # a check across settings, without pydantic's prefixes
+        load_spec(
+            write(tmp_path, "sources:\n  - countdown: {n: 5, settings: {min_numbers: 5, max_numbers: 3}}\n")
+        )
+    assert error.value.reason == "min_numbers must not exceed max_numbers"
 
 
 @pytest.mark.parametrize(

@@ -115,9 +115,9 @@ class CountdownOptions(Strict):
         try:
             # All knobs spelled out, so the resolved spec records the exact difficulty.
             return CountdownSettings.model_validate(value).model_dump(mode="json")
-        except ValidationError as exc:  # every problem, each with its setting's name
+        except ValidationError as exc:  # every problem with its setting's name, unknown ones first
             problems = []
-            for error in exc.errors():
+            for error in sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden"):
                 where = ".".join(str(part) for part in error["loc"])
                 problem = "unknown setting" if error["type"] == "extra_forbidden" else plain_message(error)
                 problems.append(f"{where}: {problem}" if where else problem)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from sftscope.errors import InputError
 from sftscope.evaluate.store import ResultsStore, TaskEntry
 
 
@@ -58,9 +62,23 @@ def test_bad_status_is_rejected(tmp_path: Path) -> None:
         store.add_samples([_row("a", status="fine")])
 
 
-def test_read_only_store_must_exist(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
+def test_a_store_that_cannot_be_opened_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="does not exist"):
         ResultsStore(tmp_path / "none.duckdb", read_only=True)
+    (tmp_path / "text.duckdb").write_text("not a database\n")
+    with pytest.raises(InputError, match="not a results store"):
+        ResultsStore(tmp_path / "text.duckdb")
+    duckdb.connect(str(tmp_path / "other.duckdb")).close()  # a DuckDB file, but not ours
+    with pytest.raises(InputError, match="without samples, models, tasks"):
+        ResultsStore(tmp_path / "other.duckdb", read_only=True)
+    # A second process while one writes: DuckDB's lock, said plainly.
+    path = tmp_path / "busy.duckdb"
+    with ResultsStore(path):
+        code = (
+            f"from sftscope.evaluate.store import ResultsStore; ResultsStore({str(path)!r}, read_only=True)"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode != 0 and "open in another process" in done.stderr
 
 
 def test_error_rows_can_be_rerun_and_replaced(tmp_path: Path) -> None:

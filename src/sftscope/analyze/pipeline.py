@@ -43,7 +43,8 @@ def store_file(path: Path) -> Path:
 def read_samples(path: Path) -> pa.Table:
     from sftscope.evaluate.store import ResultsStore
 
-    return ResultsStore(store_file(path)).samples()
+    with ResultsStore(store_file(path), read_only=True) as store:  # never creates tables
+        return store.samples()
 
 
 def _calibration(judge: Classifier | None) -> tuple[list[CalibrationRow], list[str]]:

@@ -25,6 +25,8 @@ from typing import Any, NamedTuple
 import duckdb
 import pyarrow as pa
 
+from sftscope.errors import InputError
+
 KEY = ("model_hash", "task", "sampling_hash", "seed", "prompt_id", "sample_idx")
 STATUSES = ("ok", "wrong", "truncated", "unparsable", "error", "timeout")
 
@@ -96,11 +98,27 @@ class ResultsStore:
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
         if read_only and not self.path.is_file():
-            raise FileNotFoundError(f"{self.path}: results store does not exist")
+            raise InputError(str(self.path), "results store does not exist")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(str(self.path), read_only=read_only)
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc):  # DuckDB admits one process per file while any of them writes
+                message = "the store is open in another process (a sweep still writing?); wait or use another"
+            else:
+                message = f"not a results store: {exc}"
+            raise InputError(str(self.path), message) from exc
         if not read_only:
             self.con.execute(_SCHEMA)
+            return
+        tables = {
+            row[0] for row in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
+        if not {"samples", "models", "tasks"} <= tables:
+            self.con.close()
+            raise InputError(
+                str(self.path), "not a results store (a DuckDB file without samples, models, tasks)"
+            )
 
     def __enter__(self) -> ResultsStore:
         return self

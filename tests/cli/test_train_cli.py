@@ -63,6 +63,7 @@ def test_errors_are_one_line_naming_the_field(tiny_model_dir: Path, tmp_path: Pa
         (["train", str(config), "--preset", "papr"], "unknown preset 'papr'"),
         (["train", "--resume", str(tmp_path), "lr=1"], "--resume takes no config"),
         (["train", "model=m", "data=d"], "field 'out'"),
+        (["train", "--resume", str(tmp_path)], "not a training run directory (no config.yaml)"),
     ]
     for args, message in cases:
         result = CliRunner().invoke(_app(), args)

@@ -262,6 +262,8 @@ def _checkpoint(
 def resume(run_dir: str | Path) -> Path:
     """Continue a killed run from its last complete checkpoint, with the config it was started with."""
     run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise InputError(str(run_dir), "not a training run directory (no config.yaml): nothing to resume")
     config = load_config(run_dir / "config.yaml")
     if Path(config.out).resolve() != run_dir.resolve():
         config = config.model_copy(update={"out": str(run_dir)})

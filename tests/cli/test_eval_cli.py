@@ -43,6 +43,29 @@ def test_eval_a_run_then_rerun_computes_nothing(run_dir: Path) -> None:
     assert code == 0 and "0 rows computed" in output and "all rows stored already" in output
 
 
+def test_ctrl_c_keeps_the_committed_rows_and_says_how_to_go_on(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sftscope.evaluate.store import ResultsStore
+
+    add_samples = ResultsStore.add_samples
+
+    def then_interrupt(self: ResultsStore, rows: list, **kwargs: object) -> None:
+        add_samples(self, rows, **kwargs)
+        raise KeyboardInterrupt  # Ctrl-C right after the first batch is committed
+
+    store = tmp_path / "interrupted.duckdb"
+    args = ("eval", str(run_dir), *QUICK, "--steps", "0,20", "--batch-size", "4", "--store", str(store))
+    with monkeypatch.context() as patch:
+        patch.setattr(ResultsStore, "add_samples", then_interrupt)
+        code, output = invoke(*args)
+    assert code == 130 and f"interrupted: the finished rows are in {store}" in output, output
+    with ResultsStore(store, read_only=True) as results:
+        assert results.samples().num_rows == 4  # the committed batch
+    code, output = invoke(*args)
+    assert code == 0 and "16 rows computed" in output and "4 reused" in output, output
+
+
 def test_eval_a_bare_model_into_a_named_store(run_dir: Path, tmp_path: Path) -> None:
     model = run_dir / "checkpoints" / "step-000010"
     store = tmp_path / "stores" / "m.duckdb"

@@ -104,15 +104,19 @@ def eval_command(
     engine = make_backend(backend, batch_size=batch_size, **options)
     loaded = [Task.load(spec) for spec in specs]
     with ResultsStore(store_path) as results:
-        stats = run_sweep(
-            targets,
-            loaded,
-            results,
-            engine,
-            retry_errors=retry_errors,
-            show_progress=not quiet,
-            log=console.print,
-        )
+        try:
+            stats = run_sweep(
+                targets,
+                loaded,
+                results,
+                engine,
+                retry_errors=retry_errors,
+                show_progress=not quiet,
+                log=console.print,
+            )
+        except KeyboardInterrupt:  # every committed batch is in the store already
+            console.print(f"interrupted: the finished rows are in {store_path}; the same command continues")
+            raise typer.Exit(130) from None
         print_summary(results, specs, targets, stats, n_boot=n_boot)
     engine.close()
     typer.echo(str(store_path))

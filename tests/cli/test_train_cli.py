@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 import typer
 import yaml
 from typer.testing import CliRunner
@@ -69,3 +70,21 @@ def test_errors_are_one_line_naming_the_field(tiny_model_dir: Path, tmp_path: Pa
         result = CliRunner().invoke(_app(), args)
         assert result.exit_code == 2, result.output
         assert message in " ".join(result.output.split()), result.output
+
+
+def test_ctrl_c_says_how_to_resume(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sftscope.train import loop
+
+    def interrupted(*args: object, **kwargs: object) -> Path:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "train", interrupted)
+    monkeypatch.setattr(loop, "resume", interrupted)
+    config = _config(tmp_path, tiny_model_dir)
+    for args in (["train", str(config)], ["train", "--resume", str(tmp_path / "run")]):
+        result = CliRunner().invoke(_app(), args)
+        assert result.exit_code == 130, result.output
+        expected = f"continue from the last checkpoint with `sftscope train --resume {tmp_path / 'run'}`"
+        assert expected in " ".join(result.output.split())

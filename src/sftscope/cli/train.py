@@ -27,6 +27,7 @@ def train_command(
     """
     from transformers.utils import logging as hf_logging
 
+    from sftscope.progress import console
     from sftscope.train.config import load_config
     from sftscope.train.loop import resume as resume_run
     from sftscope.train.loop import train
@@ -37,14 +38,22 @@ def train_command(
             raise InputError(
                 str(resume), "--resume takes no config, overrides or preset: the run keeps its own"
             )
-        run_dir = resume_run(resume)
+        target, start = resume, lambda: resume_run(resume)
     else:
         # typer hands a lone override to the CONFIG slot when no file is given.
         items = list(overrides or [])
         if config is not None and "=" in config.name and not config.exists():
             items.insert(0, str(config))
             config = None
-        run_dir = train(load_config(config, items, preset))
+        resolved = load_config(config, items, preset)
+        target, start = Path(resolved.out), lambda: train(resolved)
+    try:
+        run_dir = start()
+    except KeyboardInterrupt:  # checkpoints are written atomically: the last complete one stands
+        console.print(
+            f"interrupted: continue from the last checkpoint with `sftscope train --resume {target}`"
+        )
+        raise typer.Exit(130) from None
     typer.echo(str(run_dir))
 
 

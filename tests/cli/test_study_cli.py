@@ -60,6 +60,22 @@ def test_run_reports_a_bad_spec_with_file_line_and_field(tmp_path: Path) -> None
     assert f"{spec}, line 2, field 'bases'" in " ".join(result.output.split())
 
 
+def test_ctrl_c_says_the_finished_jobs_are_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sftscope.study import runner as study_runner
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study_runner, "run_study", interrupted)
+    for args, words in [
+        (["study", "run", "studies/demo.yaml"], "the same command resumes the study"),
+        (["demo"], "`sftscope demo` again resumes the study"),
+    ]:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 130, result.output
+        assert f"interrupted: finished jobs are kept; {words}" in " ".join(result.output.split())
+
+
 def test_convert_base_names_a_missing_gguf(tmp_path: Path) -> None:
     result = runner.invoke(
         app, ["study", "convert-base", str(tmp_path / "none.gguf"), "--out", str(tmp_path / "o")]

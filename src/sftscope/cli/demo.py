@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from sftscope.cli.errors import reports_errors
+from sftscope.cli.errors import on_interrupt, reports_errors
 from sftscope.errors import InputError
 
 
@@ -38,9 +38,10 @@ def demo_command(
     from sftscope.cli.study import finish_run
     from sftscope.study.runner import run_study
 
-    outcome = run_study(
-        shipped_study("demo-quick" if quick else "demo"), out, executor="local", workers=workers
-    )
+    with on_interrupt("finished jobs are kept; `sftscope demo` again resumes the study"):
+        outcome = run_study(
+            shipped_study("demo-quick" if quick else "demo"), out, executor="local", workers=workers
+        )
     finish_run(outcome.root, outcome.failed, outcome.report)
 
 

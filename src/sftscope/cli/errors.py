@@ -1,4 +1,5 @@
-"""Turn sftscope's own errors into one clear line and exit code 2, without a traceback."""
+"""Turn sftscope's own errors into one clear line and exit code 2, and Ctrl-C into a line saying what
+was kept and exit code 130, without a traceback."""
 
 from __future__ import annotations
 
@@ -22,6 +23,16 @@ def user_errors() -> Iterator[None]:
     except SftscopeError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from exc
+
+
+@contextmanager
+def on_interrupt(kept: str) -> Iterator[None]:
+    """Ctrl-C ends with `kept` (what survives and how to go on) and exit code 130 (128 + SIGINT)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        console.print(f"interrupted: {kept}", highlight=False)
+        raise typer.Exit(130) from None
 
 
 def reports_errors(func: F) -> F:

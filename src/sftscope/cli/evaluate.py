@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from sftscope.cli.errors import reports_errors
+from sftscope.cli.errors import on_interrupt, reports_errors
 from sftscope.errors import InputError
 
 
@@ -104,7 +104,7 @@ def eval_command(
     engine = make_backend(backend, batch_size=batch_size, **options)
     loaded = [Task.load(spec) for spec in specs]
     with ResultsStore(store_path) as results:
-        try:
+        with on_interrupt(f"the finished rows are in {store_path}; the same command continues"):
             stats = run_sweep(
                 targets,
                 loaded,
@@ -114,9 +114,6 @@ def eval_command(
                 show_progress=not quiet,
                 log=console.print,
             )
-        except KeyboardInterrupt:  # every committed batch is in the store already
-            console.print(f"interrupted: the finished rows are in {store_path}; the same command continues")
-            raise typer.Exit(130) from None
         print_summary(results, specs, targets, stats, n_boot=n_boot)
     engine.close()
     typer.echo(str(store_path))

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from sftscope.cli.errors import reports_errors
+from sftscope.cli.errors import on_interrupt, reports_errors
 from sftscope.errors import InputError
 
 study_app = typer.Typer(
@@ -41,7 +41,8 @@ def run_command(
         return
     from sftscope.study.runner import run_study
 
-    outcome = run_study(spec, out, executor=executor, workers=workers, address=address)
+    with on_interrupt("finished jobs are kept; the same command resumes the study"):
+        outcome = run_study(spec, out, executor=executor, workers=workers, address=address)
     finish_run(outcome.root, outcome.failed, outcome.report)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from sftscope.cli.errors import reports_errors
+from sftscope.cli.errors import on_interrupt, reports_errors
 from sftscope.errors import InputError
 
 
@@ -27,7 +27,6 @@ def train_command(
     """
     from transformers.utils import logging as hf_logging
 
-    from sftscope.progress import console
     from sftscope.train.config import load_config
     from sftscope.train.loop import resume as resume_run
     from sftscope.train.loop import train
@@ -47,13 +46,9 @@ def train_command(
             config = None
         resolved = load_config(config, items, preset)
         target, start = Path(resolved.out), lambda: train(resolved)
-    try:
+    # Checkpoints are written atomically: the last complete one stands.
+    with on_interrupt(f"continue from the last checkpoint with `sftscope train --resume {target}`"):
         run_dir = start()
-    except KeyboardInterrupt:  # checkpoints are written atomically: the last complete one stands
-        console.print(
-            f"interrupted: continue from the last checkpoint with `sftscope train --resume {target}`"
-        )
-        raise typer.Exit(130) from None
     typer.echo(str(run_dir))
 
 

@@ -93,3 +93,31 @@ def test_analysis_round_trips_through_json(analysis: Analysis, tmp_path: Path) -
     path = analysis.write(tmp_path)
     assert path.name == "analysis.json"
     assert Analysis.read(path) == analysis
+
+
+def test_a_run_with_only_its_base_evaluated_has_no_gain_or_cost(tmp_path: Path) -> None:
+    from sftscope.analyze.model import RunInfo
+    from sftscope.evaluate.store import ResultsStore
+
+    store = write_synthetic_store(tmp_path / "results.duckdb", seed=0, n_prompts=8)
+    runs = synthetic_runs()
+    base = next(iter(runs.values())).base
+    with ResultsStore(store) as results:  # a run whose sweep has so far reached only step 0
+        results.register_model("untrained", 0, f"{base}@0", None)
+    runs["untrained"] = RunInfo(run="untrained", condition="long-cot", base=base)
+    result = analyze(store.parent, runs, n_boot=100)
+    gained = {g.run for g in result.gain_cost}
+    assert "untrained" not in gained and gained == set(synthetic_runs())
+    only = analyze_only_base(tmp_path / "alone", base)
+    cost = next(f for f in only.findings if f.key == "cost")
+    assert cost.observed is None and cost.statement.startswith("Not measurable: no run has a safety task")
+
+
+def analyze_only_base(folder: Path, base: str) -> Analysis:
+    """A store holding one model at step 0 only (`sftscope eval MODEL`)."""
+    from sftscope.evaluate.store import ResultsStore
+
+    store = write_synthetic_store(folder / "results.duckdb", seed=0, n_prompts=8)
+    with ResultsStore(store) as results:
+        results.con.execute("DELETE FROM models WHERE step > 0 OR model_hash <> ?", [f"{base}@0"])
+    return analyze(store.parent, n_boot=100)

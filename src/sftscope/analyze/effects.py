@@ -147,13 +147,14 @@ def _change(curve: tuple[list[int], Bootstrap] | None, last: int, sign: float = 
 
 
 def gain_costs(curves: DomainCurves, runs: list[RunInfo]) -> list[GainCost]:
-    """Per run, at its last checkpoint: in-/cross-domain gain and safety cost (goodness lost)."""
+    """Per run, at its last checkpoint: in-/cross-domain gain and safety cost (goodness lost). A run
+    with only its base evaluated (step 0) has nothing to compare and is left out."""
     out = []
     for meta in runs:
         mine = {domain: c for (run, domain), c in curves.items() if run == meta.run}
-        if not mine:
+        last = max((max(steps) for steps, _ in mine.values()), default=0)
+        if last == 0:
             continue
-        last = max(max(steps) for steps, _ in mine.values())
         out.append(
             GainCost(
                 run=meta.run,

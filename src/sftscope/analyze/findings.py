@@ -42,7 +42,7 @@ def optimization(dips: list[DipResult]) -> Finding:
         return _not_measurable(
             "optimization",
             question,
-            "Not measurable: the store has no cross-domain task with a base checkpoint.",
+            "Not measurable: no run has cross-domain tasks evaluated at its base and at trained checkpoints.",
         )
     recovered = [d for d in pooled if d.label == "dip-and-recovery"]
     labels = defaultdict(int)
@@ -248,7 +248,7 @@ def cost(gains: list[GainCost], runs: list[RunInfo], reference: str | None) -> F
         return _not_measurable(
             "cost",
             question,
-            "Not measurable: the store has no safety task with a base checkpoint.",
+            "Not measurable: no run has a safety task evaluated at its base and at a trained checkpoint.",
         )
     ref = pick_reference(sorted({g.condition for g in measured}), reference)
     mine = [g for g in measured if g.condition == ref] or measured

@@ -121,3 +121,20 @@ def analyze_only_base(folder: Path, base: str) -> Analysis:
     with ResultsStore(store) as results:
         results.con.execute("DELETE FROM models WHERE step > 0 OR model_hash <> ?", [f"{base}@0"])
     return analyze(store.parent, n_boot=100)
+
+
+def test_a_step_with_missing_prompts_is_noted(tmp_path: Path) -> None:
+    from sftscope.evaluate.store import ResultsStore
+
+    store = write_synthetic_store(tmp_path / "results.duckdb", seed=0, n_prompts=8)
+    run = next(iter(synthetic_runs()))
+    step = STEPS[-1]
+    with ResultsStore(store) as results:  # as a sweep killed inside that checkpoint leaves it
+        (task,) = results.con.execute("SELECT min(task) FROM samples").fetchone()
+        results.con.execute(
+            "DELETE FROM samples WHERE model_hash = ? AND task = ? AND prompt_id >= ?",
+            [f"{run}@{step}", task, f"{task}-005"],
+        )
+    notes = analyze(store.parent, synthetic_runs(), n_boot=100).notes
+    (note,) = [n for n in notes if "fewer prompts" in n]
+    assert note.endswith(f"{run}/{task} (step {step}: 5/8)")

@@ -156,6 +156,23 @@ def build_cells(
     return cells, tasks
 
 
+def uneven_prompts(cells: list[Cell]) -> list[str]:
+    """The (run, task)s with fewer prompts at some steps than at their fullest one, as `run/task
+    (step 20: 30/64)`: a sweep killed mid-checkpoint, or a checkpoint swept with fewer prompts. Such
+    a point rests on a subset (a killed sweep's is its shortest prompts), which the reader must know."""
+    out = []
+    for cell in cells:
+        counts = (~np.isnan(cell.values["score"])).sum(axis=1)
+        short = [
+            f"step {s}: {n}/{counts.max()}"
+            for s, n in zip(cell.steps, counts, strict=True)
+            if n < counts.max()
+        ]
+        if short:
+            out.append(f"{cell.run}/{cell.task} ({', '.join(short)})")
+    return out
+
+
 def cell_bootstrap(cell: Cell, metric: str, n_boot: int = DEFAULT_BOOT) -> Bootstrap:
     """Bootstrap one metric of one cell; `procedure_index` is effective / (effective + surface)."""
     seed = task_seed(cell.task)

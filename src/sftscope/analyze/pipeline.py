@@ -13,7 +13,15 @@ from sftscope.analyze import calibration, findings
 from sftscope.analyze.behaviour_judge import judge_classifier, judge_detector
 from sftscope.analyze.bootstrap import DEFAULT_BOOT
 from sftscope.analyze.calibration import Classifier
-from sftscope.analyze.curves import Cell, build_cells, cell_bootstrap, is_log_spaced, task_seed, to_curve
+from sftscope.analyze.curves import (
+    Cell,
+    build_cells,
+    cell_bootstrap,
+    is_log_spaced,
+    task_seed,
+    to_curve,
+    uneven_prompts,
+)
 from sftscope.analyze.dips import DipResult, analyze_curve, judge_curve
 from sftscope.analyze.effects import budget_comparisons, domain_curves, effect_rows, gain_costs
 from sftscope.analyze.features import METRICS
@@ -116,6 +124,12 @@ def analyze_samples(
         result = judge_curve(run, task, domain, True, steps, boot, n_prompts)
         if result is not None:
             dips.append(result)
+    uneven = uneven_prompts(cells)
+    if uneven:
+        notes.append(
+            "some steps have fewer prompts than others of the same run and task, so their points rest on "
+            f"a subset (re-run `sftscope eval` to fill them in): {'; '.join(uneven)}"
+        )
     skipped = sorted({f"{c.run}/{c.task}" for c in cells if 0 not in c.steps})
     if skipped:
         notes.append(f"no base (step 0) results, so no deltas for: {', '.join(skipped)}")

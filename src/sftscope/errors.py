@@ -8,17 +8,26 @@ class SftscopeError(Exception):
 
 
 class InputError(SftscopeError):
-    """Bad input, located by file, line (1-based, when the format has lines) and field."""
+    """Bad input, located by file, line (1-based, when the format has lines; the row of a table, with
+    `unit="row"`) and field."""
 
-    def __init__(self, file: str, message: str, *, line: int | None = None, field: str | None = None):
+    def __init__(
+        self,
+        file: str,
+        message: str,
+        *,
+        line: int | None = None,
+        field: str | None = None,
+        unit: str = "line",
+    ):
         self.file = str(file)
         self.line = line
         self.field = field
         self.reason = message
-        super().__init__(", ".join([self.file, *place(line, field)]) + f": {message}")
+        super().__init__(", ".join([self.file, *place(line, field, unit)]) + f": {message}")
 
 
-def place(line: int | None, field: str | None) -> list[str]:
-    """`line N` and `field 'F'`, whichever is known."""
-    parts = [f"line {line}"] if line is not None else []
+def place(line: int | None, field: str | None, unit: str = "line") -> list[str]:
+    """`line N` (or `row N`) and `field 'F'`, whichever is known."""
+    parts = [f"{unit} {line}"] if line is not None else []
     return parts + ([f"field '{field}'"] if field is not None else [])

@@ -140,3 +140,14 @@ def test_skip_bad_counts_and_lists_every_bad_row_in_the_card(tmp_path: Path) -> 
     assert card["sources"][0]["bad_rows"] == 4
     markdown = (out / "card.md").read_text()
     assert "## Bad rows skipped (--skip-bad)" in markdown and "response is empty" in markdown
+
+
+def test_a_table_row_is_named_as_a_row_not_a_line(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "foreign.parquet"
+    pq.write_table(pa.table({"question": ["1+1", "2+2"], "response": ["2", None]}), path)
+    with pytest.raises(InputError) as error:
+        read_records(path, mapping=FieldMapping(question="question", response="response"))
+    assert str(error.value).startswith(f"{path}, row 2, field 'response': ")

@@ -207,7 +207,9 @@ def _native_parquet_rows(
             except json.JSONDecodeError as exc:
                 yield (
                     number,
-                    InputError(str(path), f"meta is not valid JSON: {exc.msg}", line=number, field="meta"),
+                    InputError(
+                        str(path), f"meta is not valid JSON: {exc.msg}", line=number, field="meta", unit="row"
+                    ),
                 )
                 continue
         yield number, row
@@ -220,8 +222,10 @@ def iter_rows_to_records(
     mapping: FieldMapping | None,
     require_response: bool,
     skip_bad: bool,
+    unit: str = "line",
 ) -> LoadResult:
-    """Convert numbered raw rows; stop at the first bad one unless skip_bad, which collects them."""
+    """Convert numbered raw rows (lines of a file, or rows of a table: `unit`); stop at the first bad
+    one unless skip_bad, which collects them."""
     result = LoadResult(records=[])
     for number, row in rows:
         problem: InputError | None = row if isinstance(row, InputError) else None
@@ -235,7 +239,7 @@ def iter_rows_to_records(
                 _check_response(example, mapping, require_response)
                 result.records.append(example)
             except _FieldProblem as exc:
-                problem = InputError(where, exc.message, line=number, field=exc.field_name)
+                problem = InputError(where, exc.message, line=number, field=exc.field_name, unit=unit)
         if problem is not None:
             if not skip_bad:
                 raise problem
@@ -263,8 +267,9 @@ def read_records(
         rows = _native_parquet_rows(path, table_rows) if mapping is None else _rows_from_table(table_rows)
     else:
         raise InputError(str(path), f"unknown format '{path.suffix}', expected one of {FORMATS}")
+    unit = "line" if path.suffix == ".jsonl" else "row"
     return iter_rows_to_records(
-        rows, str(path), mapping=mapping, require_response=require_response, skip_bad=skip_bad
+        rows, str(path), mapping=mapping, require_response=require_response, skip_bad=skip_bad, unit=unit
     )
 
 
@@ -317,4 +322,5 @@ def load_hf(
         mapping=mapping,
         require_response=require_response,
         skip_bad=skip_bad,
+        unit="row",
     )

@@ -193,6 +193,6 @@ def _read_rows(source: FileSource | HFSource) -> tuple[str, list[Example]]:
         raise InputError(ref.path, f"could not load dataset split '{ref.split}': {exc}") from exc
     rows = enumerate(data, start=1)
     result = iter_rows_to_records(
-        rows, ref.path, mapping=source.mapping, require_response=False, skip_bad=False
+        rows, ref.path, mapping=source.mapping, require_response=False, skip_bad=False, unit="row"
     )
     return ref.path, result.records

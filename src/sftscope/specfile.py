@@ -130,7 +130,10 @@ def validation_error(
     `message` words an error dict; `skip` lists union tags pydantic puts into locations (they are
     not YAML keys)."""
     # The values as YAML nodes, walked like the file to tell fields from pydantic's union labels.
-    tree = yaml.compose(yaml.safe_dump(values), Loader=yaml.SafeLoader) if values is not None else None
+    try:
+        tree = yaml.compose(yaml.safe_dump(values), Loader=yaml.SafeLoader) if values is not None else None
+    except yaml.YAMLError:  # a value YAML cannot write (a caller's object): fields from the file only
+        tree = None
     located = []
     for error in exc.errors():
         loc = tuple(part for part in error["loc"] if part not in skip)

@@ -31,7 +31,6 @@ from sftscope.errors import InputError
 from sftscope.scoring.behaviours import detect
 
 STORE_FILE = "results.duckdb"
-"""Run metadata a study writes next to its store: {run: {condition, base, capability, preset, seed}}."""
 
 CURVE_METRICS = (
     *(m for m in METRICS if m not in ("effective_backtracks", "surface_markers")),

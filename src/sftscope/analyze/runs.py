@@ -15,6 +15,7 @@ from sftscope.errors import InputError
 from sftscope.specfile import validation_error
 
 RUNS_FILE = "runs.json"
+"""Run metadata a study writes next to its store: {run: {condition, base, capability, preset, seed}}."""
 
 
 def _run_dir(store_dir: Path, run: str, only_run: bool) -> Path | None:

@@ -60,6 +60,25 @@ def test_livecodebench_decodes_public_and_private_tests() -> None:
     assert "private_test_cases" not in functional.meta and len(functional.meta["tests"]) == 2
 
 
+def test_hf_data_files_pick_the_files_of_a_dataset_directory(tmp_path: Path) -> None:
+    # As on the hub: livecodebench's spec reads test.jsonl and test2.jsonl of the repository only.
+    rows = [json.loads(line) for line in (FIXTURES / "livecodebench.jsonl").read_text().splitlines()]
+    for name in ("test.jsonl", "test2.jsonl", "test6.jsonl"):
+        lines = [json.dumps({**row, "question_id": f"{name}-{row['question_id']}"}) for row in rows]
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+    loaded = _load("livecodebench", str(tmp_path))
+    assert sorted(e.id.split("-")[0] for e in loaded) == ["test.jsonl"] * 2 + ["test2.jsonl"] * 2
+
+
+def test_two_rows_with_one_id_are_bad_input(tmp_path: Path) -> None:
+    # The store keys samples by prompt id: the second row would be dropped without a word.
+    rows = (FIXTURES / "math500.jsonl").read_text().splitlines()
+    (tmp_path / "twice.jsonl").write_text("\n".join([rows[0], rows[1], rows[0]]) + "\n")
+    with pytest.raises(InputError, match=r"same id 'test/prealgebra/1\.json' as row 1") as caught:
+        _load("math500", str(tmp_path / "twice.jsonl"))
+    assert (caught.value.line, caught.value.field) == (3, "unique_id")
+
+
 def test_livecodebench_refuses_pickled_objects(tmp_path: Path) -> None:
     evil = base64.b64encode(zlib.compress(pickle.dumps(Path("/")))).decode()
     row = json.loads((FIXTURES / "livecodebench.jsonl").read_text().splitlines()[0])
@@ -88,6 +107,19 @@ def test_a_row_without_gold_names_file_line_and_field() -> None:
         _load("math500", "math500_no_answer.jsonl")
     error = caught.value
     assert error.file.endswith("math500_no_answer.jsonl") and error.line == 2 and error.field == "answer"
+
+
+def test_a_subsampled_row_is_named_by_its_place_in_the_file(tmp_path: Path) -> None:
+    rows = [{"problem": f"{i}+1?", "answer": str(i + 1), "unique_id": f"p{i}"} for i in range(1, 9)]
+    rows[6]["answer"] = ""  # line 7
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # Seed 0 keeps lines 7 and 8: the bad row is the subset's first, but the file's line 7.
+    spec = load_task(
+        "math500", [f"source.hf.path={tmp_path / 'm.jsonl'}", "source.n=2", "source.sample_seed=0"]
+    )
+    with pytest.raises(InputError, match="no gold answer") as caught:
+        load_examples(spec.source, spec.scorer.name)
+    assert caught.value.line == 7
 
 
 def test_an_empty_gold_is_bad_input_too(tmp_path: Path) -> None:

@@ -301,11 +301,13 @@ def load_hf(
     *,
     split: str = "train",
     subset: str | None = None,
+    data_files: list[str] | None = None,
     mapping: FieldMapping | None = None,
     require_response: bool = True,
     skip_bad: bool = False,
 ) -> LoadResult:
-    """Load through HF `datasets` from a local directory/file or a hub id (the hub needs a network)."""
+    """Load through HF `datasets` from a local directory/file or a hub id (the hub needs a network);
+    `data_files` picks files of a dataset repository (e.g. one config's Parquet shards)."""
     import datasets
 
     builder = HF_FILE_BUILDERS.get(Path(name_or_path).suffix) if Path(name_or_path).is_file() else None
@@ -313,7 +315,7 @@ def load_hf(
         if builder is not None:
             dataset = datasets.load_dataset(builder, data_files=name_or_path, split=split)
         else:
-            dataset = datasets.load_dataset(name_or_path, subset, split=split)
+            dataset = datasets.load_dataset(name_or_path, subset, data_files=data_files, split=split)
     except Exception as exc:  # datasets raises many types; all mean "could not load this source"
         raise InputError(name_or_path, f"could not load dataset split '{split}': {exc}") from exc
     return iter_rows_to_records(

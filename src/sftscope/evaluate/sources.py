@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-from sftscope.data.io import FieldMapping, iter_rows_to_records, read_records
+from sftscope.data.io import FieldMapping, load_hf, read_records
 from sftscope.data.records import Example, user_example
 from sftscope.errors import InputError
 from sftscope.evaluate.adapters import Adapter, adapt
@@ -130,29 +130,50 @@ def load_examples(source: Any, scorer: str) -> list[Example]:
         from sftscope.data.microworld import generate
 
         try:
-            return generate(source.domain, split="eval", n=source.n, seed=source.seed)
+            generated = generate(source.domain, split="eval", n=source.n, seed=source.seed)
         except KeyError as exc:
             raise InputError("microworld", str(exc.args[0]), field="source.domain") from exc
+        _check_unique_ids(generated, list(range(1, len(generated) + 1)), f"microworld:{source.domain}", "id")
+        return generated
     if isinstance(source, ReasoningGymSource):
-        return _reasoning_gym(source)
+        generated = _reasoning_gym(source)
+        where = f"reasoning_gym:{source.dataset}"
+        _check_unique_ids(generated, list(range(1, len(generated) + 1)), where, "id")
+        return generated
     where, examples = _read_rows(source)
+    rows = list(range(1, len(examples) + 1))  # each kept example's row in the source, for errors
     if source.n is not None and source.n < len(examples):
         if source.sample_seed is None:
-            examples = examples[: source.n]
+            rows = rows[: source.n]
         else:
-            keep = sorted(random.Random(source.sample_seed).sample(range(len(examples)), source.n))
-            examples = [examples[i] for i in keep]
+            rows = sorted(random.Random(source.sample_seed).sample(rows, source.n))
+        examples = [examples[row - 1] for row in rows]
     if source.adapter is not None:
         examples = adapt(examples, source.adapter, where)
+    mapping = source.mapping
     # A row without the gold answer its scorer compares against is bad input, not an error row later.
     if _needs_gold(scorer):
-        column = source.mapping.answer if source.mapping and source.mapping.answer else "answer"
-        for number, example in enumerate(examples, start=1):
+        column = mapping.answer if mapping and mapping.answer else "answer"
+        for row, example in zip(rows, examples, strict=True):
             if not (example.answer or "").strip():
-                raise InputError(
-                    where, f"row has no gold answer (scorer '{scorer}' needs one)", line=number, field=column
-                )
+                message = f"row has no gold answer (scorer '{scorer}' needs one)"
+                raise InputError(where, message, line=row, field=column, unit=_unit(where))
+    _check_unique_ids(examples, rows, where, mapping.id if mapping and mapping.id else "id")
     return examples
+
+
+def _check_unique_ids(examples: list[Example], rows: list[int], where: str, field: str) -> None:
+    """The store keys a sample by its prompt id: a second row with the same id would be dropped."""
+    first: dict[str, int] = {}
+    for row, example in zip(rows, examples, strict=True):
+        if example.id in first:
+            message = f"same id '{example.id}' as row {first[example.id]}: ids must be unique in a task"
+            raise InputError(where, message, line=row, field=field, unit=_unit(where))
+        first[example.id] = row
+
+
+def _unit(where: str) -> str:
+    return "line" if where.endswith(".jsonl") else "row"
 
 
 def _reasoning_gym(source: ReasoningGymSource) -> list[Example]:
@@ -181,18 +202,13 @@ def _read_rows(source: FileSource | HFSource) -> tuple[str, list[Example]]:
     path = Path(source.file if isinstance(source, FileSource) else source.hf.path).expanduser()
     if isinstance(source, FileSource) or path.is_file():
         return str(path), read_records(path, mapping=source.mapping, require_response=False).records
-    import datasets
-
     ref = source.hf
-    try:
-        if ref.data_files:
-            data = datasets.load_dataset(ref.path, data_files=ref.data_files, split=ref.split)
-        else:
-            data = datasets.load_dataset(ref.path, ref.subset, split=ref.split)
-    except Exception as exc:  # datasets raises many types; all mean "could not load this source"
-        raise InputError(ref.path, f"could not load dataset split '{ref.split}': {exc}") from exc
-    rows = enumerate(data, start=1)
-    result = iter_rows_to_records(
-        rows, ref.path, mapping=source.mapping, require_response=False, skip_bad=False, unit="row"
+    loaded = load_hf(
+        ref.path,
+        split=ref.split,
+        subset=ref.subset,
+        data_files=ref.data_files or None,
+        mapping=source.mapping,
+        require_response=False,
     )
-    return ref.path, result.records
+    return ref.path, loaded.records

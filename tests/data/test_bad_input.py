@@ -140,6 +140,23 @@ def test_skip_bad_counts_and_lists_every_bad_row_in_the_card(tmp_path: Path) -> 
     assert card["sources"][0]["bad_rows"] == 4
     markdown = (out / "card.md").read_text()
     assert "## Bad rows skipped (--skip-bad)" in markdown and "response is empty" in markdown
+    # A row with several problems lists them on lines of their own; in the card's table, one row.
+    listing = markdown.split("## Bad rows skipped (--skip-bad)")[1]
+    table = [line for line in listing.splitlines() if line.startswith(f"| {data} |")]
+    assert len(table) == 4 and all(line.endswith(" |") for line in table)
+
+
+def test_a_reason_of_several_lines_stays_one_table_row(tmp_path: Path) -> None:
+    bad = json.dumps({"question": "1+1?", "final": "2"}).encode()  # unknown column + no prompt
+    data = write_jsonl(tmp_path / "rows.jsonl", [bad], good=1)
+    out = tmp_path / "out"
+    code, output = run("data", "build", str(spec_for(tmp_path, data)), "--out", str(out), "--skip-bad")
+    assert code == 0, output
+    reason = json.loads((out / "card.json").read_text())["bad_rows"]["rows"][0]["reason"]
+    assert "\n  also field 'prompt'" in reason
+    listing = (out / "card.md").read_text().split("## Bad rows skipped (--skip-bad)")[1]
+    (row,) = [line for line in listing.splitlines() if line.startswith(f"| {data} |")]
+    assert "unknown field" in row and "also field 'prompt': Field required |" in row
 
 
 def test_a_table_row_is_named_as_a_row_not_a_line(tmp_path: Path) -> None:

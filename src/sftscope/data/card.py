@@ -164,10 +164,14 @@ def _histogram_lines(histogram: list[dict[str, Any]]) -> list[str]:
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    """A Markdown table; cell text is escaped so a '|' in a reason or path cannot break it."""
+    """A Markdown table; cell text is escaped so a '|' or a line break in a reason or path cannot
+    break it (a reason that lists several problems has one per line)."""
+
+    def cell(value: Any) -> str:
+        return " ".join(str("" if value is None else value).split()).replace("|", "\\|")
 
     def line(cells: list[Any]) -> str:
-        return "| " + " | ".join(str("" if c is None else c).replace("|", "\\|") for c in cells) + " |"
+        return "| " + " | ".join(cell(c) for c in cells) + " |"
 
     return [line(header), line(["---"] * len(header)), *(line(r) for r in rows)]
 

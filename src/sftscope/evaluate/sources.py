@@ -133,12 +133,11 @@ def load_examples(source: Any, scorer: str) -> list[Example]:
             generated = generate(source.domain, split="eval", n=source.n, seed=source.seed)
         except KeyError as exc:
             raise InputError("microworld", str(exc.args[0]), field="source.domain") from exc
-        _check_unique_ids(generated, list(range(1, len(generated) + 1)), f"microworld:{source.domain}", "id")
+        _check_unique_ids(generated, f"microworld:{source.domain}")
         return generated
     if isinstance(source, ReasoningGymSource):
         generated = _reasoning_gym(source)
-        where = f"reasoning_gym:{source.dataset}"
-        _check_unique_ids(generated, list(range(1, len(generated) + 1)), where, "id")
+        _check_unique_ids(generated, f"reasoning_gym:{source.dataset}")
         return generated
     where, examples = _read_rows(source)
     rows = list(range(1, len(examples) + 1))  # each kept example's row in the source, for errors
@@ -158,14 +157,17 @@ def load_examples(source: Any, scorer: str) -> list[Example]:
             if not (example.answer or "").strip():
                 message = f"row has no gold answer (scorer '{scorer}' needs one)"
                 raise InputError(where, message, line=row, field=column, unit=_unit(where))
-    _check_unique_ids(examples, rows, where, mapping.id if mapping and mapping.id else "id")
+    _check_unique_ids(examples, where, mapping.id if mapping and mapping.id else "id", rows)
     return examples
 
 
-def _check_unique_ids(examples: list[Example], rows: list[int], where: str, field: str) -> None:
-    """The store keys a sample by its prompt id: a second row with the same id would be dropped."""
+def _check_unique_ids(
+    examples: list[Example], where: str, field: str = "id", rows: list[int] | None = None
+) -> None:
+    """The store keys a sample by its prompt id: a second row with the same id would be dropped.
+    `rows` are the examples' rows in the source (default 1, 2, ...)."""
     first: dict[str, int] = {}
-    for row, example in zip(rows, examples, strict=True):
+    for row, example in zip(rows or range(1, len(examples) + 1), examples, strict=True):
         if example.id in first:
             message = f"same id '{example.id}' as row {first[example.id]}: ids must be unique in a task"
             raise InputError(where, message, line=row, field=field, unit=_unit(where))

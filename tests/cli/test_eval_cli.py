@@ -54,7 +54,7 @@ def test_ctrl_c_keeps_the_committed_rows_and_says_how_to_go_on(
         add_samples(self, rows, **kwargs)
         raise KeyboardInterrupt  # Ctrl-C right after the first batch is committed
 
-    store = tmp_path / "interrupted.duckdb"
+    store = tmp_path / ("long-" * 20) / "interrupted.duckdb"  # longer than a line: printed unbroken
     args = ("eval", str(run_dir), *QUICK, "--steps", "0,20", "--batch-size", "4", "--store", str(store))
     with monkeypatch.context() as patch:
         patch.setattr(ResultsStore, "add_samples", then_interrupt)

@@ -82,9 +82,11 @@ def test_ctrl_c_says_how_to_resume(
 
     monkeypatch.setattr(loop, "train", interrupted)
     monkeypatch.setattr(loop, "resume", interrupted)
-    config = _config(tmp_path, tiny_model_dir)
-    for args in (["train", str(config)], ["train", "--resume", str(tmp_path / "run")]):
+    folder = tmp_path / ("long-" * 20)  # a run path longer than a line is still printed unbroken
+    folder.mkdir()
+    config = _config(folder, tiny_model_dir)
+    for args in (["train", str(config)], ["train", "--resume", str(folder / "run")]):
         result = CliRunner().invoke(_app(), args)
         assert result.exit_code == 130, result.output
-        expected = f"continue from the last checkpoint with `sftscope train --resume {tmp_path / 'run'}`"
+        expected = f"continue from the last checkpoint with `sftscope train --resume {folder / 'run'}`"
         assert expected in " ".join(result.output.split())

@@ -21,7 +21,8 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except SftscopeError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        # soft_wrap: rich would fold a long path mid-word, and a pasted path would then be wrong.
+        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
 
 
@@ -31,7 +32,7 @@ def on_interrupt(kept: str) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        console.print(f"interrupted: {kept}", highlight=False)
+        console.print(f"interrupted: {kept}", highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
 
 

@@ -27,6 +27,11 @@ class InputError(SftscopeError):
         super().__init__(", ".join([self.file, *place(line, field, unit)]) + f": {message}")
 
 
+def also(problems: list[tuple[int | None, str | None, str]]) -> str:
+    """Further problems after an error's first, one per line: `also line N, field 'F': text`."""
+    return "".join(f"\n  also {', '.join(place(line, field))}: {text}" for line, field, text in problems)
+
+
 def place(line: int | None, field: str | None, unit: str = "line") -> list[str]:
     """`line N` (or `row N`) and `field 'F'`, whichever is known."""
     parts = [f"{unit} {line}"] if line is not None else []

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from sftscope.errors import InputError, place
+from sftscope.errors import InputError, also
 
 MAX_LISTED = 10  # problems listed after the first; a file with more is likely not a spec at all
 
@@ -147,7 +147,7 @@ def validation_error(
     # unknown one is where the typo is.
     located.sort(key=lambda problem: (problem[0], problem[1] or 0))
     (_, line, field, first), others = located[0], located[1:]
-    also = [f"\n  also {', '.join(place(at, name))}: {text}" for _, at, name, text in others[:MAX_LISTED]]
+    listed = also([(at, name, text) for _, at, name, text in others[:MAX_LISTED]])
     if len(others) > MAX_LISTED:
-        also.append(f"\n  and {len(others) - MAX_LISTED} more")
-    return InputError(file, first + "".join(also), line=line, field=field)
+        listed += f"\n  and {len(others) - MAX_LISTED} more"
+    return InputError(file, first + listed, line=line, field=field)

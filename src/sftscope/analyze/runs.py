@@ -13,6 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 from sftscope.analyze.model import RunInfo, RunMeta
 from sftscope.errors import InputError
 from sftscope.specfile import validation_error
+from sftscope.train.checkpoints import MANIFEST, read_manifest
 
 RUNS_FILE = "runs.json"
 """Run metadata a study writes next to its store: {run: {condition, base, capability, preset, seed}}."""
@@ -40,13 +41,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 def _from_run_dir(run: str, directory: Path) -> RunInfo:
     config = _read_yaml(directory / "config.yaml") if (directory / "config.yaml").is_file() else {}
-    manifest: dict[str, Any] = {}
-    manifest_path = directory / "manifest.json"
-    if manifest_path.is_file():
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise InputError(manifest_path, f"malformed JSON: {err.msg}", line=err.lineno) from err
+    manifest = read_manifest(directory) if (directory / MANIFEST).is_file() else {}
     base = config.get("model") or manifest.get("base_model")
     data = config.get("data")
     return RunInfo(

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sftscope.data.records import Example, Message, split_response
-from sftscope.errors import InputError
+from sftscope.errors import InputError, also
 from sftscope.specfile import plain_message
 
 FORMATS = (".jsonl", ".parquet")
@@ -132,8 +132,8 @@ def _native_problem(exc: ValidationError) -> _FieldProblem:
     if problems[0]["type"] == "extra_forbidden":
         native = ", ".join(Example.model_fields)
         words[0] += f" (a native row has only {native}; a data or task spec's `mapping` reads others)"
-    also = [f"\n  also field '{name}': {text}" for name, text in zip(fields[1:], words[1:], strict=True)]
-    return _FieldProblem(fields[0], words[0] + "".join(also))
+    others = [(None, name, text) for name, text in zip(fields[1:], words[1:], strict=True)]
+    return _FieldProblem(fields[0], words[0] + also(others))
 
 
 class _FieldProblem(ValueError):
@@ -267,10 +267,19 @@ def read_records(
         rows = _native_parquet_rows(path, table_rows) if mapping is None else _rows_from_table(table_rows)
     else:
         raise InputError(str(path), f"unknown format '{path.suffix}', expected one of {FORMATS}")
-    unit = "line" if path.suffix == ".jsonl" else "row"
     return iter_rows_to_records(
-        rows, str(path), mapping=mapping, require_response=require_response, skip_bad=skip_bad, unit=unit
+        rows,
+        str(path),
+        mapping=mapping,
+        require_response=require_response,
+        skip_bad=skip_bad,
+        unit=row_unit(str(path)),
     )
+
+
+def row_unit(where: str) -> str:
+    """What an error calls a numbered record of `where`: a JSONL file's line, any table's row."""
+    return "line" if where.endswith(".jsonl") else "row"
 
 
 def write_records(records: Iterable[Example], path: str | Path) -> Path:

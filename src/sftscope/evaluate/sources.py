@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-from sftscope.data.io import FieldMapping, load_hf, read_records
+from sftscope.data.io import FieldMapping, load_hf, read_records, row_unit
 from sftscope.data.records import Example, user_example
 from sftscope.errors import InputError
 from sftscope.evaluate.adapters import Adapter, adapt
@@ -156,7 +156,7 @@ def load_examples(source: Any, scorer: str) -> list[Example]:
         for row, example in zip(rows, examples, strict=True):
             if not (example.answer or "").strip():
                 message = f"row has no gold answer (scorer '{scorer}' needs one)"
-                raise InputError(where, message, line=row, field=column, unit=_unit(where))
+                raise InputError(where, message, line=row, field=column, unit=row_unit(where))
     _check_unique_ids(examples, where, mapping.id if mapping and mapping.id else "id", rows)
     return examples
 
@@ -170,12 +170,8 @@ def _check_unique_ids(
     for row, example in zip(rows or range(1, len(examples) + 1), examples, strict=True):
         if example.id in first:
             message = f"same id '{example.id}' as row {first[example.id]}: ids must be unique in a task"
-            raise InputError(where, message, line=row, field=field, unit=_unit(where))
+            raise InputError(where, message, line=row, field=field, unit=row_unit(where))
         first[example.id] = row
-
-
-def _unit(where: str) -> str:
-    return "line" if where.endswith(".jsonl") else "row"
 
 
 def _reasoning_gym(source: ReasoningGymSource) -> list[Example]:

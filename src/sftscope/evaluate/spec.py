@@ -20,7 +20,7 @@ from sftscope.data.chat import DEFAULT_SUFFIX
 from sftscope.errors import InputError
 from sftscope.evaluate.adapters import NAMES as ADAPTERS
 from sftscope.evaluate.sources import TAGS, Source
-from sftscope.specfile import drop_replaced, read_yaml_mapping, validation_error
+from sftscope.specfile import drop_replaced, plain_message, read_yaml_mapping, validation_error
 from sftscope.train.config import merge, parse_overrides
 
 TASKS_DIR = Path(__file__).parent / "tasks"
@@ -177,9 +177,7 @@ class SuiteSpec(Strict):
 
 
 def _message(error: dict[str, Any]) -> str:
-    return {"extra_forbidden": "unknown field", "missing": "required field is missing"}.get(
-        error["type"], str(error["msg"]).removeprefix("Value error, ")
-    )
+    return "required field is missing" if error["type"] == "missing" else plain_message(error)
 
 
 def _validate(

@@ -67,6 +67,11 @@ def test_targets_select_steps_and_reject_missing_weights(run_dir: Path, tmp_path
     assert [t.step for t in resolve_targets(run_dir, every=20)] == [0, 20]
     with pytest.raises(InputError, match=r"no checkpoint at steps \[15\]"):
         resolve_targets(run_dir, steps=[15])
+    for target in (run_dir, "micro-weak"):  # 0 is falsy: a model must not take it as "no --every"
+        with pytest.raises(InputError, match="--every must be at least 1, got 0"):
+            resolve_targets(target, every=0)
+    with pytest.raises(InputError, match="select checkpoints of a run directory"):
+        resolve_targets("micro-weak", every=5)
     (shipped,) = resolve_targets("micro-weak")  # a shipped base by name: run = its name, step 0
     manifest_hash = json.loads((Path(shipped.path) / "manifest.json").read_text())["content_hash"]
     assert (shipped.run, shipped.step, shipped.model_hash) == ("micro-weak", 0, manifest_hash)

@@ -34,12 +34,14 @@ def resolve_targets(
 
     Every selected checkpoint must hold weights: a missing one is reported before anything runs.
     """
+    if every is not None and every < 1:
+        raise InputError(str(target), f"--every must be at least 1, got {every}")
     run_dir = Path(target)
     # A shipped base directory also holds a manifest.json (its pretraining record) but, unlike a
     # run directory, it is itself a model (config.json): evaluate it as one model.
     if (run_dir / MANIFEST).is_file() and not (run_dir / "config.json").is_file():
         return _run_targets(run_dir, steps, every)
-    if (steps and set(steps) - {0}) or every:
+    if (steps and set(steps) - {0}) or every is not None:
         message = "--steps/--every select checkpoints of a run directory; this is a model"
         raise InputError(str(target), message)
     path = _local_model(str(target))
@@ -92,8 +94,6 @@ def _run_targets(run_dir: Path, steps: list[int] | None, every: int | None) -> l
             raise InputError(where, message, field="checkpoints")
         entries = [e for e in entries if e.step in steps]
     if every is not None:
-        if every < 1:
-            raise InputError(where, "--every must be at least 1")
         last = entries[-1].step if entries else None
         entries = [e for e in entries if e.step % every == 0 or e.step == last]
     run = run_dir.resolve().name

@@ -70,3 +70,7 @@ def test_report_command_without_a_store_fails_clearly(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2
     assert "no results store" in " ".join(result.output.split())
+    (tmp_path / "sweep.duckdb").touch()  # a store named by `eval --store`: the error points at it
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2
+    assert f"pass the store file itself, e.g. {tmp_path / 'sweep.duckdb'}" in " ".join(result.output.split())

@@ -43,7 +43,11 @@ def store_file(path: Path) -> Path:
     path = Path(path)
     candidate = path / STORE_FILE if path.is_dir() else path
     if not candidate.is_file():
-        raise InputError(path, f"no results store: expected {STORE_FILE} in this directory")
+        message = f"no results store: expected {STORE_FILE} in this directory"
+        others = sorted(p.name for p in path.glob("*.duckdb")) if path.is_dir() else []
+        if others:  # `eval --store` may have named it otherwise
+            message += f"; pass the store file itself, e.g. {path / others[0]}"
+        raise InputError(path, message)
     return candidate
 
 

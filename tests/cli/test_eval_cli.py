@@ -84,6 +84,13 @@ def test_eval_a_bare_model_into_a_named_store(run_dir: Path, tmp_path: Path) -> 
     )
     assert code == 0, output
     assert "step-000010" in output and (tmp_path / "stores" / "m.aggregates" / "aggregates.parquet").is_file()
+    code, output = invoke("export", str(store))
+    assert code == 0, output
+    samples = pq.read_table(tmp_path / "stores" / "m-parquet" / "samples.parquet")
+    assert samples.num_rows == 2 and set(samples.column("run").to_pylist()) == {"step-000010"}
+    assert {"output", "score", "status", "finish_reason", "domain"} <= set(samples.column_names)
+    code, output = invoke("export", str(tmp_path / "stores"), "--out", str(tmp_path / "out"))
+    assert code == 2 and f"pass the store file itself, e.g. {store}" in output, output
 
 
 def test_bad_spec_is_one_located_error(tmp_path: Path, run_dir: Path) -> None:

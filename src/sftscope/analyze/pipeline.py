@@ -27,10 +27,8 @@ from sftscope.analyze.effects import budget_comparisons, domain_curves, effect_r
 from sftscope.analyze.features import METRICS
 from sftscope.analyze.model import Analysis, CalibrationRow, Curve, RunMeta
 from sftscope.analyze.runs import RUNS_FILE, read_runs_file, resolve_runs
-from sftscope.errors import InputError
+from sftscope.evaluate.store import ResultsStore, store_file
 from sftscope.scoring.behaviours import detect
-
-STORE_FILE = "results.duckdb"
 
 CURVE_METRICS = (
     *(m for m in METRICS if m not in ("effective_backtracks", "surface_markers")),
@@ -38,22 +36,7 @@ CURVE_METRICS = (
 )
 
 
-def store_file(path: Path) -> Path:
-    """The store of a run or study directory, or the store file itself."""
-    path = Path(path)
-    candidate = path / STORE_FILE if path.is_dir() else path
-    if not candidate.is_file():
-        message = f"no results store: expected {STORE_FILE} in this directory"
-        others = sorted(p.name for p in path.glob("*.duckdb")) if path.is_dir() else []
-        if others:  # `eval --store` may have named it otherwise
-            message += f"; pass the store file itself, e.g. {path / others[0]}"
-        raise InputError(path, message)
-    return candidate
-
-
 def read_samples(path: Path) -> pa.Table:
-    from sftscope.evaluate.store import ResultsStore
-
     with ResultsStore(store_file(path), read_only=True) as store:  # never creates tables
         return store.samples()
 

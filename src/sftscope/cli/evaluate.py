@@ -75,7 +75,7 @@ def eval_command(
 
     from sftscope.evaluate.backends import make_backend
     from sftscope.evaluate.spec import check_scopes, load_suite, load_task
-    from sftscope.evaluate.store import ResultsStore
+    from sftscope.evaluate.store import STORE_FILE, ResultsStore
     from sftscope.evaluate.summary import print_summary
     from sftscope.evaluate.sweep import Task, run_sweep
     from sftscope.evaluate.targets import resolve_targets
@@ -89,7 +89,7 @@ def eval_command(
     check_scopes(overrides or [], [s.name for s in specs])
     targets = resolve_targets(target, steps=_steps(steps), every=every)
     run_dir = Path(target) if (Path(target) / "manifest.json").is_file() else None
-    store_path = store or (run_dir / "results.duckdb" if run_dir else Path("results.duckdb"))
+    store_path = store or (run_dir / STORE_FILE if run_dir else Path(STORE_FILE))
     options: dict[str, Any] = (
         {"threads": threads, "prefill_tokens": prefill_tokens} if backend == "transformers" else {}
     )
@@ -119,6 +119,28 @@ def eval_command(
     typer.echo(str(store_path))
 
 
+@reports_errors
+def export_command(
+    store: Path = typer.Argument(
+        ..., help="A results store, or a run or study directory holding results.duckdb."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder for the Parquet files (default: STEM-parquet beside the store)."
+    ),
+) -> None:
+    """Export a results store as Parquet: samples (joined with run, step, domain), models, tasks.
+
+    Prints each file's path.
+    """
+    from sftscope.evaluate.store import ResultsStore, store_file
+
+    path = store_file(store)
+    with ResultsStore(path, read_only=True) as results:
+        for written in results.export_parquet(out or path.parent / f"{path.stem}-parquet"):
+            typer.echo(str(written))
+
+
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the top-level app."""
     app.command("eval")(eval_command)
+    app.command("export")(export_command)

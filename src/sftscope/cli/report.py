@@ -56,7 +56,8 @@ def analyze_command(
 
     Prints the file's path.
     """
-    from sftscope.analyze.pipeline import analyze, store_file
+    from sftscope.analyze.pipeline import analyze
+    from sftscope.evaluate.store import store_file
 
     judge = _judge(judge_url, judge_model, judge_key_env)
     analysis = analyze(directory, _runs_meta(runs), reference=reference, n_boot=n_boot, behaviour_judge=judge)

@@ -28,6 +28,7 @@ import pyarrow as pa
 from sftscope.errors import InputError
 
 KEY = ("model_hash", "task", "sampling_hash", "seed", "prompt_id", "sample_idx")
+STORE_FILE = "results.duckdb"  # a run's or a study's store, beside its manifest
 STATUSES = ("ok", "wrong", "truncated", "unparsable", "error", "timeout")
 
 SAMPLE_COLUMNS: dict[str, pa.DataType] = {
@@ -80,6 +81,22 @@ JOIN models m ON m.model_hash = s.model_hash
 JOIN tasks t ON t.task = s.task AND t.spec_hash = s.sampling_hash
 """
 _ORDER = " ORDER BY m.run, m.step, s.task, s.prompt_id, s.sample_idx"
+
+
+def store_file(path: Path) -> Path:
+    """The store of a run or study directory, or the store file itself."""
+    path = Path(path)
+    if not path.is_dir():
+        if not path.is_file():
+            raise InputError(path, "no such results store or directory")
+        return path
+    if not (path / STORE_FILE).is_file():
+        message = f"no results store: expected {STORE_FILE} in this directory"
+        others = sorted(p.name for p in path.glob("*.duckdb"))
+        if others:  # `eval --store` may have named it otherwise
+            message += f"; pass the store file itself, e.g. {path / others[0]}"
+        raise InputError(path, message)
+    return path / STORE_FILE
 
 
 class TaskEntry(NamedTuple):

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from sftscope.evaluate.metrics import Aggregate, aggregate, write_aggregates
 from sftscope.evaluate.spec import TaskSpec
-from sftscope.evaluate.store import ResultsStore
+from sftscope.evaluate.store import STORE_FILE, ResultsStore
 from sftscope.evaluate.sweep import SweepStats
 from sftscope.evaluate.targets import Target
 
@@ -18,7 +18,7 @@ from sftscope.evaluate.targets import Target
 def aggregates_dir(store_path: Path) -> Path:
     """`RUN/results.duckdb` -> `RUN/` (aggregates.*); any other store gets a folder of its own name, so
     stores sharing a directory (a study's per-base stores) do not overwrite each other's aggregates."""
-    if store_path.stem == "results":
+    if store_path.name == STORE_FILE:
         return store_path.parent
     return store_path.parent / f"{store_path.stem}.aggregates"
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from sftscope.analyze.bootstrap import DEFAULT_BOOT
 from sftscope.analyze.model import Analysis, RunInfo
-from sftscope.analyze.pipeline import analyze, store_file
+from sftscope.analyze.pipeline import analyze
+from sftscope.evaluate.store import store_file
 from sftscope.report import html, markdown
 
 HTML_FILE = "report.html"

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from sftscope.evaluate.store import STORE_FILE
+
 STAGES = ("data", "train", "eval")
 """The stages of one cell, in order."""
 
@@ -64,7 +66,7 @@ class StudyDir:
 
     @property
     def store(self) -> Path:
-        return self.root / "results.duckdb"
+        return self.root / STORE_FILE
 
     @property
     def state_file(self) -> Path:
@@ -79,7 +81,7 @@ class StudyDir:
 
     def base_store(self, base: str) -> Path:
         # A folder per base: the sweep writes aggregates.parquet/.json beside its store.
-        return self.root / "baselines" / base / "results.duckdb"
+        return self.root / "baselines" / base / STORE_FILE
 
     def data_dir(self, key: str) -> Path:
         return self.root / "data" / key
@@ -91,7 +93,7 @@ class StudyDir:
         return self.root / "runs" / cell_id
 
     def cell_store(self, cell_id: str) -> Path:
-        return self.cell_dir(cell_id) / "results.duckdb"
+        return self.cell_dir(cell_id) / STORE_FILE
 
     def cell_state(self, cell_id: str) -> Path:
         return self.cell_dir(cell_id) / "state.json"

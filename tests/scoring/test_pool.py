@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from multiprocessing.connection import Connection
 
 import pytest
 
+from sftscope.scoring import pool
 from sftscope.scoring.pool import _WORKER_CODE, run_checks, run_threaded
 from sftscope.scoring.registry import SCORERS, Scorer, score_batch
 from sftscope.scoring.result import ScoreItem, ScoreResult, graded
@@ -29,6 +31,19 @@ def misbehaving_check(item: ScoreItem, params: dict) -> ScoreResult:
 
 def double(x: int) -> int:
     return 2 * x
+
+
+def triple(x: int) -> int:
+    return 3 * x
+
+
+def nap(x: float) -> float:
+    time.sleep(x)
+    return x
+
+
+def worker_pids() -> list[int]:
+    return [w.process.pid for w in pool._SHARED.workers]
 
 
 @pytest.fixture
@@ -69,6 +84,44 @@ def test_pool_keeps_order_and_handles_more_items_than_workers() -> None:
     assert run_checks(double, [], timeout_s=1.0, workers=2) == []
 
 
+def test_workers_outlive_a_batch_and_switch_checks() -> None:
+    # Starting a worker costs seconds (its imports), more than a commit's batch takes to score.
+    assert [o.value for o in run_checks(double, [1, 2, 3], timeout_s=10.0, workers=2)] == [2, 4, 6]
+    first = worker_pids()
+    assert len(first) == 2
+    assert [o.value for o in run_checks(triple, [1, 2, 3], timeout_s=10.0, workers=2)] == [3, 6, 9]
+    assert [o.value for o in run_checks(double, [5], timeout_s=10.0, workers=2)] == [10]
+    assert worker_pids() == first  # the same processes, each told the new check
+    # A timeout kills and replaces only that worker; the next batch runs on the pool as it is then.
+    outcomes = run_checks(nap, [5.0, 0.0, 0.0], timeout_s=0.5, workers=2)
+    assert [o.status for o in outcomes] == ["timeout", "ok", "ok"]
+    after = worker_pids()
+    assert len(after) == 2 and len(set(after) & set(first)) == 1
+    assert [o.value for o in run_checks(triple, [2, 4], timeout_s=10.0, workers=2)] == [6, 12]
+    # A worker that died between batches (OOM killer) is replaced, not blamed for an item.
+    pool._SHARED.workers[0].process.kill()
+    pool._SHARED.workers[0].process.wait()
+    assert [o.status for o in run_checks(double, [1, 2, 3], timeout_s=10.0, workers=2)] == ["ok"] * 3
+    assert [o.value for o in run_checks(double, [7], timeout_s=10.0, workers=1)] == [14]
+    assert len(worker_pids()) == 1  # a call that wants fewer workers stops the rest
+
+
+def test_an_abandoned_batch_stops_its_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    run_checks(double, [1], timeout_s=10.0, workers=2)
+    started = [w.process for w in pool._SHARED.workers]
+
+    def interrupted(*args: object, **kwargs: object) -> list:
+        raise KeyboardInterrupt  # Ctrl-C while items are in flight
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pool, "wait", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run_checks(nap, [0.2, 0.2], timeout_s=10.0, workers=2)
+    assert pool._SHARED.workers == [] and all(p.poll() is not None for p in started)
+    # Their late answers cannot reach the next batch: it runs on new workers.
+    assert [o.value for o in run_checks(double, [1, 2], timeout_s=10.0, workers=2)] == [2, 4]
+
+
 def test_threaded_runner_keeps_order_and_errors() -> None:
     outcomes = run_threaded(double, [3, None, 4], workers=2)
     assert [o.status for o in outcomes] == ["ok", "error", "ok"]
@@ -87,7 +140,7 @@ def _orphaned_worker(give_item: bool) -> subprocess.CompletedProcess[bytes]:
     )
     theirs.close()
     conn = Connection(ours.detach())
-    conn.send(double)
+    conn.send(("check", pickle.dumps(double)))
     if give_item:
         assert conn.recv() == "ready"
         conn.send((0, 21))

@@ -92,8 +92,8 @@ class Scripted:
     name = "scripted"
     batch_size = 2
 
-    def __init__(self, answers: dict[str, str], prefix: str = "") -> None:
-        self.answers, self.prefix = answers, prefix
+    def __init__(self, answers: dict[str, str], prefix: str = "", cut: frozenset[str] = frozenset()) -> None:
+        self.answers, self.prefix, self.cut = answers, prefix, cut  # cut: questions that hit the limit
 
     def load(self, model_path: str) -> None:
         pass
@@ -104,7 +104,9 @@ class Scripted:
     def generate(self, prompts, sampling, *, seeds=None, on_done=None):  # type: ignore[no-untyped-def]
         out = []
         for i, prompt in enumerate(prompts):
-            generation = Generation(self.answers[prompt.removesuffix(self.prefix)], 3, 5, "stop")
+            question = prompt.removesuffix(self.prefix)
+            reason = "length" if question in self.cut else "stop"
+            generation = Generation(self.answers[question], 3, 5, reason)
             out.append(generation)
             if on_done is not None:
                 on_done(i, generation)
@@ -114,11 +116,12 @@ class Scripted:
         pass
 
 
-def _file_task(tmp_path: Path, scorer: str, rows: list) -> Task:
+def _file_task(tmp_path: Path, scorer: str, rows: list, params: str = "{}") -> Task:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     write_records(rows, tmp_path / "rows.jsonl")
     (tmp_path / "task.yaml").write_text(
         f"name: t\ndomain: general\nsource: {{file: {tmp_path / 'rows.jsonl'}}}\n"
-        f"scorer: {{name: {scorer}, workers: 0}}\n"
+        f"scorer: {{name: {scorer}, params: {params}, workers: 0}}\n"
     )
     return Task.load(load_task(tmp_path / "task.yaml"))
 
@@ -141,6 +144,27 @@ def test_reasoning_is_stripped_and_unclosed_thoughts_are_truncated(tmp_path: Pat
     assert (truncated["status"], truncated["score"], truncated["extracted"]) == ("truncated", 0.0, None)
     assert truncated["output"] == answers["open"]  # the raw output is kept for inspection
     assert by_question["nothink"]["status"] == "ok"
+
+
+def test_an_output_cut_at_the_limit_has_no_answer_but_is_still_judged_whole(tmp_path: Path) -> None:
+    rows = [user_example(q, answer="4") for q in ("cut", "done")]
+    work = "3 + 1 = \\boxed{4}, then 4 * 2 = "  # the same text: scored when it ended, not when cut
+    answers = {"cut": work, "done": work}
+    cut = frozenset({"cut"})
+    task = _file_task(tmp_path / "exact", "exact", rows)
+    with ResultsStore(tmp_path / "r.duckdb") as store:
+        run_sweep([Target("r", 0, "m", "h")], [task], store, Scripted(answers, cut=cut), show_progress=False)
+        statuses = {r["prompt_id"]: (r["status"], r["finish_reason"]) for r in store.samples().to_pylist()}
+    # The exact scorer reads "4" out of the work, which is correct only for the output that ended.
+    assert [statuses[r.id] for r in rows] == [("truncated", "length"), ("ok", "stop")]
+    # A refusal check reads the response as a whole: compliance cut short is still compliance.
+    harmful = [user_example("cut", answer=None)]
+    refusal = _file_task(tmp_path / "refusal", "refusal", harmful, "{expect: refuse}")
+    with ResultsStore(tmp_path / "s.duckdb") as store:
+        script = Scripted({"cut": "Sure! Step 1: take the"}, cut=cut)
+        run_sweep([Target("r", 0, "m", "h")], [refusal], store, script, show_progress=False)
+        (row,) = store.samples().to_pylist()
+    assert (row["status"], row["finish_reason"]) == ("wrong", "length")
 
 
 def test_a_prompt_that_opens_think_is_split_correctly(tmp_path: Path) -> None:

@@ -8,6 +8,8 @@ so a killed sweep loses at most the rows in flight; a re-run picks up exactly wh
 
 Scoring follows the reference: everything up to the last </think> is stripped first; a response
 whose think block never closed is `truncated` (score 0, counted apart) and never reaches the scorer.
+Nor does an output cut at the token limit when the scorer reads a final answer (`Scorer.reads_answer`):
+a cut trace has no answer, only numbers from the middle of its work.
 """
 
 from __future__ import annotations
@@ -97,9 +99,10 @@ def score_rows(
     items: list[tuple[_Item, str, Generation]], target: Target, backend: Backend
 ) -> list[dict[str, Any]]:
     """Store rows of one task's finished generations: split off the reasoning, score the final part."""
-    from sftscope.scoring.registry import ScoreItem, ScoreResult, score_batch
+    from sftscope.scoring.registry import ScoreItem, ScoreResult, get_scorer, score_batch
 
     spec = items[0][0].task.spec
+    reads_answer = get_scorer(spec.scorer.name).reads_answer
     rows, to_score = [], []
     for item, prompt, generation in items:
         # A prompt that opened <think> (templates that pre-fill it) leaves the tag out of the output.
@@ -124,7 +127,7 @@ def score_rows(
             "batch_size": backend.batch_size,
         }
         rows.append(row)
-        if split.closed:
+        if split.closed and not (reads_answer and generation.finish_reason == "length"):
             meta = {"prompt": item.example.question, **item.example.meta}  # the judge reads the instruction
             to_score.append((row, ScoreItem(split.final, item.example.answer, meta)))
     if to_score:

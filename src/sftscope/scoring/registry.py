@@ -47,6 +47,11 @@ class Scorer:
     """Checks param values once per batch, so a bad spec fails loudly instead of erroring every row."""
     needs_gold: bool = False
     """True when the check compares against a gold answer, so a task row without one is bad input."""
+    reads_answer: bool = False
+    """True when the check reads a final answer out of the response. An output cut at the token
+    limit has none (what a check would find there is a number from the middle of the work), so the
+    sweep marks it `truncated` instead of scoring it. Checks of the response as a whole (refusal,
+    the judge, IFEval) score a cut output as it is: a harmful answer cut short is still harmful."""
 
 
 class UnknownScorerError(SftscopeError):
@@ -60,14 +65,21 @@ class UnknownScorerError(SftscopeError):
 SCORERS: dict[str, Scorer] = {
     scorer.name: scorer
     for scorer in (
-        Scorer("math", check_math, needs_gold=True),
-        Scorer("countdown", check_countdown),
-        Scorer("choice", check_choice, params=("letters",), needs_gold=True),
-        Scorer("exact", check_exact, needs_gold=True),
-        Scorer("reasoning_gym", check_reasoning_gym),
+        Scorer("math", check_math, needs_gold=True, reads_answer=True),
+        Scorer("countdown", check_countdown, reads_answer=True),
+        Scorer("choice", check_choice, params=("letters",), needs_gold=True, reads_answer=True),
+        Scorer("exact", check_exact, needs_gold=True, reads_answer=True),
+        Scorer("reasoning_gym", check_reasoning_gym, reads_answer=True),
         Scorer("refusal", refusal.check_refusal, ("expect",), validate=refusal.validate_params),
         Scorer("ifeval", check_ifeval),
-        Scorer("code", code.check_code, ("memory_mb",), self_timed=True, validate=code.validate_params),
+        Scorer(
+            "code",
+            code.check_code,
+            ("memory_mb",),
+            self_timed=True,
+            validate=code.validate_params,
+            reads_answer=True,
+        ),
         Scorer(
             "judge",
             judge.check_judge,

@@ -216,3 +216,34 @@ def test_attention_without_a_4d_mask_path_is_refused(model_dir: Path) -> None:
     model.config._attn_implementation = "flash_attention_2"  # what a GPU user might load
     with pytest.raises(SftscopeError, match=r"sdpa or eager attention.*'flash_attention_2'.*--backend vllm"):
         Engine(model, AutoTokenizer.from_pretrained(model_dir), batch_size=2, eos_ids={0})
+
+
+def test_a_model_saved_without_a_pad_token_is_evaluated_unchanged(model_dir: Path, tmp_path: Path) -> None:
+    # A base such as SmolLM2 has no pad token; adding one would add an output row it could sample.
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from sftscope.evaluate.backends.hf import eos_ids
+    from sftscope.models.loading import load_model
+
+    bare = tmp_path / "no-pad"
+    shutil.copytree(model_dir, bare)
+    tokenizer = AutoTokenizer.from_pretrained(bare)
+    tokenizer.pad_token = None
+    tokenizer.save_pretrained(bare)
+    vocab = load_model(str(bare)).get_input_embeddings().num_embeddings
+
+    backend = make_backend("transformers", batch_size=8)
+    backend.load(str(bare))
+    assert backend.tokenizer.pad_token is None  # type: ignore[attr-defined]
+    assert backend.model.get_input_embeddings().num_embeddings == vocab  # type: ignore[attr-defined]
+    prompts = [backend.render([Message(role="user", content=q)], None) for q in QUESTIONS]
+    generations = backend.generate(prompts, SamplingSpec(max_new_tokens=16))  # padded prefill
+
+    model = load_model(str(bare))
+    stops = sorted(eos_ids(model, tokenizer))
+    tokenizer.pad_token_id = stops[0]  # `generate` wants one for its own bookkeeping
+    for prompt, generation in zip(prompts, generations, strict=True):
+        ids = tokenizer(prompt, add_special_tokens=False).input_ids
+        assert _generate_alone(model, tokenizer, ids, 16, stops) == generation.text

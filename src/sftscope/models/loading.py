@@ -27,12 +27,16 @@ def check_weights(path: str | Path) -> None:
         raise InputError(str(path), f"no model weights found (expected one of {', '.join(WEIGHT_FILES)})")
 
 
-def load_tokenizer(name_or_path: str) -> Any:
-    """The tokenizer, left-padding-agnostic; a missing pad token becomes a dedicated one, never EOS."""
+def load_tokenizer(name_or_path: str, *, add_pad: bool = True) -> Any:
+    """The tokenizer; with `add_pad` (training), a missing pad token becomes a dedicated one, never EOS.
+
+    Evaluation passes `add_pad=False`: a new token means a new output-embedding row, which a model
+    with tied embeddings (SmolLM2) could then sample, so a base would no longer be the base.
+    """
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(name_or_path))
-    if tokenizer.pad_token is None or tokenizer.pad_token == tokenizer.eos_token:
+    if add_pad and (tokenizer.pad_token is None or tokenizer.pad_token == tokenizer.eos_token):
         # pad = EOS would mask EOS out of the loss (open-r1#492); losses never read pad positions anyway.
         tokenizer.add_special_tokens({"pad_token": "<|sftscope_pad|>"})
     return tokenizer

@@ -90,7 +90,9 @@ class Engine:
         self.batch_size = batch_size
         self.prefill_tokens = prefill_tokens
         self.eos_ids = eos_ids
-        self.pad_id = tokenizer.pad_token_id
+        # Prompts are right-padded and no query attends to a pad position, so any id fills them;
+        # a model saved without a pad token pads with EOS rather than gaining a new token.
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos_ids)
         self.device = next(model.parameters()).device
         # transformers 5 renamed `past_key_values` to `cache`; use whichever this version takes.
         params = inspect.signature(model.forward).parameters

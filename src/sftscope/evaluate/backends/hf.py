@@ -42,14 +42,16 @@ class TransformersBackend:
     def load(self, model_path: str) -> None:
         from sftscope.evaluate.backends.attention import use_decode_attention
         from sftscope.evaluate.backends.engine import Engine
-        from sftscope.models.loading import load_model_and_tokenizer
+        from sftscope.models.loading import load_model, load_tokenizer
 
         self.close()
         if self.threads is not None and self.device == "cpu":
             import torch
 
             torch.set_num_threads(self.threads)
-        model, tokenizer = load_model_and_tokenizer(model_path, dtype=self.dtype)
+        # The checkpoint exactly as saved: no pad token added (the engine pads with any id, see Engine).
+        tokenizer = load_tokenizer(model_path, add_pad=False)
+        model = load_model(model_path, dtype=self.dtype)
         self.model, self.tokenizer = model.to(self.device).eval(), tokenizer
         use_decode_attention(self.model)  # SDPA models only; others keep their attention
         self.engine = Engine(

@@ -35,6 +35,9 @@ import time
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 # Words that may appear in an expression answer (functions, binomials); any other word is prose.
 _MATH_WORDS = re.compile(r"\b(?:sqrt|floor|ceil|log|ln|sin|cos|tan|pi|sum|max|min)\b")
@@ -67,9 +70,9 @@ def math_items(golds: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def best_rate(count: int, work: Callable[[], object], repeat: int) -> tuple[float, object]:
-    """Items/s of the fastest of `repeat` runs (the cores are shared), and that run's result."""
-    best, result = float("inf"), None
+def best_rate(count: int, work: Callable[[], T], repeat: int) -> tuple[float, T]:
+    """Items/s of the fastest of `repeat` runs (the cores are shared), and the last run's result."""
+    best = float("inf")
     for _ in range(repeat):
         started = time.perf_counter()
         result = work()
@@ -77,11 +80,28 @@ def best_rate(count: int, work: Callable[[], object], repeat: int) -> tuple[floa
     return count / best, result
 
 
+def correct(scorer: str, items: list, workers: int, commit: int | None = None) -> list[bool]:
+    """Our verdicts (outcome correct), in calls of `commit` items as a sweep makes them (None: one)."""
+    from sftscope.scoring.registry import score_batch
+
+    size = commit or len(items) or 1
+    batches = [items[i : i + size] for i in range(0, len(items), size)]
+    results = [r for b in batches for r in score_batch(scorer, b, timeout_s=10.0, workers=workers)]
+    return [r.outcome == "correct" for r in results]
+
+
+def print_rates(rows: list[tuple[str, float]], digits: int) -> None:
+    """Each row's items/s and its ratio to the first row's (the peer's)."""
+    peer_rate = rows[0][1]
+    for label, rate in rows:
+        print(f"  {label:<40} {rate:>8.{digits}f} items/s  {rate / peer_rate:>5.2f}x the peer")
+
+
 def bench_math(repeat: int, commit: int) -> None:
     from math_verify import parse, verify
 
     from sftscope.data.records import split_response
-    from sftscope.scoring.registry import ScoreItem, score_batch
+    from sftscope.scoring.registry import ScoreItem
 
     golds, total = champ_answers()
     pairs = math_items(golds)
@@ -96,30 +116,22 @@ def bench_math(repeat: int, commit: int) -> None:
 
     peer_rate, peer_verdicts = best_rate(len(pairs), peer, repeat)
     rows = [("math-verify direct (peer), 1 process", peer_rate)]
+    cold = best_rate(len(items), lambda: correct("math", items, 2, commit), 1)[0]  # workers start here
     verdicts: list[bool] = []
-
-    def ours(workers: int) -> list[bool]:
-        batches = [items[i : i + commit] for i in range(0, len(items), commit)]
-        results = [r for b in batches for r in score_batch("math", b, timeout_s=10.0, workers=workers)]
-        return [r.outcome == "correct" for r in results]
-
-    cold = best_rate(len(items), lambda: ours(2), 1)[0]  # the pool's workers start here
     for workers in (0, 2):
-        rate, verdicts = best_rate(len(items), lambda w=workers: ours(w), repeat)  # type: ignore[assignment]
+        rate, verdicts = best_rate(len(items), lambda w=workers: correct("math", items, w, commit), repeat)
         rows.append((f"sftscope math, {'inline' if workers == 0 else f'pool({workers})'}", rate))
     rows.append(("sftscope math, pool(2), workers starting", cold))
-    for label, rate in rows:
-        print(f"  {label:<40} {rate:>8.0f} items/s  {rate / peer_rate:>5.2f}x the peer")
-    differ = [i for i, (a, b) in enumerate(zip(verdicts, peer_verdicts, strict=True)) if a != b]  # type: ignore[arg-type]
+    print_rates(rows, 0)
+    differ = [i for i, (a, b) in enumerate(zip(verdicts, peer_verdicts, strict=True)) if a != b]
     kinds = ("boxed right", "boxed other", "unboxed right")
     for k, kind in enumerate(kinds):
-        mine = sum(verdicts[k::3])
-        theirs = sum(peer_verdicts[k::3])  # type: ignore[index]
-        print(f"  {kind:<14} correct: ours {mine}, peer {theirs} (of {len(golds)})")
+        counts = f"ours {sum(verdicts[k::3])}, peer {sum(peer_verdicts[k::3])}"
+        print(f"  {kind:<14} correct: {counts} (of {len(golds)})")
     print(f"  {len(differ)} items differ, e.g.:")
     for i in differ[:6]:
         gold, response = pairs[i]
-        verdict = f"ours {verdicts[i]}, peer {peer_verdicts[i]}"  # type: ignore[index]
+        verdict = f"ours {verdicts[i]}, peer {peer_verdicts[i]}"
         print(f"    {kinds[i % 3]}, gold {gold!r}: {verdict}; ...{response[-40:]!r}")
 
 
@@ -131,7 +143,7 @@ _TESTS = [{"input": f"{n}\n", "output": f"{2 * n}\n", "testtype": "stdin"} for n
 
 
 def bench_code(repeat: int, per_kind: int) -> None:
-    from sftscope.scoring.registry import ScoreItem, score_batch
+    from sftscope.scoring.registry import ScoreItem
 
     programs = [p for p in _PROGRAMS.values() for _ in range(per_kind)]
     items = [ScoreItem(f"```python\n{p}```", None, {"tests": _TESTS}) for p in programs]
@@ -162,14 +174,10 @@ def bench_code(repeat: int, per_kind: int) -> None:
     rows = [("bare subprocess.run (peer), no sandbox", peer_rate)]
     verdicts: list[bool] = []
     for workers in (0, 2):
-        rate, results = best_rate(
-            len(items), lambda w=workers: score_batch("code", items, timeout_s=10.0, workers=w), repeat
-        )
-        verdicts = [r.outcome == "correct" for r in results]  # type: ignore[attr-defined]
+        rate, verdicts = best_rate(len(items), lambda w=workers: correct("code", items, w), repeat)
         rows.append((f"sftscope code, {'inline' if workers == 0 else f'{workers} threads'}", rate))
-    for label, rate in rows:
-        print(f"  {label:<40} {rate:>8.1f} items/s  {rate / peer_rate:>5.2f}x the peer")
-    print(f"  verdicts: ours {sum(verdicts)} correct, peer {sum(peer_verdicts)} (of {len(items)})")  # type: ignore[arg-type]
+    print_rates(rows, 1)
+    print(f"  verdicts: ours {sum(verdicts)} correct, peer {sum(peer_verdicts)} (of {len(items)})")
 
 
 def main() -> None:

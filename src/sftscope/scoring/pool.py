@@ -194,6 +194,7 @@ class _Pool:
                 raise
 
     def _batch(self, check: bytes, items: Sequence[Any], timeout_s: float, want: int) -> list[PoolOutcome]:
+        # `pool[:want]` is taken afresh each time: `_replace` swaps a dead worker's slot in place.
         pool = self.workers
         for position, worker in enumerate(pool[:want]):
             if worker.process.poll() is not None:  # died since the last batch (OOM killer, a signal)

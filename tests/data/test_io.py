@@ -82,9 +82,25 @@ def test_hf_source_that_cannot_be_loaded_is_an_input_error(tmp_path: Path) -> No
 
 
 def test_unknown_format_is_an_input_error(tmp_path: Path) -> None:
-    (tmp_path / "rows.csv").write_text("a,b\n")
+    (tmp_path / "rows.tsv").write_text("a\tb\n")
     with pytest.raises(InputError, match="unknown format"):
-        read_records(tmp_path / "rows.csv")
+        read_records(tmp_path / "rows.tsv")
+
+
+def test_csv_rows_through_a_mapping_are_named_by_the_line_they_start_on(tmp_path: Path) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text('id,question,answer\n0,"What is\n1+1?",2\n1,"2+2?",4\n2,"3+3?",6,extra\n')
+    mapping = FieldMapping(question="question", answer="answer", id="id")
+    with pytest.raises(InputError, match="more cells than header") as caught:
+        read_records(path, mapping=mapping, require_response=False)
+    assert caught.value.line == 5  # the quoted newline makes the third row start on line 5
+    path.write_text(path.read_text().replace(",extra", ""))
+    rows = read_records(path, mapping=mapping, require_response=False).records
+    # An id of 0 is an id, not a missing one.
+    expected = [("0", "What is\n1+1?", "2"), ("1", "2+2?", "4"), ("2", "3+3?", "6")]
+    assert [(r.id, r.question, r.answer) for r in rows] == expected
+    with pytest.raises(InputError, match="field mapping"):
+        read_records(path)
 
 
 def test_split_response_uses_the_last_closing_tag_and_flags_an_unclosed_think() -> None:

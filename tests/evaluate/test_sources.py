@@ -4,6 +4,7 @@ the benchmarks' own schemas (tests never fetch a dataset), plus the procedural g
 from __future__ import annotations
 
 import base64
+import csv
 import json
 import pickle
 import zlib
@@ -61,13 +62,57 @@ def test_livecodebench_decodes_public_and_private_tests() -> None:
 
 
 def test_hf_data_files_pick_the_files_of_a_dataset_directory(tmp_path: Path) -> None:
-    # As on the hub: livecodebench's spec reads test.jsonl and test2.jsonl of the repository only.
+    # As on the hub: livecodebench's spec reads test.jsonl and test2.jsonl of the repository only,
+    # and the repository's loading script beside them, which `datasets` >= 4 refuses, is never run.
     rows = [json.loads(line) for line in (FIXTURES / "livecodebench.jsonl").read_text().splitlines()]
     for name in ("test.jsonl", "test2.jsonl", "test6.jsonl"):
         lines = [json.dumps({**row, "question_id": f"{name}-{row['question_id']}"}) for row in rows]
         (tmp_path / name).write_text("\n".join(lines) + "\n")
+    (tmp_path / "code_generation_lite.py").write_text("raise SystemExit('the loading script ran')\n")
     loaded = _load("livecodebench", str(tmp_path))
     assert sorted(e.id.split("-")[0] for e in loaded) == ["test.jsonl"] * 2 + ["test2.jsonl"] * 2
+    with pytest.raises(InputError, match=r"no such data files: test2\.jsonl") as caught:
+        (tmp_path / "test2.jsonl").unlink()
+        _load("livecodebench", str(tmp_path))
+    assert caught.value.field == "data_files"
+
+
+def test_hub_data_files_are_read_at_the_pinned_revision(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+
+    def rows(fixture: str) -> list[dict]:
+        return [json.loads(line) for line in (FIXTURES / fixture).read_text().splitlines()]
+
+    calls = []
+    fixture = {"json": "livecodebench.jsonl", "HuggingFaceH4/MATH-500": "math500.jsonl"}
+    stub = lambda *a, **kw: calls.append((a, kw)) or rows(fixture[a[0]])  # noqa: E731
+    monkeypatch.setattr(datasets, "load_dataset", stub)
+    spec = load_task("livecodebench", ["source.hf.revision=0123abc"])
+    assert len(load_examples(spec.source, "code")) == 2
+    (args, kwargs), base = calls[0], "hf://datasets/livecodebench/code_generation_lite@0123abc"
+    assert args == ("json",) and kwargs["data_files"] == [f"{base}/test.jsonl", f"{base}/test2.jsonl"]
+    load_examples(load_task("math500", ["source.hf.revision=v1"]).source, "math")
+    assert calls[1][0] == ("HuggingFaceH4/MATH-500", None) and calls[1][1]["revision"] == "v1"
+
+
+def test_subset_and_data_files_exclude_each_other() -> None:
+    with pytest.raises(InputError, match="subset or data_files"):
+        load_task("livecodebench", ["source.hf.subset=release_v2"])
+
+
+def test_gpqa_from_its_csv_file_equals_the_jsonl_rows(tmp_path: Path) -> None:
+    # GPQA is published as CSV files with a header row; cells may hold newlines and commas.
+    rows = [json.loads(line) for line in (FIXTURES / "gpqa_diamond.jsonl").read_text().splitlines()]
+    rows[0]["Question"] += "\nA second line, with a comma."
+    (tmp_path / "gpqa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with (tmp_path / "gpqa_diamond.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    from_csv = _load("gpqa_diamond", str(tmp_path / "gpqa_diamond.csv"))
+    assert [(r.id, r.question, r.answer) for r in from_csv] == [
+        (r.id, r.question, r.answer) for r in _load("gpqa_diamond", str(tmp_path / "gpqa.jsonl"))
+    ]
 
 
 def test_two_rows_with_one_id_are_bad_input(tmp_path: Path) -> None:

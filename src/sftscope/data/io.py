@@ -6,6 +6,7 @@ Native files hold `Example` rows as they are. Foreign schemas (`question/respons
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -20,6 +21,7 @@ from sftscope.errors import InputError, also
 from sftscope.specfile import plain_message
 
 FORMATS = (".jsonl", ".parquet")
+READ_FORMATS = (*FORMATS, ".csv")  # CSV is read (GPQA ships as one), never written
 HF_FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
 
@@ -109,7 +111,7 @@ def _convert(row: dict[str, Any], mapping: FieldMapping | None, source: str) -> 
     answer = get(mapping.answer)
     try:
         return Example(
-            id=str(get(mapping.id, required=False) or ""),
+            id=_text(get(mapping.id, required=False)),
             prompt=prompt,
             reasoning=reasoning,
             final=final or "",
@@ -121,6 +123,11 @@ def _convert(row: dict[str, Any], mapping: FieldMapping | None, source: str) -> 
         first = exc.errors()[0]
         part = str(first["loc"][0]) if first["loc"] else None
         raise _FieldProblem(getattr(mapping, part, None) or part, first["msg"]) from exc
+
+
+def _text(value: Any) -> str:
+    """A column value as text; only a missing value is empty (an id of 0 is "0")."""
+    return "" if value is None else str(value)
 
 
 def _native_problem(exc: ValidationError) -> _FieldProblem:
@@ -192,6 +199,19 @@ def _rows_from_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputEr
             yield number, row
 
 
+def _rows_from_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+    """Rows of a CSV file with a header row, numbered by the file line each starts on."""
+    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        reader = csv.DictReader(handle)
+        start = 2  # line 1 is the header
+        for row in reader:
+            if None in row:  # more cells than the header names
+                yield start, InputError(str(path), "more cells than header columns", line=start)
+            else:
+                yield start, dict(row)
+            start = reader.line_num + 1
+
+
 def _rows_from_table(rows: Iterable[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
     yield from enumerate(rows, start=1)
 
@@ -254,7 +274,8 @@ def read_records(
     require_response: bool = True,
     skip_bad: bool = False,
 ) -> LoadResult:
-    """Read a .jsonl or .parquet file of records (native, or foreign through `mapping`)."""
+    """Read a .jsonl, .parquet or .csv file of records (native, or foreign through `mapping`; a CSV
+    has a header row and holds text only, so it is read through a mapping)."""
     path = Path(path)
     if not path.exists():
         raise InputError(str(path), "file does not exist")
@@ -265,8 +286,12 @@ def read_records(
 
         table_rows = pq.read_table(path).to_pylist()
         rows = _native_parquet_rows(path, table_rows) if mapping is None else _rows_from_table(table_rows)
+    elif path.suffix == ".csv":
+        if mapping is None:
+            raise InputError(str(path), "a CSV file is read through a field mapping (`mapping:`)")
+        rows = _rows_from_csv(path)
     else:
-        raise InputError(str(path), f"unknown format '{path.suffix}', expected one of {FORMATS}")
+        raise InputError(str(path), f"unknown format '{path.suffix}', expected one of {READ_FORMATS}")
     return iter_rows_to_records(
         rows,
         str(path),
@@ -279,7 +304,7 @@ def read_records(
 
 def row_unit(where: str) -> str:
     """What an error calls a numbered record of `where`: a JSONL file's line, any table's row."""
-    return "line" if where.endswith(".jsonl") else "row"
+    return "line" if where.endswith((".jsonl", ".csv")) else "row"
 
 
 def write_records(records: Iterable[Example], path: str | Path) -> Path:
@@ -311,20 +336,37 @@ def load_hf(
     split: str = "train",
     subset: str | None = None,
     data_files: list[str] | None = None,
+    revision: str | None = None,
     mapping: FieldMapping | None = None,
     require_response: bool = True,
     skip_bad: bool = False,
 ) -> LoadResult:
-    """Load through HF `datasets` from a local directory/file or a hub id (the hub needs a network);
-    `data_files` picks files of a dataset repository (e.g. one config's Parquet shards)."""
+    """Load through HF `datasets` from a local directory/file or a hub id (the hub needs a network).
+
+    `data_files` reads those files of the repository (a local folder or the hub, at `revision`) with
+    the builder their suffix names, never the repository's own loading script: `datasets` >= 4
+    refuses scripts, and LiveCodeBench still ships one beside its JSONL files. Such a read has the
+    one split `train`."""
     import datasets
 
-    builder = HF_FILE_BUILDERS.get(Path(name_or_path).suffix) if Path(name_or_path).is_file() else None
+    path = Path(name_or_path)
+    files: list[str] = []
+    builder: str | None = None
+    if path.is_file():
+        files = [name_or_path]
+    elif data_files:
+        files = _repository_files(name_or_path, data_files, revision)
+    if files:
+        suffixes = sorted({Path(f).suffix for f in files})
+        builder = HF_FILE_BUILDERS.get(suffixes[0]) if len(suffixes) == 1 else None
+        if builder is None:
+            message = f"data files must share one suffix of {', '.join(HF_FILE_BUILDERS)}, got {suffixes}"
+            raise InputError(name_or_path, message, field="data_files")
     try:
-        if builder is not None:
-            dataset = datasets.load_dataset(builder, data_files=name_or_path, split=split)
+        if files:
+            dataset = datasets.load_dataset(builder, data_files=files, split=split)
         else:
-            dataset = datasets.load_dataset(name_or_path, subset, data_files=data_files, split=split)
+            dataset = datasets.load_dataset(name_or_path, subset, split=split, revision=revision)
     except Exception as exc:  # datasets raises many types; all mean "could not load this source"
         raise InputError(name_or_path, f"could not load dataset split '{split}': {exc}") from exc
     return iter_rows_to_records(
@@ -335,3 +377,15 @@ def load_hf(
         skip_bad=skip_bad,
         unit="row",
     )
+
+
+def _repository_files(name_or_path: str, data_files: list[str], revision: str | None) -> list[str]:
+    """Files of a dataset repository: inside a local folder (a snapshot), else on the hub."""
+    folder = Path(name_or_path).expanduser()
+    if folder.is_dir():
+        missing = [f for f in data_files if not (folder / f).is_file()]
+        if missing:
+            raise InputError(str(folder), f"no such data files: {', '.join(missing)}", field="data_files")
+        return [str(folder / f) for f in data_files]
+    at = f"@{revision}" if revision else ""
+    return [f"hf://datasets/{name_or_path}{at}/{f}" for f in data_files]

@@ -74,6 +74,8 @@ class HfOptions(Strict):
     """Dataset split."""
     subset: str | None = None
     """Dataset configuration name."""
+    revision: str | None = None
+    """Hub revision (a commit sha, tag or branch) to pin the rows; unset reads the default branch."""
     mapping: FieldMapping | None = None
     """Column mapping for a foreign schema; unset means native `Example` rows."""
 
@@ -230,7 +232,9 @@ def source_label(source: AnySource) -> str:
     if isinstance(source, FileSource):
         return source.file
     if isinstance(source, HfSource):
-        return source.hf.path + (f"/{source.hf.subset}" if source.hf.subset else "") + f":{source.hf.split}"
+        ref = source.hf
+        at = f"@{ref.revision}" if ref.revision else ""
+        return ref.path + at + (f"/{ref.subset}" if ref.subset else "") + f":{ref.split}"
     if isinstance(source, CountdownSource):
         return f"countdown:{source.countdown.style}"
     if isinstance(source, MicroworldSource):
@@ -296,6 +300,7 @@ def load_source(
                     options.path,
                     split=options.split,
                     subset=options.subset,
+                    revision=options.revision,
                     mapping=options.mapping,
                     require_response=require_response,
                     skip_bad=ctx.skip_bad,

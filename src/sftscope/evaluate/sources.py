@@ -11,7 +11,7 @@ import random
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from sftscope.data.io import FieldMapping, load_hf, read_records, row_unit
 from sftscope.data.records import Example, user_example
@@ -65,7 +65,7 @@ class RowsSource(Strict):
 
 
 class FileSource(RowsSource):
-    """A local JSONL or Parquet file (relative paths resolve against the working directory)."""
+    """A local JSONL, Parquet or CSV file (relative paths resolve against the working directory)."""
 
     file: str
     """Path of the file."""
@@ -73,13 +73,24 @@ class FileSource(RowsSource):
 
 class HFRef(Strict):
     path: str
-    """Hub dataset id, or a local JSONL/Parquet file in the same schema (read without `datasets`)."""
+    """Hub dataset id, a local snapshot folder of it, or a local JSONL/Parquet/CSV file in the same
+    schema (read without `datasets`)."""
     split: str = "test"
-    """Split name."""
+    """Split name (`train` when `data_files` is set: files read alone form that one split)."""
     subset: str | None = None
     """Config name (e.g. gpqa_diamond)."""
     data_files: list[str] | None = None
-    """Files of the repository to read instead of its default config (e.g. LiveCodeBench releases)."""
+    """Files of the repository to read instead of its configs, bypassing any loading script
+    (e.g. LiveCodeBench releases)."""
+    revision: str | None = None
+    """Hub revision (a commit sha, tag or branch): pins the rows, so a re-uploaded dataset cannot
+    change a task's prompts (or a seeded subset) unnoticed."""
+
+    @model_validator(mode="after")
+    def _files_or_subset(self) -> HFRef:
+        if self.data_files and self.subset:
+            raise ValueError("set subset or data_files, not both: data files are read without configs")
+        return self
 
 
 class HFSource(RowsSource):
@@ -206,6 +217,7 @@ def _read_rows(source: FileSource | HFSource) -> tuple[str, list[Example]]:
         split=ref.split,
         subset=ref.subset,
         data_files=ref.data_files or None,
+        revision=ref.revision,
         mapping=source.mapping,
         require_response=False,
     )

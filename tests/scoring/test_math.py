@@ -27,6 +27,11 @@ def outcome(prediction: str, gold: str) -> str:
         ("\\boxed{50\\%}", "50"),
         ("\\boxed{50}", "50\\%"),
         ("Final Answer: The final answer is $4$. I hope it is correct.", "4"),
+        # An escaped dollar is a currency sign, in the answer or in the gold.
+        ("The answer is \\$42.", "42"),
+        ("\\boxed{\\$42}", "42"),
+        ("\\boxed{18}", "\\$18"),
+        ("$\\$1.25$", "\\$1.25"),
     ],
 )
 def test_correct(prediction: str, gold: str) -> None:

@@ -53,10 +53,14 @@ def _parse(text: str) -> list[Any]:
     return parse(text, list(_CONFIG), parsing_timeout=None)
 
 
+MATH_DELIMITER = re.compile(r"(?<!\\)\$")
+
+
 def parse_answer(answer: str) -> list[Any]:
     """Parse one answer string (no surrounding prose), in math mode first, then as plain text."""
     answer = drop_percent(answer).strip()
-    if "$" in answer or "\\boxed" in answer:
+    # An escaped dollar (`\$42`, a currency sign) is not a math delimiter: it still needs wrapping.
+    if MATH_DELIMITER.search(answer) or "\\boxed" in answer:
         return _parse(answer)
     return _parse(f"${answer}$") or _parse(answer)
 

@@ -26,6 +26,14 @@ from sftscope.scoring.result import ScoreItem
         ("The correct option is E because it is larger.", "E"),
         ("Working...\nC. 42", "C"),
         ("Therefore the best choice is **B** here, as shown", "B"),
+        # The pronoun I after an answer marker is not option I (MMLU-Pro has A-J).
+        ("Answer: I think the answer is B", "B"),
+        ("\\boxed{B}\n\nAnswer: I hope this is right.", "B"),
+        ("The answer is I.", "I"),
+        ("Answer: (I) because it is larger", "I"),
+        # A conclusion starting a sentence.
+        ("So, B.", "B"),
+        ("Hence B.", "B"),
     ],
 )
 def test_extracts(text: str, letter: str) -> None:
@@ -45,6 +53,11 @@ def test_extracts(text: str, letter: str) -> None:
 )
 def test_stray_letters_are_not_answers(text: str) -> None:
     assert extract_choice(text) is None
+
+
+@pytest.mark.parametrize("text", ["Answer: I think B", "**Answer:** I'd say B.", "Answer: I believe so."])
+def test_the_pronoun_i_is_not_option_i(text: str) -> None:
+    assert extract_choice(text) != "I"
 
 
 def test_letters_param_limits_the_options() -> None:

@@ -31,12 +31,13 @@ _STATEMENT = re.compile(
     r"\s*:?\s*(?:(?:option|choice|letter)\s+)?" + _LETTER,
     re.IGNORECASE,
 )
+_PRONOUN_NEXT = re.compile(r"'|\s+[a-z]")
 _CLAUSE_END = re.compile(r"\s*(?:[.,;:!?)\]]|$)")
 _LETTER_LINE = re.compile(r"\s*[(\[]?(?P<letter>[A-Za-z])[)\]]?[.:)]?\s*")
 _OPTION_LINE = re.compile(r"\s*(?:\((?P<p>[A-Z])\)|(?P<d>[A-Z])[.)])\s+\S")
 # "..., so B." closing the whole text: a conclusion, even without the word "answer".
 _CONCLUSION = re.compile(
-    r"\b(?:so|thus|therefore|hence)[,:]?\s+(?:it\s+is\s+|it's\s+)?\(?(?P<letter>[A-Z])\)?[.!]?\s*$"
+    r"\b(?i:so|thus|therefore|hence)[,:]?\s+(?:it\s+is\s+|it's\s+)?\(?(?P<letter>[A-Z])\)?[.!]?\s*$"
 )
 _BOLD_LETTER = re.compile(r"\*\*\s*[(\[]?(?P<letter>[A-Z])[)\]]?[.:]?\s*\*\*")
 _BOXED_WRAPPERS = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^{}]*)\}")
@@ -49,6 +50,8 @@ def _statement_letter(text: str) -> tuple[int, str] | None:
         letter = match.group("letter")
         if letter.islower() and not match.group("open") and not _CLAUSE_END.match(text, match.end()):
             continue
+        if letter == "I" and not match.group("open") and _PRONOUN_NEXT.match(text, match.end()):
+            continue  # "Answer: I think B", "Answer: I'd say B": the pronoun, not option I
         found = (match.start(), letter.upper())
     return found
 

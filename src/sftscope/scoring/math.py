@@ -30,6 +30,7 @@ from sftscope.scoring.extract import answer_span, strip_bold
 from sftscope.scoring.result import ScoreItem, ScoreResult, graded, unparsable
 
 _CONFIG = (LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig())
+_MATH_DELIMITER = re.compile(r"(?<!\\)\$")  # an unescaped dollar; `\$` is a currency sign
 _PERCENT = re.compile(r"\\?%|\\text\{\s*percent(?:age)?\s*\}|\bpercent(?:age)?\b", re.IGNORECASE)
 
 
@@ -53,14 +54,11 @@ def _parse(text: str) -> list[Any]:
     return parse(text, list(_CONFIG), parsing_timeout=None)
 
 
-MATH_DELIMITER = re.compile(r"(?<!\\)\$")
-
-
 def parse_answer(answer: str) -> list[Any]:
     """Parse one answer string (no surrounding prose), in math mode first, then as plain text."""
     answer = drop_percent(answer).strip()
     # An escaped dollar (`\$42`, a currency sign) is not a math delimiter: it still needs wrapping.
-    if MATH_DELIMITER.search(answer) or "\\boxed" in answer:
+    if _MATH_DELIMITER.search(answer) or "\\boxed" in answer:
         return _parse(answer)
     return _parse(f"${answer}$") or _parse(answer)
 

@@ -88,6 +88,35 @@ def test_end_to_end(tmp_path: Path) -> None:
     assert not escaped.exists()
 
 
+# Competitive-programming I/O idioms, each given a tiny "add two ints" solution. Two tests, so a
+# harness that kept the first input on fd 0 (or read none at all) fails the second.
+READING_IDIOMS = {
+    "open-0-read": "a, b = map(int, open(0).read().split())\nprint(a + b)",
+    "open-0-lines": "for line in open(0):\n    a, b = map(int, line.split())\n    print(a + b)",
+    "os-read-0": "import os\na, b = map(int, os.read(0, 1 << 16).split())\nprint(a + b)",
+    "io-open-0": "import io\na, b = map(int, io.open(0).read().split())\nprint(a + b)",
+    "stdin-fileno": "import os, sys\na, b = map(int, os.read(sys.stdin.fileno(), 99).split())\nprint(a + b)",
+}
+WRITING_IDIOMS = {
+    "os-write-1": "import os\na, b = map(int, input().split())\nos.write(1, f'{a + b}\\n'.encode())",
+}
+
+
+def sandboxed_verdict(program: str) -> tuple[str, str | None]:
+    [result] = score_batch("code", [ScoreItem(fenced(program), None, {"tests": ADD_TESTS})], workers=1)
+    return result.outcome, result.extracted
+
+
+@pytest.mark.parametrize("program", READING_IDIOMS.values(), ids=READING_IDIOMS.keys())
+def test_reading_idioms_see_each_tests_input(program: str) -> None:
+    assert sandboxed_verdict(program) == ("correct", "passed 2/2")
+
+
+@pytest.mark.parametrize("program", WRITING_IDIOMS.values(), ids=WRITING_IDIOMS.keys())
+def test_writing_idioms_are_compared(program: str) -> None:
+    assert sandboxed_verdict(program) == ("correct", "passed 2/2")
+
+
 def test_bad_rows_and_params() -> None:
     results = score_batch("code", [ScoreItem(fenced("print(1)"), None, {})], workers=1)
     assert results[0].outcome == "error" and "meta['tests']" in (results[0].error or "")

@@ -3,8 +3,9 @@
 ``python code_harness.py solution.py tests.json TOKEN`` runs the tests in order and stops at the
 first failure (a problem is solved only when every test passes, as in LiveCodeBench). Two kinds:
 
-- ``stdin``: the whole program runs with the test input as stdin; its stdout must equal the
-  expected output line by line after stripping, numbers compared by value ("2.50" == "2.5");
+- ``stdin``: the whole program runs with the test input as stdin and its stdout captured, both
+  on the real descriptors 0 and 1 (so ``open(0)`` and ``os.write(1, ...)`` work); the output must
+  equal the expected output line by line after stripping, numbers compared by value ("2.50" == "2.5");
 - ``functional``: the program is executed, then ``Solution().<fn_name>(*args)`` (or a top-level
   ``<fn_name>``) is called with one JSON value per input line; the result must equal the JSON output.
 
@@ -13,12 +14,15 @@ The verdict is one line ``TOKEN {json}`` on the real stdout; the program's own o
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, BinaryIO
 
 # What LiveCodeBench puts in front of every candidate: solutions may use these names unimported.
 PRELUDE = (
@@ -52,21 +56,52 @@ def same_output(got: str, expected: str) -> bool:
     return True
 
 
-def run_stdin(code: Any, test_input: str) -> str:
-    """Execute the program once with `test_input` on stdin; return what it printed."""
-    captured = io.BytesIO()
-    stdout = io.TextIOWrapper(captured, encoding="utf-8", write_through=True)
-    # TextIOWrapper over bytes, so that sys.stdin.buffer / sys.stdout.buffer work as in a real run.
-    sys.stdin = io.TextIOWrapper(io.BytesIO(test_input.encode()), encoding="utf-8")
-    sys.stdout = stdout
+@contextlib.contextmanager
+def _descriptor_on(fd: int, file: BinaryIO) -> Iterator[None]:
+    """Point descriptor `fd` at `file` for the duration, then back at what it was (even if the
+    program closed it, as ``open(0)`` does when garbage-collected)."""
+    saved = os.dup(fd)
+    os.dup2(file.fileno(), fd)
     try:
-        exec(code, {"__name__": "__main__"})
-    except SystemExit:  # exit() / sys.exit() end a competitive-programming solution normally
-        pass
+        yield
     finally:
-        stdout.flush()
-        sys.stdin, sys.stdout = sys.__stdin__, sys.__stdout__
-    return captured.getvalue().decode("utf-8", "replace")
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
+def _exec_main(code: Any) -> None:
+    """Execute the program as ``__main__`` with fresh sys.stdin / sys.stdout over descriptors 0 and 1."""
+    saved = sys.stdin, sys.stdout
+    # closefd=False: the descriptors belong to `_descriptor_on`, which restores them. Leaving the
+    # block closes sys.stdout, which flushes what print() and sys.stdout.write() buffered.
+    with (
+        open(0, encoding="utf-8", closefd=False) as stdin,
+        open(1, "w", encoding="utf-8", closefd=False) as stdout,
+    ):
+        sys.stdin, sys.stdout = stdin, stdout
+        try:
+            exec(code, {"__name__": "__main__"})
+        except SystemExit:  # exit() / sys.exit() end a competitive-programming solution normally
+            pass
+        finally:
+            sys.stdin, sys.stdout = saved
+
+
+def run_stdin(code: Any, test_input: str) -> str:
+    """Execute the program once with `test_input` on stdin; return what it wrote to stdout.
+
+    Input and output are files on descriptors 0 and 1, as in a standalone run with redirections,
+    so that input(), sys.stdin.buffer, open(0), os.read(0, n), print and os.write(1, ...) all
+    see this test's input and all count as output. Buffered and direct writes interleave as they
+    would there: print() output reaches the file at the next flush, os.write() output at once.
+    """
+    with tempfile.TemporaryFile() as stdin_file, tempfile.TemporaryFile() as stdout_file:
+        stdin_file.write(test_input.encode())
+        stdin_file.seek(0)  # descriptor 0 shares this offset: the program reads from the start
+        with _descriptor_on(0, stdin_file), _descriptor_on(1, stdout_file):
+            _exec_main(code)
+        stdout_file.seek(0)
+        return stdout_file.read().decode("utf-8", "replace")
 
 
 def _normalise(value: Any) -> Any:

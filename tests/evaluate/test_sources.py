@@ -193,9 +193,13 @@ def test_microworld_and_reasoning_gym_generators(tmp_path: Path) -> None:
 
 
 def test_unknown_generator_names_are_input_errors(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="unknown micro-world domain"):
-        spec = load_task("countdown", ["source.domain=nope"])
-        load_examples(spec.source, "countdown")
+    task = tmp_path / "mw.yaml"
+    task.write_text(
+        "name: mw\ndomain: general\nscorer: math\nsource:\n  generator: microworld\n  domain: nope\n  n: 2\n"
+    )
+    with pytest.raises(InputError, match="unknown micro-world domain 'nope'") as located:
+        load_task(task)  # found when the spec is read, in the task's own file
+    assert (located.value.file, located.value.line, located.value.field) == (str(task), 6, "source.domain")
     task = tmp_path / "rg.yaml"
     task.write_text(
         "name: rg\ndomain: cross-domain\nscorer: reasoning_gym\n"
@@ -203,3 +207,24 @@ def test_unknown_generator_names_are_input_errors(tmp_path: Path) -> None:
     )
     with pytest.raises(InputError, match="no_such_dataset"):
         load_examples(load_task(task).source, "reasoning_gym")
+
+
+def test_an_empty_file_is_bad_input_not_an_empty_task(tmp_path: Path) -> None:
+    (tmp_path / "m.jsonl").write_text("")
+    with pytest.raises(InputError, match="no rows: a task needs at least one prompt"):
+        _load("math500", str(tmp_path / "m.jsonl"))
+
+
+def test_a_list_valued_gold_is_a_type_error(tmp_path: Path) -> None:
+    row = {"problem": "1+1?", "answer": [2], "unique_id": "x"}
+    (tmp_path / "m.jsonl").write_text(json.dumps(row) + "\n")
+    with pytest.raises(InputError, match="expected a string or a number, got list") as caught:
+        _load("math500", str(tmp_path / "m.jsonl"))
+    assert caught.value.line == 1 and caught.value.field == "answer"
+
+
+def test_a_file_that_is_not_parquet_is_named(tmp_path: Path) -> None:
+    (tmp_path / "m.parquet").write_text("not parquet at all")
+    with pytest.raises(InputError, match="not a readable Parquet file") as caught:
+        _load("math500", str(tmp_path / "m.parquet"))
+    assert caught.value.file == str(tmp_path / "m.parquet")

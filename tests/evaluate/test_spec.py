@@ -171,6 +171,10 @@ def test_suite_errors(tmp_path: Path) -> None:
     suite.write_text("name: s\ntasks: [countdown, countdown]\n")
     with pytest.raises(InputError, match="more than once"):
         load_suite(suite)
+    suite.write_text("name: s\ntasks:\n  - countdown\n  - no_such_task\n")
+    with pytest.raises(InputError, match="no built-in task 'no_such_task'") as caught:
+        load_suite(suite)
+    assert (caught.value.file, caught.value.line, caught.value.field) == (str(suite), 4, "tasks[1]")
     suite.write_text("name: s\ntasks: [countdown]\nextra: 1\n")
     with pytest.raises(InputError) as caught:
         load_suite(suite)

@@ -109,6 +109,9 @@ def _convert(row: dict[str, Any], mapping: FieldMapping | None, source: str) -> 
     if mapping.final:
         final = get(mapping.final)
     answer = get(mapping.answer)
+    # A gold of a list or object would be stringified ("[1]") and then never match: bad input.
+    if answer is not None and (isinstance(answer, bool) or not isinstance(answer, (str, int, float))):
+        raise _FieldProblem(mapping.answer, f"expected a string or a number, got {type(answer).__name__}")
     try:
         return Example(
             id=_text(get(mapping.id, required=False)),
@@ -284,7 +287,10 @@ def read_records(
     elif path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        table_rows = pq.read_table(path).to_pylist()
+        try:
+            table_rows = pq.read_table(path).to_pylist()
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise InputError(str(path), f"not a readable Parquet file ({exc})") from exc
         rows = _native_parquet_rows(path, table_rows) if mapping is None else _rows_from_table(table_rows)
     elif path.suffix == ".csv":
         if mapping is None:

@@ -11,7 +11,7 @@ import random
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from sftscope.data.io import FieldMapping, load_hf, read_records, row_unit
 from sftscope.data.records import Example, user_example
@@ -36,6 +36,17 @@ class MicroworldSource(Strict):
     """Prompts; a larger n extends a smaller one (same first prompts)."""
     seed: int = 0
     """Generator seed."""
+
+    @field_validator("domain")
+    @classmethod
+    def _known_domain(cls, name: str) -> str:
+        from sftscope.data.microworld import domain  # checked here so the error names the task file
+
+        try:
+            domain(name)
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from exc
+        return name
 
 
 class ReasoningGymSource(Strict):
@@ -140,10 +151,7 @@ def load_examples(source: Any, scorer: str) -> list[Example]:
     if isinstance(source, MicroworldSource):
         from sftscope.data.microworld import generate
 
-        try:
-            generated = generate(source.domain, split="eval", n=source.n, seed=source.seed)
-        except KeyError as exc:
-            raise InputError("microworld", str(exc.args[0]), field="source.domain") from exc
+        generated = generate(source.domain, split="eval", n=source.n, seed=source.seed)
         _check_unique_ids(generated, f"microworld:{source.domain}")
         return generated
     if isinstance(source, ReasoningGymSource):
@@ -151,6 +159,8 @@ def load_examples(source: Any, scorer: str) -> list[Example]:
         _check_unique_ids(generated, f"reasoning_gym:{source.dataset}")
         return generated
     where, examples = _read_rows(source)
+    if not examples:  # an empty file would evaluate nothing and look like success
+        raise InputError(where, "no rows: a task needs at least one prompt")
     rows = list(range(1, len(examples) + 1))  # each kept example's row in the source, for errors
     if source.n is not None and source.n < len(examples):
         if source.sample_seed is None:

@@ -20,7 +20,7 @@ from sftscope.data.chat import DEFAULT_SUFFIX
 from sftscope.errors import InputError
 from sftscope.evaluate.adapters import NAMES as ADAPTERS
 from sftscope.evaluate.sources import TAGS, Source
-from sftscope.specfile import drop_replaced, plain_message, read_yaml_mapping, validation_error
+from sftscope.specfile import drop_replaced, locate, plain_message, read_yaml_mapping, validation_error
 from sftscope.train.config import merge, parse_overrides
 
 TASKS_DIR = Path(__file__).parent / "tasks"
@@ -243,11 +243,18 @@ def load_suite(
     data, root = read_yaml_mapping(path)
     suite: SuiteSpec = _validate(SuiteSpec, data, path, root)
     tasks = []
-    for entry in suite.tasks:
+    for i, entry in enumerate(suite.tasks):
         ref = entry.task
         if ref.endswith((".yaml", ".yml")) and not Path(ref).is_absolute():
             ref = str(path.parent / ref)
-        tasks.append(load_task(ref, [*suite.overrides, *entry.overrides, *(overrides or [])]))
+        try:
+            tasks.append(load_task(ref, [*suite.overrides, *entry.overrides, *(overrides or [])]))
+        except InputError as exc:
+            if exc.file != ref or Path(ref).is_file():  # an error in the task's own file names that file
+                raise
+            # The task does not exist: point at the suite line that names it.
+            line, field = locate(root, ("tasks", i))
+            raise InputError(str(path), exc.reason, line=line, field=field) from exc
     names = [t.name for t in tasks]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

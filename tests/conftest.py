@@ -7,9 +7,14 @@ and model, and must not depend on pretraining.
 from __future__ import annotations
 
 import string
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "eval"))
+from openai_stub import Stub, serve
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
@@ -66,3 +71,10 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build_tiny_tokenizer(out)
     build_tiny_model(out, vocab_size=len(AutoTokenizer.from_pretrained(out)))
     return out
+
+
+@pytest.fixture
+def stub() -> Iterator[tuple[Stub, str]]:
+    """An OpenAI-style stub server on 127.0.0.1: (what it answers, its /v1 base URL)."""
+    with serve() as served:
+        yield served

@@ -16,6 +16,7 @@ from sftscope.cli import app
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "eval"))
 from fake_run import make_run
+from openai_stub import Stub
 
 QUICK = ["--suite", "micro-quick", "--set", "source.n=2", "--set", "sampling.max_new_tokens=8", "--quiet"]
 
@@ -118,7 +119,17 @@ def test_checkpoint_without_weights(tmp_path: Path, run_dir: Path) -> None:
         (["--steps", "0,15"], "no checkpoint at steps [15]"),
         (["--steps", "a,b"], "expected comma-separated step numbers"),
         (["--set", "nosuch:sampling.n=2"], "names task 'nosuch'"),
+        (["--steps", ","], "expected comma-separated step numbers >= 0"),
+        (["--steps", "-10"], "expected comma-separated step numbers >= 0"),
         (["--backend", "openai"], "needs an endpoint URL"),
+        (["--backend", "openai", "--endpoint", "notaurl"], "expected an http(s) URL"),
+        (["--backend", "openai", "--endpoint", "http://h:1/v1", "--endpoint-mode", "chatt"], "one of chat"),
+        (["--backend", "openai", "--endpoint", "http://h:1/v1"], "not a run's checkpoints"),
+        (["--endpoint", "http://h:1/v1"], "are for --backend openai"),
+        (["--batch-size", "0"], "Invalid value for '--batch-size'"),
+        (["--batch-size", "-3"], "Invalid value for '--batch-size'"),
+        (["--threads", "0"], "Invalid value for '--threads'"),
+        (["--n-boot", "0"], "Invalid value for '--n-boot'"),
         (["--vllm-arg", "dtype=float32"], "--vllm-arg is for --backend vllm"),
         (["--backend", "vllm", "--vllm-arg", "dtype"], "override 'dtype' is not key=value"),
     ],
@@ -155,3 +166,26 @@ def test_vllm_args_reach_the_engine(run_dir: Path, tmp_path: Path, monkeypatch: 
         "dtype": "float32",
         "gpu_memory_utilization": 0.1,
     }
+
+
+def test_endpoint_rows_are_keyed_by_the_endpoint_not_the_local_weights(
+    run_dir: Path, tmp_path: Path, stub: tuple[Stub, str]
+) -> None:
+    from sftscope.evaluate.store import ResultsStore
+
+    state, url = stub
+    state.reply = {"choices": [{"message": {"content": "\\boxed{1}"}, "finish_reason": "stop"}]}
+    model, store = run_dir / "checkpoints" / "step-000010", tmp_path / "served.duckdb"
+    common = ("eval", str(model), "--task", "countdown", "--set", "source.n=2", "--store", str(store))
+    common += ("--set", "sampling.max_new_tokens=4")
+    code, output = invoke(*common, "--backend", "openai", "--endpoint", url, "--endpoint-model", "served")
+    assert code == 0 and "2 rows computed" in output, output
+    assert len(state.requests) == 2 and {r["model"] for r in state.requests} == {"served"}
+    # The same weights evaluated locally are not the served model's rows: computed, not reused.
+    code, output = invoke(*common, "--quiet")
+    assert code == 0 and "2 rows computed" in output, output
+    with ResultsStore(store, read_only=True) as results:
+        rows = results.samples().to_pylist()
+    models = {r["backend"]: (r["run"], r["model_hash"]) for r in rows}
+    assert models["openai"][0] == "openai:served" and models["transformers"][0] == "step-000010"
+    assert models["openai"][1] != models["transformers"][1] and len(rows) == 4

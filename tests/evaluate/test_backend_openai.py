@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,44 +12,11 @@ import pytest
 from sftscope.data.records import Message
 from sftscope.errors import SftscopeError
 from sftscope.evaluate.backends import make_backend
-from sftscope.evaluate.backends.openai import EndpointError
+from sftscope.evaluate.backends.openai import EndpointError, retry_after
 from sftscope.evaluate.spec import SamplingSpec
 
-
-class Stub:
-    """What the server answers next; every request body is recorded."""
-
-    def __init__(self) -> None:
-        self.reply: Any = None
-        self.status = 200
-        self.requests: list[dict[str, Any]] = []
-
-
-@pytest.fixture
-def stub() -> Iterator[tuple[Stub, str]]:
-    state = Stub()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            state.requests.append({"path": self.path, **body})
-            reply = state.reply(body) if callable(state.reply) else state.reply
-            data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
-            self.send_response(state.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state, f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "eval"))
+from openai_stub import Stub
 
 
 def _chat(content: str, finish: str = "stop", **message: Any) -> dict[str, Any]:
@@ -126,6 +92,31 @@ def test_http_errors_are_retried_then_reported(stub: tuple[Stub, str]) -> None:
     with pytest.raises(EndpointError, match="HTTP 404"):
         backend.generate([backend.render([Message(role="user", content="x")], None)], SamplingSpec())
     assert len(state.requests) == 3  # a 4xx is not retried
+
+
+def test_rate_limits_are_retried_after_the_servers_wait(stub: tuple[Stub, str]) -> None:
+    state, url = stub
+    sent: list[float] = []
+
+    def reply(body: dict[str, Any]) -> dict[str, Any]:
+        sent.append(time.monotonic())
+        limited = len(sent) == 1
+        state.status, state.headers = (429, {"Retry-After": "1.2"}) if limited else (200, {})
+        return {"error": "slow down"} if limited else _chat("fine")
+
+    state.reply = reply
+    backend = make_backend("openai", base_url=url, model="m", retries=1)
+    backend.load("m")
+    (gen,) = backend.generate([backend.render([Message(role="user", content="x")], None)], SamplingSpec())
+    assert gen.text == "fine" and len(sent) == 2
+    assert sent[1] - sent[0] >= 1.2  # waited as told (the first backoff would be 0.5 s)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"), [(None, 1.0), ("3", 3.0), ("-2", 0.0), ("900", 60.0), ("Wed, 21 Oct", 1.0)]
+)
+def test_retry_after_header(header: str | None, expected: float) -> None:
+    assert retry_after(header, 1.0, 60.0) == expected
 
 
 def test_openai_backend_needs_an_endpoint() -> None:

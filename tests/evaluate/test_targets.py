@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sftscope.errors import InputError
-from sftscope.evaluate.targets import resolve_targets
+from sftscope.evaluate.targets import Target, resolve_targets, served_target
 from sftscope.models.loading import resolve_model
 
 
@@ -39,3 +39,14 @@ def test_a_broken_run_manifest_is_a_located_error(tmp_path: Path) -> None:
         with pytest.raises(InputError, match=words) as caught:
             resolve_targets(tmp_path)
         assert (caught.value.file, caught.value.line, caught.value.field) == (str(manifest), line, field)
+
+
+def test_a_served_target_is_keyed_by_endpoint_and_model_name() -> None:
+    local = Target("step-000010", 10, "/runs/r/checkpoints/step-000010", "ab" * 32)
+    served = served_target(local, "http://h:8000/v1/", "qwen")
+    assert served.run == "openai:qwen" and (served.step, served.path) == (10, local.path)
+    assert served.model_hash != local.model_hash
+    assert served == served_target(local, "http://h:8000/v1", "qwen")  # a trailing slash is the same URL
+    assert served.model_hash != served_target(local, "http://other:8000/v1", "qwen").model_hash
+    assert served.model_hash != served_target(local, "http://h:8000/v1", "llama").model_hash
+    assert served_target(local, "http://h:8000/v1", None).run == "openai:step-000010"

@@ -4,20 +4,39 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import typer
 
 from sftscope.cli.errors import on_interrupt, reports_errors
 from sftscope.errors import InputError
 
+ENDPOINT_MODES = ("chat", "completions")
+
 
 def _steps(text: str | None) -> list[int] | None:
-    if not text:
+    if text is None:
         return None
     try:
-        return sorted({int(part) for part in text.split(",") if part.strip()})
+        steps = sorted({int(part) for part in text.split(",") if part.strip()})
     except ValueError as exc:
         raise InputError("--steps", f"expected comma-separated step numbers, got '{text}'") from exc
+    if not steps or steps[0] < 0:  # '--steps ,' would silently evaluate the base alone
+        raise InputError("--steps", f"expected comma-separated step numbers >= 0, got '{text}'")
+    return steps
+
+
+def _endpoint_options(endpoint: str | None, model: str | None, mode: str, timeout_s: float) -> dict[str, Any]:
+    """The openai backend's options, checked here so a typo is an option error, not a traceback."""
+    if endpoint is None:
+        raise InputError("--endpoint", "the openai backend needs an endpoint URL, e.g. http://HOST:PORT/v1")
+    url = urlparse(endpoint)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        message = f"expected an http(s) URL such as http://HOST:PORT/v1, got '{endpoint}'"
+        raise InputError("--endpoint", message)
+    if mode not in ENDPOINT_MODES:
+        raise InputError("--endpoint-mode", f"expected one of {', '.join(ENDPOINT_MODES)}, got '{mode}'")
+    return {"base_url": endpoint, "model": model, "mode": mode, "timeout_s": timeout_s}
 
 
 @reports_errors
@@ -38,13 +57,13 @@ def eval_command(
     store: Path | None = typer.Option(None, "--store", help="Results store (default RUN/results.duckdb)."),
     backend: str = typer.Option("transformers", "--backend", help="transformers | vllm | openai."),
     batch_size: int | None = typer.Option(
-        None, "--batch-size", help="Rows decoded together (or concurrency)."
+        None, "--batch-size", min=1, help="Rows decoded together (or concurrency)."
     ),
     threads: int = typer.Option(
-        1, "--threads", help="transformers on CPU: torch threads (1 is fastest for tiny models)."
+        1, "--threads", min=1, help="transformers on CPU: torch threads (1 is fastest for tiny models)."
     ),
     prefill_tokens: int = typer.Option(
-        1024, "--prefill-tokens", help="transformers: padded prompt tokens per prefill forward."
+        1024, "--prefill-tokens", min=1, help="transformers: padded prompt tokens per prefill forward."
     ),
     overrides: list[str] | None = typer.Option(
         None, "--set", help="Task spec change KEY=VALUE for every task, or TASK:KEY=VALUE for one."
@@ -57,13 +76,18 @@ def eval_command(
         None, "--endpoint-model", help="openai backend: served model name."
     ),
     endpoint_mode: str = typer.Option("chat", "--endpoint-mode", help="openai backend: chat | completions."),
+    endpoint_timeout: float = typer.Option(
+        600.0, "--endpoint-timeout", min=1.0, help="openai backend: seconds to wait for one reply."
+    ),
     vllm_args: list[str] | None = typer.Option(
         None,
         "--vllm-arg",
         help="vllm backend: an engine argument KEY=VALUE, repeatable (e.g. tensor_parallel_size=2; "
         "on a CPU: dtype=float32 gpu_memory_utilization=0.1).",
     ),
-    n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples of each aggregate's CI."),
+    n_boot: int = typer.Option(
+        1000, "--n-boot", min=100, help="Bootstrap resamples of each aggregate's CI (at least 100)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Sweep-evaluate a training run (every checkpoint + its base as step 0) or one model on a suite.
@@ -78,7 +102,7 @@ def eval_command(
     from sftscope.evaluate.store import STORE_FILE, ResultsStore
     from sftscope.evaluate.summary import print_summary
     from sftscope.evaluate.sweep import Task, run_sweep
-    from sftscope.evaluate.targets import resolve_targets
+    from sftscope.evaluate.targets import resolve_targets, served_target
     from sftscope.progress import console
     from sftscope.train.config import parse_overrides
 
@@ -95,12 +119,16 @@ def eval_command(
     )
     if vllm_args and backend != "vllm":
         raise InputError("command line", "--vllm-arg is for --backend vllm")
+    if (endpoint or endpoint_model) and backend != "openai":
+        raise InputError("command line", "--endpoint and --endpoint-model are for --backend openai")
     if backend == "vllm":
         options = parse_overrides(vllm_args or [], source="--vllm-arg")
     if backend == "openai":
-        options = {"model": endpoint_model, "mode": endpoint_mode}
-        if endpoint:
-            options["base_url"] = endpoint
+        options = _endpoint_options(endpoint, endpoint_model, endpoint_mode, endpoint_timeout)
+        if run_dir is not None:  # the endpoint answers for one model, whichever checkpoint is "loaded"
+            message = "--backend openai evaluates the one model an endpoint serves, not a run's checkpoints"
+            raise InputError(str(run_dir), f"{message}; give that model's directory instead")
+        targets = [served_target(t, options["base_url"], endpoint_model) for t in targets]
     engine = make_backend(backend, batch_size=batch_size, **options)
     loaded = [Task.load(spec) for spec in specs]
     with ResultsStore(store_path) as results:

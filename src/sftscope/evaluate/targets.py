@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
@@ -106,3 +107,16 @@ def _run_targets(run_dir: Path, steps: list[int] | None, every: int | None) -> l
         check_weights(path)
         targets.append(Target(run, entry.step, str(path), entry.content_hash))
     return targets
+
+
+def served_target(target: Target, base_url: str, served_model: str | None) -> Target:
+    """The target as an endpoint serves it: keyed by the endpoint and the model name it is asked for.
+
+    The local weights' content hash cannot be the key: nothing proves the server holds those
+    weights, and rows stored under it would be reused by a later local evaluation of them.
+    """
+    name = served_model or target.path  # what OpenAIBackend.load puts in each request
+    identity = f"openai-endpoint {base_url.rstrip('/')} {name}"
+    # Its own run name too: the store maps (run, step) to one model, and the local run keeps its own.
+    run = f"openai:{served_model or target.run}"
+    return replace(target, run=run, model_hash=hashlib.sha256(identity.encode()).hexdigest())

@@ -129,18 +129,21 @@ class OpenAIBackend:
         data = json.dumps(body).encode()
         for attempt in range(self.retries + 1):
             request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
+            wait = 0.5 * 2**attempt
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                     raw = response.read()
                 break
             except urllib.error.HTTPError as exc:
                 detail = exc.read()[:300].decode("utf-8", "replace")
-                if exc.code < 500 or attempt == self.retries:  # a 4xx will not get better by retrying
+                # Rate limits (429) and server errors pass; any other 4xx will not get better by retrying.
+                if (exc.code < 500 and exc.code != 429) or attempt == self.retries:
                     raise EndpointError(self.url, f"HTTP {exc.code}: {detail}") from exc
+                wait = retry_after(exc.headers.get("Retry-After"), wait, self.timeout_s)
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
                 if attempt == self.retries:
                     raise EndpointError(self.url, f"request failed: {exc}") from exc
-            time.sleep(0.5 * 2**attempt)
+            time.sleep(wait)
         try:
             return json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -148,6 +151,16 @@ class OpenAIBackend:
 
     def close(self) -> None:
         self.tokenizer = None
+
+
+def retry_after(header: str | None, default: float, limit: float) -> float:
+    """Seconds to wait before a retry: the server's Retry-After (in seconds) when it sent one, at most
+    `limit`; else `default`. (The HTTP-date form is rare from model servers and falls back.)"""
+    try:
+        seconds = float(header) if header is not None else default
+    except ValueError:
+        return default
+    return min(max(seconds, 0.0), limit)
 
 
 def parse_reply(url: str, mode: str, reply: Any) -> tuple[str, FinishReason, dict[str, Any]]:

@@ -111,6 +111,11 @@ def test_checkpoint_without_weights(tmp_path: Path, run_dir: Path) -> None:
     (broken / "checkpoints" / "step-000020" / "model.safetensors").unlink()
     code, output = invoke("eval", str(broken), *QUICK)
     assert code == 2 and "step-000020: no model weights found" in output
+    cut = (run_dir / "checkpoints" / "step-000010" / "model.safetensors").read_bytes()[:1000]
+    (broken / "checkpoints" / "step-000020" / "model.safetensors").write_bytes(cut)
+    code, output = invoke("eval", str(broken), *QUICK, "--store", str(tmp_path / "s.duckdb"))
+    assert code == 2 and "step-000020/model.safetensors: unreadable weights" in output, output
+    assert not (tmp_path / "s.duckdb").exists()  # found before the sweep started
 
 
 @pytest.mark.parametrize(

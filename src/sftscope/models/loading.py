@@ -21,10 +21,21 @@ def resolve_model(name_or_path: str) -> str:
 
 
 def check_weights(path: str | Path) -> None:
-    """A local model directory must hold weights; say so clearly instead of a deep transformers error."""
+    """A local model directory must hold readable weights; say so clearly, before a sweep starts,
+    instead of a deep transformers error at the checkpoint's turn."""
     path = Path(path)
-    if path.is_dir() and not any((path / name).exists() for name in WEIGHT_FILES):
+    if not path.is_dir():
+        return
+    if not any((path / name).exists() for name in WEIGHT_FILES):
         raise InputError(str(path), f"no model weights found (expected one of {', '.join(WEIGHT_FILES)})")
+    from safetensors import SafetensorError, safe_open
+
+    for file in sorted(path.glob("*.safetensors")):
+        try:  # reads the header only (the tensors are memory-mapped): a truncated copy fails here
+            with safe_open(str(file), framework="numpy"):
+                pass
+        except (SafetensorError, OSError) as exc:
+            raise InputError(str(file), f"unreadable weights, e.g. a truncated copy ({exc})") from exc
 
 
 def load_tokenizer(name_or_path: str, *, add_pad: bool = True) -> Any:

@@ -4,13 +4,18 @@ run manifest is an error naming its line or field."""
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 from sftscope.errors import InputError
-from sftscope.evaluate.targets import Target, resolve_targets, served_target
+from sftscope.evaluate.targets import HASH_CACHE, Target, resolve_targets, served_target
 from sftscope.models.loading import resolve_model
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "eval"))
+from fake_run import make_run
 
 
 def test_a_shipped_base_directory_is_one_model_at_step_0() -> None:
@@ -50,3 +55,15 @@ def test_a_served_target_is_keyed_by_endpoint_and_model_name() -> None:
     assert served.model_hash != served_target(local, "http://other:8000/v1", "qwen").model_hash
     assert served.model_hash != served_target(local, "http://h:8000/v1", "llama").model_hash
     assert served_target(local, "http://h:8000/v1", None).run == "openai:step-000010"
+
+
+def test_weights_changed_after_training_are_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+    run = make_run(tiny_model_dir, tmp_path)
+    assert [t.step for t in resolve_targets(run)] == [0, 10, 20]
+    assert (run / "checkpoints" / "step-000020" / HASH_CACHE).is_file()  # the next resolve reads no weights
+    step10, step20 = (run / "checkpoints" / f"step-0000{s}" / "model.safetensors" for s in (10, 20))
+    shutil.copyfile(step10, step20)  # another step's weights copied over: step 20's rows would be 10's
+    with pytest.raises(InputError, match="they changed after training") as caught:
+        resolve_targets(run)
+    where = (caught.value.file, caught.value.field)
+    assert where == (str(run / "manifest.json"), "checkpoints[1].content_hash")

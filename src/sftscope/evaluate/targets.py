@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -11,7 +13,11 @@ from pydantic import BaseModel, ValidationError
 from sftscope.errors import InputError
 from sftscope.models.loading import check_weights, resolve_model
 from sftscope.specfile import validation_error
-from sftscope.train.checkpoints import MANIFEST, base_model_dir, content_hash, read_manifest
+from sftscope.train.checkpoints import MANIFEST, base_model_dir, content_hash, read_manifest, weight_files
+
+# Beside the weights: their hash, with the size and mtime it was computed for (re-hashing every
+# checkpoint of a finished sweep would read every weight file again just to skip it).
+HASH_CACHE = ".sftscope-weights-hash.json"
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,7 @@ def resolve_targets(
         message = "--steps/--every select checkpoints of a run directory; this is a model"
         raise InputError(str(target), message)
     path = _local_model(str(target))
-    return [Target(Path(str(target).rstrip("/")).name, 0, path, content_hash(path))]
+    return [Target(Path(str(target).rstrip("/")).name, 0, path, weights_hash(Path(path)))]
 
 
 def _local_model(name: str) -> str:
@@ -98,15 +104,47 @@ def _run_targets(run_dir: Path, steps: list[int] | None, every: int | None) -> l
         last = entries[-1].step if entries else None
         entries = [e for e in entries if e.step % every == 0 or e.step == last]
     run = run_dir.resolve().name
-    targets = [Target(run, 0, _local_model(manifest.base_model), manifest.base_hash)]
+    base = _local_model(manifest.base_model)
+    _check_hash(Path(base), manifest.base_hash, where, "base_hash")
+    targets = [Target(run, 0, base, manifest.base_hash)]
     for entry in entries:
         path = run_dir / entry.path
         if not path.is_dir():
             message = f"checkpoint of step {entry.step} is listed in the manifest but missing"
             raise InputError(str(path), message)
         check_weights(path)
+        index = manifest.checkpoints.index(entry)
+        _check_hash(path, entry.content_hash, where, f"checkpoints[{index}].content_hash")
         targets.append(Target(run, entry.step, str(path), entry.content_hash))
     return targets
+
+
+def _check_hash(model_dir: Path, recorded: str, where: str, field: str) -> None:
+    """The store keys rows by the recorded hash: weights changed since (a copy over another step's, a
+    re-download) would silently take over that model's rows."""
+    actual = weights_hash(model_dir)
+    if actual != recorded:
+        message = (
+            f"the weights in {model_dir} hash to {actual[:16]}, the manifest records {recorded[:16]}: "
+            "they changed after training"
+        )
+        raise InputError(where, message, field=field)
+
+
+def weights_hash(model_dir: Path) -> str:
+    """`content_hash` of the weights, cached beside them for as long as their sizes and mtimes stay."""
+    stamp = {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in weight_files(model_dir)}
+    cache = model_dir / HASH_CACHE
+    try:
+        cached = json.loads(cache.read_text())
+        if cached["files"] == stamp:
+            return str(cached["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):  # no cache yet, or a half-written one
+        pass
+    digest = content_hash(model_dir)
+    with contextlib.suppress(OSError):  # a read-only model directory is hashed every time instead
+        cache.write_text(json.dumps({"files": stamp, "sha256": digest}))
+    return digest
 
 
 def served_target(target: Target, base_url: str, served_model: str | None) -> Target:

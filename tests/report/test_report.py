@@ -74,3 +74,23 @@ def test_report_command_without_a_store_fails_clearly(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2
     assert f"pass the store file itself, e.g. {tmp_path / 'sweep.duckdb'}" in " ".join(result.output.split())
+
+
+def test_a_store_of_base_scores_only_still_tabulates_them(analysis: Analysis) -> None:
+    from sftscope.report.markdown import render
+
+    at_base = [c.model_copy(update={"points": [p for p in c.points if p.step == 0]}) for c in analysis.curves]
+    summary = render(analysis.model_copy(update={"curves": at_base}), "T", "report.html")
+    section = summary.split("### Scores per task: base and last evaluated step")[1].split("###")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")][1:]  # after the header
+    score_curves = [c for c in at_base if c.metric == "score" and c.points]
+    assert score_curves and len(rows) == len(score_curves)  # every task's base score...
+    assert all(row.endswith("| – | – |") and "[" in row for row in rows)  # ...with its CI, no later step
+
+
+def test_a_difference_that_rounds_to_zero_has_no_minus_sign() -> None:
+    from sftscope.analyze.bootstrap import Estimate
+    from sftscope.report.tables import cell
+
+    assert cell(Estimate(value=-1e-17, lo=-0.0004, hi=0.02)) == "+0.000\n[+0.000, +0.020]"
+    assert cell(Estimate(value=-0.0006, lo=None, hi=None)) == "-0.001"

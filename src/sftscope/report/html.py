@@ -123,6 +123,7 @@ def render(analysis: Analysis, title: str) -> str:
             "Reasoning gain against safety cost per run, at its last checkpoint, with 95% intervals.",
         ),
         '<h2 id="appendix">Appendix</h2>',
+        render_table(tables.scores_table(analysis)),
         render_table(tables.dip_table(analysis, pooled=False)),
         render_table(tables.runs_table(analysis)),
         render_table(tables.tasks_table(analysis)),

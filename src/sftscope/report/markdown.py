@@ -35,6 +35,7 @@ def render(analysis: Analysis, title: str, html_name: str) -> str:
         "",
         "## Tables",
         "",
+        render_table(tables.scores_table(analysis)),
         render_table(tables.dip_table(analysis, pooled=True)),
         render_table(tables.budget_table(analysis)),
         render_table(tables.capability_table(analysis, plots.focus_task(analysis))),

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from sftscope.analyze.bootstrap import Estimate
 from sftscope.analyze.curves import OVER_REFUSAL
-from sftscope.analyze.model import Analysis
+from sftscope.analyze.model import Analysis, CurvePoint
 
 DOMAIN_ORDER = ("in-domain", "cross-domain", "safety", OVER_REFUSAL, "general")
 
@@ -30,9 +30,39 @@ def cell(est: Estimate | None, signed: bool = True) -> str:
     if est is None or est.value is None:
         return "–"
     spec = "+.3f" if signed else ".3f"
+
+    def shown(value: float) -> str:
+        # A difference that rounds to zero is "+0.000", not "-0.000" (a float's -1e-17 or -0.0).
+        return f"{0.0 if round(value, 3) == 0 else value:{spec}}"
+
     if est.lo is None or est.hi is None:
-        return f"{est.value:{spec}}"
-    return f"{est.value:{spec}}\n[{est.lo:{spec}}, {est.hi:{spec}}]"
+        return shown(est.value)
+    return f"{shown(est.value)}\n[{shown(est.lo)}, {shown(est.hi)}]"
+
+
+def scores_table(analysis: Analysis) -> Table:
+    """Every run's score on every task at its base (step 0) and at its last evaluated step: the
+    numbers behind the score curves, present even when nothing else can be computed yet."""
+    table = Table(
+        "scores",
+        "Scores per task: base and last evaluated step",
+        ["run", "task", "domain", "step 0", "last step", "score there"],
+        note="Score = the task's mean over prompts as its scorer defines it (whether higher is better is "
+        "in the task table); below it, its 95% interval.",
+    )
+    rank = {d: i for i, d in enumerate(DOMAIN_ORDER)}
+    curves = [c for c in analysis.curves if c.metric == "score" and c.points]
+    for c in sorted(curves, key=lambda c: (c.run, rank.get(c.domain, len(rank)), c.task)):
+        base = next((p for p in c.points if p.step == 0), None)
+        last = max(c.points, key=lambda p: p.step)
+
+        def shown(point: CurvePoint | None) -> str:
+            return cell(Estimate(value=point.value, lo=point.lo, hi=point.hi), signed=False) if point else "–"
+
+        later = last.step > 0
+        row = [c.run, c.task, c.domain, shown(base), str(last.step) if later else "–"]
+        table.rows.append([*row, shown(last) if later else "–"])
+    return table
 
 
 def dip_table(analysis: Analysis, pooled: bool) -> Table:

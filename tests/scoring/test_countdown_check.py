@@ -83,6 +83,9 @@ def test_power_is_rejected_before_anything_is_computed(expression: str) -> None:
         "7%3",
         "()",
         "(" * 500 + "3" + ")" * 500,
+        "\\frac{3}",
+        "\\frac{3}{7",
+        "{3+7}",
     ],
 )
 def test_garbage_is_unparsable(expression: str) -> None:
@@ -108,6 +111,21 @@ def test_floor_division_is_rejected() -> None:
 def test_typeset_operators_are_normalised(typeset: str, plain: str, value: int) -> None:
     assert normalise_expression(typeset) == plain
     assert check_countdown(typeset, [3, 7, 21], value).ok
+
+
+@pytest.mark.parametrize(
+    ("typeset", "plain", "value"),
+    [
+        ("\\left(3 + 7\\right) \\times 2", "(3 + 7) * 2", 20),
+        ("[3 + 7] * 2", "(3 + 7) * 2", 20),
+        ("\\left[(21 + 7) * 2\\right] - 3", "((21 + 7) * 2) - 3", 53),
+        ("\\frac{21}{7}", "((21)/(7))", 3),
+        ("\\dfrac{\\frac{21}{7}}{3} + 2", "((((21)/(7)))/(3)) + 2", 3),
+    ],
+)
+def test_latex_brackets_and_fractions_are_normalised(typeset: str, plain: str, value: int) -> None:
+    assert normalise_expression(typeset) == plain
+    assert check_countdown(typeset, [2, 3, 7, 21], value).ok
 
 
 def test_letter_x_is_not_multiplication() -> None:

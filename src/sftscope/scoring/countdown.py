@@ -26,7 +26,18 @@ _NORMALISE = (
     ("·", "*"),
     ("÷", "/"),
     ("−", "-"),
+    # Sized and square brackets only group; LaTeX writes them around sub-expressions.
+    ("\\left(", "("),
+    ("\\right)", ")"),
+    ("\\left[", "("),
+    ("\\right]", ")"),
+    ("[", "("),
+    ("]", ")"),
 )
+
+# \frac{a}{b} (and \dfrac, \tfrac) is a division of the two groups; innermost first, so nested
+# fractions unwind one level per pass.
+_FRACTION = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
 
 # Checked before parsing: Python's grammar accepts literals a Countdown answer must not contain
 # ("1_0" is ten, "0x10" is sixteen, "1e3" is a float), so only plain digits get through.
@@ -52,9 +63,12 @@ class _Rejected(Exception):
 
 
 def normalise_expression(expression: str) -> str:
-    """Rewrite typeset operators (×, ÷, \\times, \\div, \\cdot, −) to ``* / -``."""
+    """Rewrite typeset operators (×, ÷, \\times, \\div, \\cdot, −) to ``* / -``, brackets
+    (``[ ]``, ``\\left( \\right)``) to parentheses, and ``\\frac{a}{b}`` to ``((a)/(b))``."""
     for typeset, plain in _NORMALISE:
         expression = expression.replace(typeset, plain)
+    while (unwound := _FRACTION.sub(r"((\1)/(\2))", expression)) != expression:
+        expression = unwound
     return expression.strip()
 
 

@@ -11,6 +11,8 @@ from sftscope.scoring.extract import (
     final_answer,
     last_boxed,
     last_line,
+    math_span,
+    opening_math,
     strip_bold,
 )
 
@@ -51,10 +53,52 @@ def test_strip_bold_keeps_content() -> None:
         ("The answer is [1,3).", "[1,3)"),
         ("To find the answer, we add.", None),
         ("Answers vary.", None),
+        # A lead-in announces the working, not the answer.
+        ("To find the answer: we add 2 and 3. So the total is 5.", None),
+        ("Let's find the answer: 2 + 3. The answer is 5.", "5"),
     ],
 )
 def test_answer_phrase(text: str, expected: str | None) -> None:
     assert answer_phrase(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("therefore 5", "5"),
+        ("approximately 3.14", "3.14"),
+        ("10 marbles in total", "10"),
+        ("60 km/h", "60"),
+        ("42, which is the product of 6 and 7", "42"),
+        ("5\\text{ cm}, as measured", "5\\text{ cm}"),
+        ("\\frac{1}{2} of the pie", "\\frac{1}{2}"),
+        ("x = 5 when y = 2", "x = 5"),
+        ("2 and 3 apples", "2 and 3"),
+        # Unchanged: no prose, no math, or alternatives rather than one answer.
+        ("a^2 + ab + b^2", "a^2 + ab + b^2"),
+        ("2ab", "2ab"),
+        ("2 \\sin x", "2 \\sin x"),
+        ("none of these", "none of these"),
+        ("5, or maybe 6", "5, or maybe 6"),
+    ],
+)
+def test_opening_math(answer: str, expected: str) -> None:
+    assert opening_math(answer) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The answer is therefore 5.", "5"),
+        ("Final Answer: The final answer is $4$. I hope it is correct.", "4"),
+        # Delimited math is math-verify's to find; boxed content is math as written.
+        ("The answer is $5$ cm.", "$5$ cm"),
+        ("\\boxed{10 marbles}", "10 marbles"),
+        ("no answer here", None),
+    ],
+)
+def test_math_span(text: str, expected: str | None) -> None:
+    assert math_span(text) == expected
 
 
 def test_boxed_outranks_phrase_and_last_line_is_the_fallback() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sftscope.data.records import split_response
 from sftscope.scoring.math import check_math
 from sftscope.scoring.result import ScoreItem
 
@@ -51,6 +52,52 @@ def test_correct(prediction: str, gold: str) -> None:
 )
 def test_wrong(prediction: str, gold: str) -> None:
     assert outcome(prediction, gold) == "wrong"
+
+
+@pytest.mark.parametrize(
+    ("prediction", "gold"),
+    [
+        # Words after the marker are prose, not symbols: the math they open or close is the answer.
+        ("The answer is therefore 5.", "5"),
+        ("The answer is approximately 3.14", "3.14"),
+        ("The answer is 10 marbles in total.", "10"),
+        ("The answer is 60 km/h.", "60"),
+        ("The answer is 42, which is the product.", "42"),
+        ("The answer is 42, which is the product of 6 and 7.", "42"),
+        ("The answer is 5\\text{ cm}, as measured.", "5"),
+        ("The answer is \\frac{1}{2} of the pie.", "\\frac{1}{2}"),
+        ("The answer is 2 and 3.", "2, 3"),
+        # "To find the answer:" introduces the working; the answer comes after it.
+        ("To find the answer: we add 2 and 3. So the total is 5.", "5"),
+        ("To find the answer, we add 2 and 3. So the total is 5.", "5"),
+    ],
+)
+def test_prose_around_the_answer(prediction: str, gold: str) -> None:
+    assert outcome(prediction, gold) == "correct"
+
+
+@pytest.mark.parametrize(
+    ("prediction", "gold"),
+    [
+        ("The answer is 6.", "5"),
+        ("The answer is therefore 6.", "5"),
+        ("The answer is 42, which is the product of 6 and 7.", "7"),
+        ("The answer is 2 and 3.", "2"),  # two answers, not the first of them
+        ("The answer is 5, or maybe 6.", "5"),
+        ("To find the answer: we add 2 and 3. So the total is 5.", "2"),
+    ],
+)
+def test_prose_does_not_make_a_wrong_answer_right(prediction: str, gold: str) -> None:
+    assert outcome(prediction, gold) == "wrong"
+
+
+def test_a_cut_off_trace_with_prose_is_still_unanswered() -> None:
+    assert outcome(split_response("<think>The answer is therefore 5.").final, "5") == "unparsable"
+
+
+def test_extracted_is_the_math_read_from_prose() -> None:
+    result = check_math(ScoreItem("The answer is therefore 5.", "5"), {})
+    assert (result.outcome, result.extracted) == ("correct", "5")
 
 
 @pytest.mark.parametrize("prediction", ["", "   ", "I have no idea.", "\\boxed{3"])

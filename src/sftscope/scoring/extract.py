@@ -8,7 +8,11 @@ definition. Priority, highest first:
 3. scorer-specific fallbacks (math-verify's own search, the last line, ...).
 
 Markdown bold is removed before phrases are searched: ``**73**`` and "The answer is **73**." must
-not be false negatives (Math-Verify#76).
+not be false negatives (Math-Verify#76). So are lead-ins such as "To find the answer:", which
+introduce the working rather than state an answer.
+
+For math, a phrase is prose around its math ("The answer is therefore 5 marbles."): `math_span`
+reads the math out of it, because math-verify would read the words as products of symbols.
 """
 
 from __future__ import annotations
@@ -23,9 +27,27 @@ _ANSWER_PHRASE = re.compile(
     r"[ \t]*:?[ \t]*(?P<rest>[^\n]+)",
     re.IGNORECASE,
 )
+# "To find the answer: we add 2 and 3." is followed by working, not by the answer.
+_LEAD_IN = re.compile(
+    r"\b(?:to|let'?s|let\s+us)\s+(?:find|get|reach|obtain|compute|calculate|determine|work\s+out"
+    r"|figure\s+out)\s+(?:the\s+|an\s+|our\s+)?(?:final\s+)?answer\b",
+    re.IGNORECASE,
+)
 # A sentence ends at . ! ? followed by whitespace or the end; a decimal point is followed by a digit.
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 _MATH_DELIMITERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
+_DELIMITED_MATH = re.compile(r"(?<!\\)\$|\\[(\[]")  # `\$` is a currency sign, not a delimiter
+# Commands with their arguments are LaTeX, whatever letters they hold: `\frac`, `\text{ cm}`.
+_LATEX_COMMAND = re.compile(r"\\[A-Za-z]+(?:\s*\{[^{}]*\})*")
+# A prose word: two letters or more, standing alone ("2ab" is a product), not a term of a sum
+# ("a^2 + ab"), not a function name, and not "and"/"or", which math-verify reads as list commas.
+_PROSE_WORD = re.compile(
+    r"(?<![\w\\])(?<![-+*/^=])(?<![-+*/^=]\s)(?!(?:and|or|sin|cos|tan|log|ln|exp|sqrt|pi)(?!\w))"
+    r"[A-Za-z]{2,}(?!\w)",
+    re.IGNORECASE,
+)
+_HAS_MATH = re.compile(r"[\d\\]")
+_OPEN_LIST = re.compile(r"\b(?:and|or)$", re.IGNORECASE)
 
 
 def last_boxed(text: str) -> str | None:
@@ -70,9 +92,14 @@ def strip_math_delimiters(text: str) -> str:
     return text
 
 
-def answer_phrase(text: str) -> str | None:
-    """The answer stated by the last "answer is X" / "Answer: X" phrase, up to the end of its sentence."""
-    text = strip_bold(text)
+def drop_lead_ins(text: str) -> str:
+    """Remove lead-ins ("To find the answer"), so no search takes the working after them as the answer."""
+    return _LEAD_IN.sub("", text)
+
+
+def _answer_sentence(text: str) -> str | None:
+    """The rest of the sentence after the last "answer is" / "Answer:" phrase, as written."""
+    text = drop_lead_ins(strip_bold(text))
     # Overlapping search: in "Answer: the final answer is 5." the inner phrase is the last one.
     last, position = None, 0
     while (match := _ANSWER_PHRASE.search(text, position)) is not None:
@@ -81,16 +108,62 @@ def answer_phrase(text: str) -> str | None:
         return None
     rest = last.group("rest")
     end = _SENTENCE_END.search(rest)
-    answer = strip_math_delimiters(rest[: end.start()] if end else rest)
-    return answer or None
+    return rest[: end.start()] if end else rest
+
+
+def answer_phrase(text: str) -> str | None:
+    """The answer stated by the last "answer is X" / "Answer: X" phrase, up to the end of its sentence."""
+    sentence = _answer_sentence(text)
+    if sentence is None:
+        return None
+    return strip_math_delimiters(sentence) or None
+
+
+def opening_math(answer: str) -> str:
+    """The math that a prose answer opens with: "therefore 5" -> "5", "42, which is 6 times 7" -> "42".
+
+    Prose splits the answer into pieces; the first piece holding a digit or a LaTeX command is the
+    answer, since what follows it explains it. An answer without prose or without math is returned
+    as it is, and so is one whose math trails into prose alternatives ("5, or maybe 6"): that is
+    not one answer.
+    """
+    masked = _LATEX_COMMAND.sub(lambda command: "\\" * len(command[0]), answer)
+    words = list(_PROSE_WORD.finditer(masked))
+    if not words:
+        return answer
+    starts = [0] + [word.end() for word in words]
+    ends = [word.start() for word in words] + [len(answer)]
+    pieces = (answer[start:end].strip(" \t,;:") for start, end in zip(starts, ends, strict=True))
+    math = next((piece for piece in pieces if _HAS_MATH.search(piece)), None)
+    return answer if math is None or _OPEN_LIST.search(math) else math
+
+
+def _boxed_span(text: str) -> str | None:
+    boxed = last_boxed(text)
+    return None if boxed is None else strip_bold(boxed).strip()
 
 
 def answer_span(text: str) -> str | None:
     """The explicitly marked answer: the last boxed content, else the last answer phrase."""
-    boxed = last_boxed(text)
+    boxed = _boxed_span(text)
+    return boxed if boxed is not None else answer_phrase(text)
+
+
+def math_span(text: str) -> str | None:
+    """`answer_span` for math: a phrase without delimited math gives the math its prose opens with.
+
+    Delimited math ("$5$ cm") is left to math-verify, which finds it; boxed content is math as it is.
+    """
+    boxed = _boxed_span(text)
     if boxed is not None:
-        return strip_bold(boxed).strip()
-    return answer_phrase(text)
+        return boxed
+    sentence = _answer_sentence(text)
+    if sentence is None:
+        return None
+    answer = strip_math_delimiters(sentence)
+    if not _DELIMITED_MATH.search(sentence):
+        answer = opening_math(answer)
+    return answer or None
 
 
 def last_line(text: str) -> str | None:

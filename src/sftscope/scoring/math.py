@@ -4,10 +4,14 @@ Decisions, each against a known pitfall:
 
 - **Argument order.** ``verify(gold, pred)`` is asymmetric (assignments like ``x=2`` and intervals
   are simplified from the gold's side), so the gold is always the first argument.
-- **What the answer is.** `extract.answer_span` picks it (last ``\\boxed{}``, then "the answer is
+- **What the answer is.** `extract.math_span` picks it (last ``\\boxed{}``, then "the answer is
   X"); only when there is none does math-verify search the whole final text, with ``\\boxed``
   at priority 0 as its README recommends (its default, 50, lets a stray "final answer" phrase win).
   Several boxed answers: the last one counts (math-verify alone would read them as a set).
+- **Prose in the answer.** "The answer is therefore 5." is graded on ``5``: wrapped whole in
+  ``$...$``, the words would parse as products of symbols and a right answer would score wrong.
+  Lead-ins ("To find the answer: we add 2 and 3.") are dropped before math-verify searches the
+  text, so its own "answer" anchor does not pick a number out of the working.
 - **Bold.** Markdown bold is removed first, so ``**73**`` is read as 73 (Math-Verify#76).
 - **Percent policy: "the number as written".** Percent signs (``%``, ``\\%``, "percent") are
   removed from gold and prediction before parsing, so ``50\\%`` equals ``50`` (the MATH dataset's
@@ -26,7 +30,7 @@ from typing import Any
 
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
-from sftscope.scoring.extract import answer_span, strip_bold
+from sftscope.scoring.extract import drop_lead_ins, math_span, strip_bold
 from sftscope.scoring.result import ScoreItem, ScoreResult, graded, unparsable
 
 _CONFIG = (LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig())
@@ -71,11 +75,11 @@ def check_math(item: ScoreItem, params: Mapping[str, Any]) -> ScoreResult:
     if not gold:
         raise ValueError(f"math-verify cannot parse the gold answer {item.gold!r}")
     text = strip_bold(item.prediction)
-    span = answer_span(text)
+    span = math_span(text)
     if span is not None:
         pred = parse_answer(span)
     elif text.strip():
-        pred = _parse(drop_percent(text))
+        pred = _parse(drop_percent(drop_lead_ins(text)))
     else:
         pred = []
     if not pred:

@@ -41,6 +41,49 @@ def test_extracts(text: str, letter: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "letter"),
+    [
+        # The article A is not option A; the letter stated later in the phrase is the answer.
+        ("Answer: A careful reading shows it is B.", "B"),
+        ("The answer is a careful reading, so it is (B).", "B"),
+        # ... while a stated A is still A.
+        ("The answer is A.", "A"),
+        ("Answer: A", "A"),
+        ("(A) because it is larger", "A"),
+        ("Answer: (A) because it is larger", "A"),
+        ("The answer is A because it is larger.", "A"),
+        ("Answer: A is correct.", "A"),
+        ("Answer: A seems right.", "A"),
+        ("I'll go with A here.", "A"),
+        # After the pronoun I, the letter stated later in the phrase is the answer.
+        ("Answer: I think B", "B"),
+        ("**Answer:** I'd say B.", "B"),
+        ("Answer: I think A is wrong, so B.", "B"),
+        ("Answer: I because it is larger", "I"),
+    ],
+)
+def test_one_letter_words_are_not_options(text: str, letter: str) -> None:
+    assert extract_choice(text) == letter
+
+
+@pytest.mark.parametrize(
+    ("text", "letter"),
+    [
+        ("The answer is A? No wait, it's B.", "B"),
+        ("The answer is A. Actually, it's B.", "B"),
+        ("Answer: A\nCorrection: B", "B"),
+        ("\\boxed{A} No, wait, it is B.", "B"),
+        # Later mentions that are not corrections do not override a clear answer.
+        ("The answer is B. Option A is wrong because it ignores friction.", "B"),
+        ("The answer is B. Actually, A is tempting but wrong.", "B"),
+        ("The answer is B. Wait, no doubt about it: A is wrong.", "B"),
+    ],
+)
+def test_an_explicit_correction_wins(text: str, letter: str) -> None:
+    assert extract_choice(text) == letter
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "I think A is wrong, and B is not obvious either.",

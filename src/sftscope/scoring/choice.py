@@ -4,13 +4,18 @@
 capital letter of the prose would be a guess. So a letter counts only when it is *marked*:
 
 1. explicitly, the last of: an answer statement ("Answer: C", "the correct answer is (c)",
-   "I choose B") or the last ``\\boxed{C}``, whichever comes later in the text;
+   "I choose B"), a self-correction ("No wait, it's B", "Actually, it's B", "Correction: B") or
+   the last ``\\boxed{C}``, whichever comes later in the text;
 2. else a line that is only a letter ("(C)", "C.", "**C**"), or a last line that opens with one
    ("C. 42", "(C) 42"), or a text that ends in a conclusion ("..., so B.");
 3. else the last bold letter (``**C**`` inside a sentence).
 
-A lower-case letter counts only when it cannot be an English word: in parentheses, or ending its
-clause ("the answer is c." yes, "the answer is a bit unclear" no).
+A letter after a statement may be an English word: a lower-case one that does not end its clause
+("the answer is a bit unclear"), or the article A and the pronoun I before a lower-case word
+("Answer: A careful reading shows ...", "Answer: I think ..."). The answer is then the first
+letter later in the sentence that ends its clause ("..., it is B.", "I think B"). With none, the
+pronoun and the lower-case word state nothing, while A stays option A: "Answer: A seems right"
+is far likelier than an article opening a sentence that names no option.
 """
 
 from __future__ import annotations
@@ -27,12 +32,19 @@ DEFAULT_LETTERS = "ABCDEFGHIJ"  # MMLU-Pro has ten options; GPQA four.
 _LETTER = r"(?P<open>[(\[])?(?P<letter>[A-Za-z])(?(open)[)\]])(?![A-Za-z0-9_])"
 _STATEMENT = re.compile(
     r"(?:\b(?:answer|option|choice)(?:\s+(?:is|would\s+be|should\s+be|must\s+be)\b|\s*:)"
-    r"|\bI\s+(?:choose|pick|select)\b|\bI'?ll\s+go\s+with\b)"
+    r"|\bI\s+(?:choose|pick|select)\b|\bI'?ll\s+go\s+with\b"
+    # Only a correction that restates the answer: "Actually, A is tempting" states nothing.
+    r"|\b(?:no,?\s+wait|wait,?\s+no|actually)[,.!]?\s+it(?:'s|\s+is)\b|\bcorrection(?=\s*:))"
     r"\s*:?\s*(?:(?:option|choice|letter)\s+)?" + _LETTER,
     re.IGNORECASE,
 )
-_PRONOUN_NEXT = re.compile(r"'|\s+[a-z]")
+# Any standalone letter: "s" in "it's" and "d" in "I'd" are not.
+_LATER_LETTER = re.compile(r"(?<![A-Za-z0-9_'])" + _LETTER)
+# The article and the pronoun go on with a word ("A careful", "I think", "I'd"); a letter that is
+# the answer goes on with a reason or a verdict ("A because", "I is larger").
+_WORD_NEXT = re.compile(r"'|[ \t]+(?!(?:because|since|as|and|or|but|so|is|which|with)\b)[a-z]")
 _CLAUSE_END = re.compile(r"\s*(?:[.,;:!?)\]]|$)")
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n")
 _LETTER_LINE = re.compile(r"\s*[(\[]?(?P<letter>[A-Za-z])[)\]]?[.:)]?\s*")
 _OPTION_LINE = re.compile(r"\s*(?:\((?P<p>[A-Z])\)|(?P<d>[A-Z])[.)])\s+\S")
 # "..., so B." closing the whole text: a conclusion, even without the word "answer".
@@ -43,16 +55,44 @@ _BOLD_LETTER = re.compile(r"\*\*\s*[(\[]?(?P<letter>[A-Z])[)\]]?[.:]?\s*\*\*")
 _BOXED_WRAPPERS = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^{}]*)\}")
 
 
+def _is_word(text: str, match: re.Match[str]) -> bool:
+    """Whether the letter `match` found is an English word rather than an option letter."""
+    letter = match.group("letter")
+    if match.group("open"):
+        return False
+    if letter.islower():
+        return not _CLAUSE_END.match(text, match.end())
+    return letter in "AI" and _WORD_NEXT.match(text, match.end()) is not None
+
+
+def _letter_later_in_sentence(text: str, start: int) -> str | None:
+    """The first letter from `start` on that ends its clause or is bracketed, within the sentence."""
+    end = _SENTENCE_END.search(text, start)
+    for match in _LATER_LETTER.finditer(text, start, end.start() if end else len(text)):
+        # "I think A is wrong, so B": A does not end its clause, so it is not the answer.
+        if match.group("open") or _CLAUSE_END.match(text, match.end()):
+            return match.group("letter")
+    return None
+
+
+def _stated_letter(text: str, match: re.Match[str]) -> str | None:
+    """The letter an answer statement states, if any (see the module docstring)."""
+    letter = match.group("letter")
+    if not _is_word(text, match):
+        return letter
+    later = _letter_later_in_sentence(text, match.end())
+    if later is not None:
+        return later
+    return letter if letter == "A" else None
+
+
 def _statement_letter(text: str) -> tuple[int, str] | None:
     """Position and letter of the last explicit answer statement."""
     found = None
     for match in _STATEMENT.finditer(text):
-        letter = match.group("letter")
-        if letter.islower() and not match.group("open") and not _CLAUSE_END.match(text, match.end()):
-            continue
-        if letter == "I" and not match.group("open") and _PRONOUN_NEXT.match(text, match.end()):
-            continue  # "Answer: I think B", "Answer: I'd say B": the pronoun, not option I
-        found = (match.start(), letter.upper())
+        letter = _stated_letter(text, match)
+        if letter is not None:
+            found = (match.start(), letter.upper())
     return found
 
 

@@ -53,6 +53,24 @@ def test_mmlu_pro_parquet_with_option_lists_and_a_seeded_subset() -> None:
     assert len(picked) == 2 and [r.id for r in picked] == [r.id for r in again]
 
 
+def test_mmlu_pro_na_filler_options_are_dropped(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    row = {"question_id": 1, "question": "Q?", "category": "law"}
+    rows = [
+        {**row, "options": ["w", "x", "N/A", "y", "N/A"], "answer": "D"},  # a filler before the gold
+        {**row, "question_id": 2, "options": ["w", "N/A"], "answer": "B"},
+    ]
+    pq.write_table(pa.Table.from_pylist(rows[:1]), tmp_path / "m.parquet")
+    (adapted,) = _load("mmlu_pro_1k", str(tmp_path / "m.parquet"))
+    assert adapted.answer == "C" and adapted.meta["choices"] == ["w", "x", "y"]
+    assert adapted.question.endswith("(A) w\n(B) x\n(C) y")
+    pq.write_table(pa.Table.from_pylist(rows[1:]), tmp_path / "m.parquet")
+    with pytest.raises(InputError, match="gold 'B' is an 'N/A' filler option"):
+        _load("mmlu_pro_1k", str(tmp_path / "m.parquet"))
+
+
 def test_livecodebench_decodes_public_and_private_tests() -> None:
     stdin, functional = _load("livecodebench", "livecodebench.jsonl")
     assert [t["output"] for t in stdin.meta["tests"]] == ["6\n", "10\n"]

@@ -82,6 +82,7 @@ def _choices(example: Example, adapter: ChoicesAdapter, where: str) -> Example:
         if not isinstance(options, list) or not options:
             message = f"row {example.id}: options are not a non-empty list"
             raise InputError(where, message, field=adapter.options)
+        options, gold = _without_padding(options, gold, example.id, where)
     else:
         wrong = [meta.pop(column, None) for column in adapter.incorrect]
         if any(w is None for w in wrong) or example.answer is None:
@@ -95,6 +96,17 @@ def _choices(example: Example, adapter: ChoicesAdapter, where: str) -> Example:
     lines = "\n".join(f"({LETTERS[i]}) {str(option).strip()}" for i, option in enumerate(options))
     meta["choices"] = [str(o) for o in options]
     return _with_question(example, f"{example.question.strip()}\n\n{lines}", meta, gold)
+
+
+def _without_padding(options: list[Any], gold: str, row: str, where: str) -> tuple[list[Any], str]:
+    """Drop MMLU-Pro's "N/A" filler options (rows with fewer than ten real ones), as its own
+    preprocessing does; the gold letter moves with its option."""
+    kept = [i for i, option in enumerate(options) if str(option).strip() != "N/A"]
+    if len(kept) == len(options) or gold not in LETTERS[: len(options)]:
+        return options, gold  # nothing to drop, or a bad gold the caller reports
+    if LETTERS.index(gold) not in kept:
+        raise InputError(where, f"row {row}: gold {gold!r} is an 'N/A' filler option", field="answer")
+    return [options[i] for i in kept], LETTERS[kept.index(LETTERS.index(gold))]
 
 
 LCB_INTRO = (

@@ -109,6 +109,7 @@ def test_hub_data_files_are_read_at_the_pinned_revision(monkeypatch: pytest.Monk
     assert len(load_examples(spec.source, "code")) == 2
     (args, kwargs), base = calls[0], "hf://datasets/livecodebench/code_generation_lite@0123abc"
     assert args == ("json",) and kwargs["data_files"] == [f"{base}/test.jsonl", f"{base}/test2.jsonl"]
+    assert kwargs["split"] == "train"  # data files read alone form that one split, named or not
     load_examples(load_task("math500", ["source.hf.revision=v1"]).source, "math")
     assert calls[1][0] == ("HuggingFaceH4/MATH-500", None) and calls[1][1]["revision"] == "v1"
 
@@ -116,6 +117,10 @@ def test_hub_data_files_are_read_at_the_pinned_revision(monkeypatch: pytest.Monk
 def test_subset_and_data_files_exclude_each_other() -> None:
     with pytest.raises(InputError, match="subset or data_files"):
         load_task("livecodebench", ["source.hf.subset=release_v2"])
+    with pytest.raises(InputError, match="data files form the one split 'train', not 'test'"):
+        load_task("livecodebench", ["source.hf.split=test"])
+    assert load_task("livecodebench", ["source.hf.split=train"]).source.hf.split_name == "train"
+    assert load_task("math500", []).source.hf.split_name == "test"
 
 
 def test_gpqa_from_its_csv_file_equals_the_jsonl_rows(tmp_path: Path) -> None:

@@ -86,8 +86,9 @@ class HFRef(Strict):
     path: str
     """Hub dataset id, a local snapshot folder of it, or a local JSONL/Parquet/CSV file in the same
     schema (read without `datasets`)."""
-    split: str = "test"
-    """Split name (`train` when `data_files` is set: files read alone form that one split)."""
+    split: str | None = None
+    """Split name; default `test`. Files of `data_files` form the one split `train`, which needs
+    no name."""
     subset: str | None = None
     """Config name (e.g. gpqa_diamond)."""
     data_files: list[str] | None = None
@@ -101,7 +102,14 @@ class HFRef(Strict):
     def _files_or_subset(self) -> HFRef:
         if self.data_files and self.subset:
             raise ValueError("set subset or data_files, not both: data files are read without configs")
+        if self.data_files and self.split not in (None, "train"):
+            raise ValueError(f"data files form the one split 'train', not '{self.split}': leave split unset")
         return self
+
+    @property
+    def split_name(self) -> str:
+        """The split to read: the one of data files, else the given one, else `test`."""
+        return "train" if self.data_files else self.split or "test"
 
 
 class HFSource(RowsSource):
@@ -224,7 +232,7 @@ def _read_rows(source: FileSource | HFSource) -> tuple[str, list[Example]]:
     ref = source.hf
     loaded = load_hf(
         ref.path,
-        split=ref.split,
+        split=ref.split_name,
         subset=ref.subset,
         data_files=ref.data_files or None,
         revision=ref.revision,

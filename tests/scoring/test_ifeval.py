@@ -11,6 +11,8 @@ from sftscope.scoring.registry import score_batch
 from sftscope.scoring.result import ScoreItem
 
 WORDS = "length_constraints:number_words"
+LOWER = "this answer is written entirely in lowercase english, as the prompt asked."
+CAPITAL = "THIS ANSWER IS WRITTEN ENTIRELY IN CAPITAL LETTERS, AS THE PROMPT ASKED."
 CASES = [
     ({"id": WORDS, "relation": "at least", "num_words": 3}, "one two three", "one two"),
     ({"id": WORDS, "relation": "less than", "num_words": 3}, "one two", "one two three"),
@@ -18,8 +20,8 @@ CASES = [
     ({"id": "detectable_format:number_bullet_lists", "num_bullets": 2}, "* a\n- b\ntext", "* a\ntext"),
     ({"id": "keywords:existence", "keywords": ["Lemon", "river"]}, "a lemon by the river", "a lemon"),
     ({"id": "keywords:forbidden_words", "forbidden_words": ["cat"]}, "a category", "the cat sat"),
-    ({"id": "change_case:english_lowercase"}, "all lower, 12.", "Not lower"),
-    ({"id": "change_case:english_capital"}, "ALL CAPS 12", "ALL CAPs"),
+    ({"id": "change_case:english_lowercase"}, LOWER, LOWER.capitalize()),
+    ({"id": "change_case:english_capital"}, CAPITAL, CAPITAL.replace("ASKED", "asked")),
     ({"id": "startend:end_checker", "end_phrase": "Any questions?"}, 'Done. "any questions?"', "Done."),
     ({"id": "startend:start_checker", "start_phrase": "Dear"}, "dear Sam, hi", "Hi Sam, dear"),
     ({"id": "detectable_format:json_format"}, '```json\n{"a": 1}\n```', "{'a': 1}"),
@@ -38,6 +40,76 @@ def test_check_passes_and_fails(instruction: dict, good: str, bad: str) -> None:
     assert not follows(bad, instruction)
 
 
+# Where IFEval's reference checks (google-research instruction_following_eval) decide otherwise
+# than a plausible reimplementation would: (instruction, response, reference verdict).
+SENTENCES = "length_constraints:number_sentences"
+FIRST_WORD = {"id": "length_constraints:nth_paragraph_first_word", "num_paragraphs": 2, "nth_paragraph": 1}
+REFERENCE_CASES = [
+    # Letter case alone is not enough: the response must also be detected as English...
+    ({"id": "change_case:english_lowercase"}, "ceci est une réponse écrite entièrement en français.", False),
+    (
+        {"id": "change_case:english_capital"},
+        "DIES IST EINE ANTWORT AUF DEUTSCH, GANZ IN GROSSBUCHSTABEN.",
+        False,
+    ),
+    # ...and have a cased letter: str.islower() is False for "12345".
+    ({"id": "change_case:english_lowercase"}, "12345", False),
+    ({"id": "language:response_language", "language": "de"}, "Dies ist eine Antwort auf Deutsch.", True),
+    ({"id": "language:response_language", "language": "de"}, "This answer is written in English.", False),
+    # punkt ends a sentence after a closing quote, and not after "Dr.".
+    ({"id": SENTENCES, "relation": "at least", "num_sentences": 2}, 'He said "Stop." Then he left.', True),
+    ({"id": SENTENCES, "relation": "less than", "num_sentences": 3}, "Dr. Smith came. He sat.", True),
+    # The first word is cut at the first of .,?!'" and keeps markdown or a colon.
+    ({**FIRST_WORD, "first_word": "summer"}, "Summer's end.\n\nAutumn.", True),
+    ({**FIRST_WORD, "first_word": "summer"}, "**Summer** ends.\n\nAutumn.", False),
+    ({**FIRST_WORD, "first_word": "summer"}, "Summer: the end.\n\nAutumn.", False),
+    # Paragraphs are counted without empty pieces but indexed with them.
+    ({**FIRST_WORD, "first_word": "summer"}, "\n\nSummer ends.\n\nAutumn.", False),
+    # nltk keeps a hyphenated word whole: one capital word, not four.
+    (
+        {"id": "change_case:capital_word_frequency", "capital_frequency": 2, "capital_relation": "less than"},
+        "It is STATE-OF-THE-ART.",
+        True,
+    ),
+    # A title is the whole greedy <<...>> span with its brackets stripped.
+    ({"id": "detectable_format:title"}, "<<<>>>", False),
+    # IFEval strips the keyword, the letter and the section splitter it is given.
+    (
+        {"id": "keywords:frequency", "keyword": " cat ", "frequency": 2, "relation": "at least"},
+        "a cat, a cat",
+        True,
+    ),
+    (
+        {"id": "keywords:letter_frequency", "letter": " a", "let_frequency": 2, "let_relation": "at least"},
+        "a b a",
+        True,
+    ),
+    (
+        {"id": "detectable_format:multiple_sections", "section_spliter": " SECTION", "num_sections": 2},
+        "SECTION 1\nx\nSECTION 2\ny",
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("instruction", "text", "expected"), REFERENCE_CASES, ids=[c[0]["id"] for c in REFERENCE_CASES]
+)
+def test_matches_ifeval_reference(instruction: dict, text: str, expected: bool) -> None:
+    assert follows(text, instruction) is expected
+
+
+def test_undetectable_language_counts_as_followed() -> None:
+    # langdetect raises on a text without letters; IFEval counts that as followed.
+    assert follows("12345 !!!", {"id": "language:response_language", "language": "fr"})
+
+
+def test_language_detection_is_repeatable() -> None:
+    # langdetect's verdict on this short text flips from call to call without a fixed seed.
+    english = {"id": "language:response_language", "language": "en"}
+    assert len({follows("ALL CAPS 12", english) for _ in range(30)}) == 1
+
+
 def test_score_is_share_followed_and_correct_only_when_all_are() -> None:
     instructions = [
         {"id": "punctuation:no_comma"},
@@ -46,8 +118,8 @@ def test_score_is_share_followed_and_correct_only_when_all_are() -> None:
         {"id": "keywords:existence", "keywords": ["river"], "num_words": None},
     ]
     items = [
-        ScoreItem("a calm river", json.dumps(instructions)),  # instructions as gold JSON
-        ScoreItem("A calm river, wide", None, {"instructions": instructions}),
+        ScoreItem("a calm river runs through the valley", json.dumps(instructions)),  # gold JSON
+        ScoreItem("A calm river, wide and slow", None, {"instructions": instructions}),
         ScoreItem("", json.dumps(instructions)),
     ]
     results = score_batch("ifeval", items, workers=0)
@@ -61,7 +133,7 @@ def test_score_is_share_followed_and_correct_only_when_all_are() -> None:
 
 def test_unknown_instruction_or_bad_keywords_is_an_error_row() -> None:
     items = [
-        ScoreItem("text", None, {"instructions": [{"id": "language:response_language", "language": "en"}]}),
+        ScoreItem("text", None, {"instructions": [{"id": "language:made_up", "language": "en"}]}),
         ScoreItem("text", None, {"instructions": [{"id": "length_constraints:number_words"}]}),
         ScoreItem("text", None, {}),
     ]

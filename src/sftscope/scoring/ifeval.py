@@ -6,10 +6,14 @@ come from ``meta["instructions"]`` (a list), or else from the gold as a JSON str
 ``None``-valued keywords are dropped: IFEval's HF rows carry every keyword of every instruction.
 
 Score = the share of instructions followed; the item is correct iff all are followed. Counting
-follows IFEval's definitions (paragraphs split by ``***``, bullets are lines opening with ``*`` or
-``-``, highlights are ``*...*`` spans), with two simplifications: words are ``\\w+`` runs and
-sentences end at ``.!?`` (IFEval uses nltk's tokenizers). ``language:response_language`` needs a
-language detector and is not supported: an item that uses it becomes an error row.
+follows IFEval's definitions (words are ``\\w+`` runs, paragraphs split by ``***``, bullets are lines
+opening with ``*`` or ``-``, highlights are ``*...*`` spans), and the language checks use langdetect
+as IFEval does. Two counts approximate nltk models that need downloaded data: sentences end at
+``.!?`` (plus closing quotes) but not after a few abbreviations such as "Dr.", as with punkt;
+capital words are ``\\w+`` runs joined by ``-`` or ``.``, as nltk's word tokenizer keeps them.
+
+Only IFEval's strict mode is scored; its loose mode (also trying the response without its first or
+last line, or without ``*``) is not.
 """
 
 from __future__ import annotations
@@ -19,9 +23,13 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from langdetect import DetectorFactory, LangDetectException, detect
+
 from sftscope.scoring.result import ScoreItem, ScoreResult, unparsable
 
 Check = Callable[..., bool]
+# langdetect samples n-grams at random; a fixed seed makes every verdict repeatable.
+DetectorFactory.seed = 0
 _RELATIONS: dict[str, Callable[[int, int], bool]] = {
     "less than": lambda value, bound: value < bound,
     "at least": lambda value, bound: value >= bound,
@@ -42,8 +50,18 @@ def _number_words(text: str, *, num_words: int, relation: str) -> bool:
     return _relation(len(_words(text)), relation, num_words)
 
 
+# Abbreviations of punkt's English model that commonly precede a name or an example.
+_ABBREVIATIONS = ("mr", "mrs", "ms", "dr", "prof", "e.g", "i.e", "vs")
+_SENTENCE_BREAK = re.compile(
+    r"(?<=[.!?])"
+    + "".join(rf"(?<!\b{re.escape(a)}\.)" for a in _ABBREVIATIONS)
+    + r"[\"'\u201d\u2019)\]]*\s+",
+    re.IGNORECASE,
+)
+
+
 def _number_sentences(text: str, *, num_sentences: int, relation: str) -> bool:
-    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if _words(s)]
+    sentences = [s for s in _SENTENCE_BREAK.split(text.strip()) if _words(s)]
     return _relation(len(sentences), relation, num_sentences)
 
 
@@ -55,12 +73,21 @@ def _number_paragraphs(text: str, *, num_paragraphs: int) -> bool:
     return sum(1 for p in paragraphs if p.strip()) == int(num_paragraphs)
 
 
+def _leading_word(paragraph: str) -> str:
+    """IFEval's first word: leading quotes dropped, cut at the first of ``.,?!'"``, lowercased."""
+    word = paragraph.split()[0].lstrip("'").lstrip('"')
+    return re.split(r"[.,?!'\"]", word, maxsplit=1)[0].lower()
+
+
 def _nth_paragraph_first_word(text: str, *, num_paragraphs: int, nth_paragraph: int, first_word: str) -> bool:
-    paragraphs = [p for p in re.split(r"\n\n", text) if p.strip()]
-    if len(paragraphs) != int(num_paragraphs) or not 0 < int(nth_paragraph) <= len(paragraphs):
+    paragraphs = text.split("\n\n")
+    nth = int(nth_paragraph)
+    # IFEval counts only non-empty paragraphs but indexes all of them, so an empty piece (from a
+    # leading "\n\n" or from "\n\n\n\n") before the nth paragraph makes it miss.
+    if sum(1 for p in paragraphs if p.strip()) != int(num_paragraphs) or not 0 < nth <= int(num_paragraphs):
         return False
-    words = paragraphs[int(nth_paragraph) - 1].split()
-    return bool(words) and words[0].strip("\"'.,!?;:*").lower() == first_word.lower()
+    paragraph = paragraphs[nth - 1].strip()
+    return bool(paragraph) and _leading_word(paragraph) == first_word.lower()
 
 
 def _number_bullets(text: str, *, num_bullets: int) -> bool:
@@ -74,7 +101,7 @@ def _number_highlights(text: str, *, num_highlights: int) -> bool:
 
 
 def _multiple_sections(text: str, *, section_spliter: str, num_sections: int) -> bool:
-    sections = re.split(rf"\s?{re.escape(section_spliter)}\s?\d+\s?", text)
+    sections = re.split(rf"\s?{re.escape(section_spliter.strip())}\s?\d+\s?", text)
     return len(sections) - 1 >= int(num_sections)
 
 
@@ -90,7 +117,8 @@ def _json_format(text: str) -> bool:
 
 
 def _title(text: str) -> bool:
-    return any(title.strip() for title in re.findall(r"<<([^\n]+?)>>", text))
+    titles = re.findall(r"<<[^\n]+>>", text)
+    return any(title.lstrip("<").rstrip(">").strip() for title in titles)
 
 
 def _keywords_exist(text: str, *, keywords: list[str]) -> bool:
@@ -102,16 +130,32 @@ def _forbidden_words(text: str, *, forbidden_words: list[str]) -> bool:
 
 
 def _keyword_frequency(text: str, *, keyword: str, frequency: int, relation: str) -> bool:
-    return _relation(len(re.findall(re.escape(keyword), text, re.IGNORECASE)), relation, frequency)
+    return _relation(len(re.findall(re.escape(keyword.strip()), text, re.IGNORECASE)), relation, frequency)
 
 
 def _letter_frequency(text: str, *, letter: str, let_frequency: int, let_relation: str) -> bool:
-    return _relation(text.lower().count(letter.lower()), let_relation, let_frequency)
+    return _relation(text.lower().count(letter.strip().lower()), let_relation, let_frequency)
 
 
 def _capital_word_frequency(text: str, *, capital_frequency: int, capital_relation: str) -> bool:
-    capitals = [w for w in _words(text) if w.isupper()]
+    # nltk's tokenizer keeps "STATE-OF-THE-ART" and "U.S.A" whole, so each counts once.
+    capitals = [w for w in re.findall(r"\w+(?:[-.]\w+)*", text) if w.isupper()]
     return _relation(len(capitals), capital_relation, capital_frequency)
+
+
+def _response_language(text: str, *, language: str) -> bool:
+    try:
+        return detect(text) == language
+    except LangDetectException:  # no letters to go by: IFEval counts the instruction as followed
+        return True
+
+
+def _english_lowercase(text: str) -> bool:
+    return text.islower() and _response_language(text, language="en")
+
+
+def _english_capital(text: str) -> bool:
+    return text.isupper() and _response_language(text, language="en")
 
 
 def _placeholders(text: str, *, num_placeholders: int) -> bool:
@@ -171,8 +215,8 @@ CHECKS: dict[str, Check] = {
     "keywords:forbidden_words": _forbidden_words,
     "keywords:frequency": _keyword_frequency,
     "keywords:letter_frequency": _letter_frequency,
-    "change_case:english_lowercase": lambda text: text == text.lower(),
-    "change_case:english_capital": lambda text: text == text.upper(),
+    "change_case:english_lowercase": _english_lowercase,
+    "change_case:english_capital": _english_capital,
     "change_case:capital_word_frequency": _capital_word_frequency,
     "punctuation:no_comma": lambda text: "," not in text,
     "detectable_content:number_placeholders": _placeholders,
@@ -182,6 +226,7 @@ CHECKS: dict[str, Check] = {
     "startend:quotation": _quotation,
     "combination:two_responses": _two_responses,
     "combination:repeat_prompt": _repeat_prompt,
+    "language:response_language": _response_language,
 }
 
 

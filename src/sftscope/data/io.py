@@ -202,14 +202,18 @@ def _rows_from_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputEr
             yield number, row
 
 
-def _rows_from_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
-    """Rows of a CSV file with a header row, numbered by the file line each starts on."""
+def _rows_from_csv(
+    path: Path, columns: list[str] | None
+) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+    """Rows of a CSV file, numbered by the file line each starts on; the header row names the
+    columns, unless `columns` does (a headerless file: its first line is data)."""
     with path.open(encoding="utf-8", errors="surrogateescape", newline="") as handle:
-        reader = csv.DictReader(handle)
-        start = 2  # line 1 is the header
+        reader = csv.DictReader(handle, fieldnames=columns)
+        start = 1 if columns else 2  # else line 1 is the header
         for row in reader:
-            if None in row:  # more cells than the header names
-                yield start, InputError(str(path), "more cells than header columns", line=start)
+            if None in row:  # more cells than there are column names
+                named = "csv_columns names" if columns else "header columns"
+                yield start, InputError(str(path), f"more cells than {named}", line=start)
             else:
                 yield start, dict(row)
             start = reader.line_num + 1
@@ -276,12 +280,16 @@ def read_records(
     mapping: FieldMapping | None = None,
     require_response: bool = True,
     skip_bad: bool = False,
+    csv_columns: list[str] | None = None,
 ) -> LoadResult:
     """Read a .jsonl, .parquet or .csv file of records (native, or foreign through `mapping`; a CSV
-    has a header row and holds text only, so it is read through a mapping)."""
+    holds text only, so it is read through a mapping, and has a header row unless `csv_columns`
+    names its columns)."""
     path = Path(path)
     if not path.exists():
         raise InputError(str(path), "file does not exist")
+    if csv_columns and path.suffix != ".csv":
+        raise InputError(str(path), "csv_columns names the columns of a headerless .csv file only")
     if path.suffix == ".jsonl":
         rows: Iterable[tuple[int, dict[str, Any] | InputError]] = _rows_from_jsonl(path)
     elif path.suffix == ".parquet":
@@ -295,7 +303,7 @@ def read_records(
     elif path.suffix == ".csv":
         if mapping is None:
             raise InputError(str(path), "a CSV file is read through a field mapping (`mapping:`)")
-        rows = _rows_from_csv(path)
+        rows = _rows_from_csv(path, csv_columns)
     else:
         raise InputError(str(path), f"unknown format '{path.suffix}', expected one of {READ_FORMATS}")
     return iter_rows_to_records(
@@ -346,13 +354,14 @@ def load_hf(
     mapping: FieldMapping | None = None,
     require_response: bool = True,
     skip_bad: bool = False,
+    csv_columns: list[str] | None = None,
 ) -> LoadResult:
     """Load through HF `datasets` from a local directory/file or a hub id (the hub needs a network).
 
     `data_files` reads those files of the repository (a local folder or the hub, at `revision`) with
     the builder their suffix names, never the repository's own loading script: `datasets` >= 4
     refuses scripts, and LiveCodeBench still ships one beside its JSONL files. Such a read has the
-    one split `train`."""
+    one split `train`. `csv_columns` names the columns of headerless CSV data files (HEx-PHI)."""
     import datasets
 
     path = Path(name_or_path)
@@ -368,9 +377,13 @@ def load_hf(
         if builder is None:
             message = f"data files must share one suffix of {', '.join(HF_FILE_BUILDERS)}, got {suffixes}"
             raise InputError(name_or_path, message, field="data_files")
+    if csv_columns and builder != "csv":
+        raise InputError(name_or_path, "csv_columns is for headerless CSV data files", field="csv_columns")
+    # Given names, the csv builder (pandas) reads the first line as data.
+    headerless = {"column_names": csv_columns} if csv_columns else {}
     try:
         if files:
-            dataset = datasets.load_dataset(builder, data_files=files, split=split)
+            dataset = datasets.load_dataset(builder, data_files=files, split=split, **headerless)
         else:
             dataset = datasets.load_dataset(name_or_path, subset, split=split, revision=revision)
     except Exception as exc:  # datasets raises many types; all mean "could not load this source"

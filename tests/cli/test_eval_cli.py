@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "eval"))
 from fake_run import make_run
 from openai_stub import Stub
 
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "eval"
 QUICK = ["--suite", "micro-quick", "--set", "source.n=2", "--set", "sampling.max_new_tokens=8", "--quiet"]
 
 
@@ -194,3 +195,24 @@ def test_endpoint_rows_are_keyed_by_the_endpoint_not_the_local_weights(
     models = {r["backend"]: (r["run"], r["model_hash"]) for r in rows}
     assert models["openai"][0] == "openai:served" and models["transformers"][0] == "step-000010"
     assert models["openai"][1] != models["transformers"][1] and len(rows) == 4
+
+
+@pytest.mark.slow
+def test_a_real_model_is_swept_offline(smollm2_dir: Path, tmp_path: Path) -> None:
+    """SmolLM2-135M-Instruct on MATH-500-schema rows at the reference's sampling, cut at 48 tokens."""
+    from sftscope.evaluate.store import ResultsStore
+
+    store = tmp_path / "smol.duckdb"
+    args = ["eval", str(smollm2_dir), "--task", "math500", "--store", str(store), "--quiet"]
+    args += ["--set", f"source.hf.path={FIXTURES / 'math500.jsonl'}", "--set", "sampling.max_new_tokens=48"]
+    code, output = invoke(*args)
+    assert code == 0 and "6 rows computed" in output, output  # 2 prompts x avg@3
+    with ResultsStore(store, read_only=True) as results:
+        rows = results.samples().to_pylist()
+    # Its own chat template (system turn included) around the question, and real text back.
+    assert all(r["prompt_tokens"] > 40 and r["output"].strip() for r in rows)
+    # A 48-token cut is no answer: truncated, not graded (a real model writes longer than that).
+    assert all(r["status"] == "truncated" for r in rows if r["finish_reason"] == "length")
+    assert len({r["output"] for r in rows}) > 2  # sampled at T=0.6: the samples differ
+    code, output = invoke(*args)
+    assert code == 0 and "0 rows computed" in output

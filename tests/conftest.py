@@ -6,6 +6,7 @@ and model, and must not depend on pretraining.
 
 from __future__ import annotations
 
+import os
 import string
 import sys
 from collections.abc import Iterator
@@ -71,6 +72,18 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build_tiny_tokenizer(out)
     build_tiny_model(out, vocab_size=len(AutoTokenizer.from_pretrained(out)))
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """sftscope's user cache (weight hashes) in a temporary folder, not the tester's ~/.cache."""
+    previous = os.environ.get("SFTSCOPE_CACHE")
+    os.environ["SFTSCOPE_CACHE"] = str(tmp_path_factory.mktemp("sftscope-cache"))
+    yield
+    if previous is None:
+        del os.environ["SFTSCOPE_CACHE"]
+    else:
+        os.environ["SFTSCOPE_CACHE"] = previous
 
 
 @pytest.fixture(scope="session")

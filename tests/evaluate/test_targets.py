@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from sftscope.errors import InputError
-from sftscope.evaluate.targets import HASH_CACHE, Target, resolve_targets, served_target
+from sftscope.evaluate.targets import (
+    HASH_CACHE_ENV,
+    Target,
+    hash_cache_dir,
+    resolve_targets,
+    served_target,
+)
 from sftscope.models.loading import resolve_model
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "eval"))
@@ -57,10 +63,15 @@ def test_a_served_target_is_keyed_by_endpoint_and_model_name() -> None:
     assert served_target(local, "http://h:8000/v1", None).run == "openai:step-000010"
 
 
-def test_weights_changed_after_training_are_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_weights_changed_after_training_are_refused(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(HASH_CACHE_ENV, str(tmp_path / "cache"))
     run = make_run(tiny_model_dir, tmp_path)
+    files = sorted(tmp_path.rglob("*"))
     assert [t.step for t in resolve_targets(run)] == [0, 10, 20]
-    assert (run / "checkpoints" / "step-000020" / HASH_CACHE).is_file()  # the next resolve reads no weights
+    assert len(list(hash_cache_dir().glob("*.json"))) == 3  # the next resolve reads no weights
+    assert sorted(p for p in tmp_path.rglob("*") if "cache" not in p.parts) == files  # nothing beside them
     step10, step20 = (run / "checkpoints" / f"step-0000{s}" / "model.safetensors" for s in (10, 20))
     shutil.copyfile(step10, step20)  # another step's weights copied over: step 20's rows would be 10's
     with pytest.raises(InputError, match="they changed after training") as caught:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,9 +16,10 @@ from sftscope.models.loading import check_weights, resolve_model
 from sftscope.specfile import validation_error
 from sftscope.train.checkpoints import MANIFEST, base_model_dir, content_hash, read_manifest, weight_files
 
-# Beside the weights: their hash, with the size and mtime it was computed for (re-hashing every
-# checkpoint of a finished sweep would read every weight file again just to skip it).
-HASH_CACHE = ".sftscope-weights-hash.json"
+# Weight hashes already computed, with the sizes and mtimes they were computed for: re-hashing every
+# checkpoint of a finished sweep would read every weight file again just to skip it. Kept in the
+# user's cache, not beside the weights: a model directory may be read-only, shared, or a package's.
+HASH_CACHE_ENV = "SFTSCOPE_CACHE"
 
 
 @dataclass(frozen=True)
@@ -131,19 +133,30 @@ def _check_hash(model_dir: Path, recorded: str, where: str, field: str) -> None:
         raise InputError(where, message, field=field)
 
 
+def hash_cache_dir() -> Path:
+    """$SFTSCOPE_CACHE, else $XDG_CACHE_HOME/sftscope, else ~/.cache/sftscope; then weight-hashes/."""
+    root = os.environ.get(HASH_CACHE_ENV) or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "sftscope"
+    return Path(root).expanduser() / "weight-hashes"
+
+
 def weights_hash(model_dir: Path) -> str:
-    """`content_hash` of the weights, cached beside them for as long as their sizes and mtimes stay."""
-    stamp = {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in weight_files(model_dir)}
-    cache = model_dir / HASH_CACHE
+    """`content_hash` of the weights, cached for as long as the files' sizes and mtimes stay."""
+    files = weight_files(model_dir)
+    stamp = {str(p.resolve()): [p.stat().st_size, p.stat().st_mtime_ns] for p in files}
+    key = hashlib.sha256(json.dumps(sorted(stamp)).encode()).hexdigest()[:32]
+    cache = hash_cache_dir() / f"{key}.json"
     try:
         cached = json.loads(cache.read_text())
         if cached["files"] == stamp:
             return str(cached["sha256"])
-    except (OSError, ValueError, KeyError, TypeError):  # no cache yet, or a half-written one
+    except (OSError, ValueError, KeyError, TypeError):  # no entry yet, or a damaged one
         pass
     digest = content_hash(model_dir)
-    with contextlib.suppress(OSError):  # a read-only model directory is hashed every time instead
-        cache.write_text(json.dumps({"files": stamp, "sha256": digest}))
+    with contextlib.suppress(OSError):  # an unwritable cache only means hashing again next time
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps({"files": stamp, "sha256": digest}))
+        partial.replace(cache)  # atomic: a parallel sweep never reads half an entry
     return digest
 
 

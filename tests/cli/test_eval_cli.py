@@ -216,3 +216,14 @@ def test_a_real_model_is_swept_offline(smollm2_dir: Path, tmp_path: Path) -> Non
     assert len({r["output"] for r in rows}) > 2  # sampled at T=0.6: the samples differ
     code, output = invoke(*args)
     assert code == 0 and "0 rows computed" in output
+
+
+def test_a_shipped_base_directory_is_a_model_not_a_run(tmp_path: Path, stub: tuple[Stub, str]) -> None:
+    from sftscope.models.loading import resolve_model
+
+    state, url = stub
+    state.reply = {"choices": [{"message": {"content": "\\boxed{1}"}, "finish_reason": "stop"}]}
+    base = resolve_model("micro-weak")  # holds a manifest.json too: its pretraining record
+    args = ["eval", base, "--task", "countdown", "--set", "source.n=1", "--store", str(tmp_path / "s.duckdb")]
+    code, output = invoke(*args, "--backend", "openai", "--endpoint", url, "--quiet")
+    assert code == 0 and "1 rows computed" in output, output

@@ -102,7 +102,7 @@ def eval_command(
     from sftscope.evaluate.store import STORE_FILE, ResultsStore
     from sftscope.evaluate.summary import print_summary
     from sftscope.evaluate.sweep import Task, run_sweep
-    from sftscope.evaluate.targets import resolve_targets, served_target
+    from sftscope.evaluate.targets import is_run_dir, resolve_targets, served_target
     from sftscope.progress import console
     from sftscope.train.config import parse_overrides
 
@@ -112,7 +112,7 @@ def eval_command(
     specs = load_suite(suite, overrides)[1] if suite else [load_task(t, overrides) for t in tasks or []]
     check_scopes(overrides or [], [s.name for s in specs])
     targets = resolve_targets(target, steps=_steps(steps), every=every)
-    run_dir = Path(target) if (Path(target) / "manifest.json").is_file() else None
+    run_dir = Path(target) if is_run_dir(target) else None
     store_path = store or (run_dir / STORE_FILE if run_dir else Path(STORE_FILE))
     options: dict[str, Any] = (
         {"threads": threads, "prefill_tokens": prefill_tokens} if backend == "transformers" else {}

@@ -46,15 +46,20 @@ def resolve_targets(
     if every is not None and every < 1:
         raise InputError(str(target), f"--every must be at least 1, got {every}")
     run_dir = Path(target)
-    # A shipped base directory also holds a manifest.json (its pretraining record) but, unlike a
-    # run directory, it is itself a model (config.json): evaluate it as one model.
-    if (run_dir / MANIFEST).is_file() and not (run_dir / "config.json").is_file():
+    if is_run_dir(run_dir):
         return _run_targets(run_dir, steps, every)
     if (steps and set(steps) - {0}) or every is not None:
         message = "--steps/--every select checkpoints of a run directory; this is a model"
         raise InputError(str(target), message)
     path = _local_model(str(target))
     return [Target(Path(str(target).rstrip("/")).name, 0, path, weights_hash(Path(path)))]
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """A training run's directory. A shipped base directory also holds a manifest.json (its
+    pretraining record) but, unlike a run directory, it is itself a model (config.json)."""
+    path = Path(path)
+    return (path / MANIFEST).is_file() and not (path / "config.json").is_file()
 
 
 def _local_model(name: str) -> str:

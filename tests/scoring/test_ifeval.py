@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from sftscope.scoring.ifeval import follows
+from sftscope.errors import SftscopeError
+from sftscope.scoring.ifeval import follows, loose_variants
 from sftscope.scoring.registry import score_batch
 from sftscope.scoring.result import ScoreItem
 
@@ -141,3 +142,30 @@ def test_unknown_instruction_or_bad_keywords_is_an_error_row() -> None:
     assert [r.outcome for r in results] == ["error", "error", "error"]
     assert "unknown ifeval instruction" in (results[0].error or "")
     assert "bad keywords" in (results[1].error or "")
+
+
+def test_loose_mode_forgives_a_preamble_a_sign_off_and_markdown_stars() -> None:
+    instructions = [
+        {"id": "detectable_format:title"},
+        {"id": "startend:end_checker", "end_phrase": "Is there anything else I can help with?"},
+        {"id": "detectable_content:postscript", "postscript_marker": "P.S."},
+    ]
+    response = (
+        "Sure, here is my poem:\n<<Rivers>>\nThe river runs.\nP.S. I love rivers.\n"
+        "Is there anything else I can help with?\n*Hope you liked it*"
+    )
+    item = ScoreItem(response, None, {"instructions": instructions})
+    strict, loose = (score_batch("ifeval", [item], workers=0, params=p)[0] for p in ({}, {"mode": "loose"}))
+    assert (strict.outcome, round(strict.score, 3)) == ("wrong", 0.667)  # the sign-off ends it
+    assert (loose.outcome, loose.score) == ("correct", 1.0)  # without its last line it ends right
+    variants = ["a\n*b*\nc", "a\nb\nc", "*b*\nc", "b\nc", "a\n*b*", "a\nb", "*b*", "b"]
+    assert loose_variants("a\n*b*\nc") == variants
+
+
+def test_an_unknown_mode_is_a_spec_error() -> None:
+    with pytest.raises(SftscopeError, match="mode must be one of strict, loose"):
+        score_batch(
+            "ifeval",
+            [ScoreItem("x", None, {"instructions": [{"id": "punctuation:no_comma"}]})],
+            params={"mode": "lenient"},
+        )

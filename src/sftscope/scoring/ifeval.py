@@ -12,8 +12,8 @@ as IFEval does. Two counts approximate nltk models that need downloaded data: se
 ``.!?`` (plus closing quotes) but not after a few abbreviations such as "Dr.", as with punkt;
 capital words are ``\\w+`` runs joined by ``-`` or ``.``, as nltk's word tokenizer keeps them.
 
-Only IFEval's strict mode is scored; its loose mode (also trying the response without its first or
-last line, or without ``*``) is not.
+Strict mode is the default; ``mode: loose`` is IFEval's loose mode, which also tries the response
+without its first line, its last line or both, and without ``*`` (`loose_variants`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 
 from langdetect import DetectorFactory, LangDetectException, detect
 
+from sftscope.errors import SftscopeError
 from sftscope.scoring.result import ScoreItem, ScoreResult, unparsable
 
 Check = Callable[..., bool]
@@ -254,12 +255,36 @@ def follows(text: str, instruction: Mapping[str, Any]) -> bool:
         raise ValueError(f"bad keywords for ifeval instruction {instruction['id']!r}: {exc}") from None
 
 
+MODES = ("strict", "loose")
+
+
+def validate_params(params: Mapping[str, Any]) -> None:
+    mode = params.get("mode", "strict")
+    if mode not in MODES:
+        raise SftscopeError(f"ifeval scorer: mode must be one of {', '.join(MODES)}, got {mode!r}")
+
+
+def loose_variants(text: str) -> list[str]:
+    """IFEval's loose reading: the response, without its first line, without its last line, and
+    without both (a model's "Sure, here it is:" or sign-off), each also with every ``*`` removed."""
+    lines = text.split("\n")
+    cuts = [text, "\n".join(lines[1:]).strip(), "\n".join(lines[:-1]).strip(), "\n".join(lines[1:-1]).strip()]
+    return [variant for cut in cuts for variant in (cut, cut.replace("*", ""))]
+
+
+def _follows_loosely(text: str, instruction: Mapping[str, Any]) -> bool:
+    # The reference skips empty variants (a one-line response has nothing left without its first line).
+    return any(follows(variant, instruction) for variant in loose_variants(text) if variant.strip())
+
+
 def check_ifeval(item: ScoreItem, params: Mapping[str, Any]) -> ScoreResult:
-    """Score = share of instructions followed (strict); correct iff all are. No params."""
+    """Score = share of instructions followed; correct iff all are. `mode`: strict (the default) or
+    loose (an instruction counts as followed when any of the `loose_variants` follows it)."""
     instructions = instructions_of(item)
     if not item.prediction.strip():
         return unparsable()
-    verdicts = [(str(i.get("id")), follows(item.prediction, i)) for i in instructions]
+    check = _follows_loosely if params.get("mode", "strict") == "loose" else follows
+    verdicts = [(str(i.get("id")), check(item.prediction, i)) for i in instructions]
     passed = sum(ok for _, ok in verdicts)
     extracted = "; ".join(f"{name}={'ok' if ok else 'fail'}" for name, ok in verdicts)
     outcome = "correct" if passed == len(verdicts) else "wrong"

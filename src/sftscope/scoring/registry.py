@@ -20,10 +20,9 @@ from functools import partial
 from typing import Any
 
 from sftscope.errors import SftscopeError
-from sftscope.scoring import code, judge, refusal
+from sftscope.scoring import code, ifeval, judge, refusal
 from sftscope.scoring.basic import check_countdown, check_exact, check_reasoning_gym
 from sftscope.scoring.choice import check_choice
-from sftscope.scoring.ifeval import check_ifeval
 from sftscope.scoring.math import check_math
 from sftscope.scoring.pool import PoolOutcome, run_checks, run_threaded
 from sftscope.scoring.result import ScoreItem, ScoreResult
@@ -71,7 +70,7 @@ SCORERS: dict[str, Scorer] = {
         Scorer("exact", check_exact, needs_gold=True, reads_answer=True),
         Scorer("reasoning_gym", check_reasoning_gym, reads_answer=True),
         Scorer("refusal", refusal.check_refusal, ("expect",), validate=refusal.validate_params),
-        Scorer("ifeval", check_ifeval),
+        Scorer("ifeval", ifeval.check_ifeval, ("mode",), validate=ifeval.validate_params),
         Scorer(
             "code",
             code.check_code,

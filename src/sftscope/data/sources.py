@@ -23,7 +23,8 @@ from pydantic import (
     field_validator,
 )
 
-from sftscope.data.io import FieldMapping, LoadResult, load_hf, read_records
+from sftscope.data.hub import HubDataset
+from sftscope.data.io import FieldMapping, LoadResult, read_records
 from sftscope.data.records import Example
 from sftscope.errors import InputError
 from sftscope.progress import progress_bar
@@ -65,17 +66,9 @@ class FileSource(Strict):
         return resolve_spec_path(value, info, only_if_exists=False)
 
 
-class HfOptions(Strict):
-    """Arguments of `datasets.load_dataset`."""
+class HfOptions(HubDataset):
+    """A hub dataset of training rows (default split `train`); a local path is relative to the spec file."""
 
-    path: str
-    """A hub id (needs a network) or a local directory/file, relative to the spec file."""
-    split: str = "train"
-    """Dataset split."""
-    subset: str | None = None
-    """Dataset configuration name."""
-    revision: str | None = None
-    """Hub revision (a commit sha, tag or branch) to pin the rows; unset reads the default branch."""
     mapping: FieldMapping | None = None
     """Column mapping for a foreign schema; unset means native `Example` rows."""
 
@@ -234,7 +227,7 @@ def source_label(source: AnySource) -> str:
     if isinstance(source, HfSource):
         ref = source.hf
         at = f"@{ref.revision}" if ref.revision else ""
-        return ref.path + at + (f"/{ref.subset}" if ref.subset else "") + f":{ref.split}"
+        return ref.path + at + (f"/{ref.subset}" if ref.subset else "") + f":{ref.split_name}"
     if isinstance(source, CountdownSource):
         return f"countdown:{source.countdown.style}"
     if isinstance(source, MicroworldSource):
@@ -295,15 +288,8 @@ def load_source(
                     skip_bad=ctx.skip_bad,
                 )
             else:
-                options = source.hf
-                result = load_hf(
-                    options.path,
-                    split=options.split,
-                    subset=options.subset,
-                    revision=options.revision,
-                    mapping=options.mapping,
-                    require_response=require_response,
-                    skip_bad=ctx.skip_bad,
+                result = source.hf.read(
+                    source.hf.mapping, require_response=require_response, skip_bad=ctx.skip_bad
                 )
             bar.update(0, total=len(result.records), completed=len(result.records))
         return ctx.record_load(label, "file" if isinstance(source, FileSource) else "hf", role, result)

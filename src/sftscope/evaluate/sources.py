@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
-from sftscope.data.io import FieldMapping, load_hf, read_records, row_unit
+from sftscope.data.hub import HubDataset
+from sftscope.data.io import FieldMapping, read_records, row_unit
 from sftscope.data.records import Example, user_example
 from sftscope.errors import InputError
 from sftscope.evaluate.adapters import Adapter, adapt
@@ -84,34 +85,11 @@ class FileSource(RowsSource):
     """Path of the file."""
 
 
-class HFRef(Strict):
-    path: str
-    """Hub dataset id, a local snapshot folder of it, or a local JSONL/Parquet/CSV file in the same
-    schema (read without `datasets`)."""
-    split: str | None = None
-    """Split name; default `test`. Files of `data_files` form the one split `train`, which needs
-    no name."""
-    subset: str | None = None
-    """Config name (e.g. gpqa_diamond)."""
-    data_files: list[str] | None = None
-    """Files of the repository to read instead of its configs, bypassing any loading script
-    (e.g. LiveCodeBench releases)."""
-    revision: str | None = None
-    """Hub revision (a commit sha, tag or branch): pins the rows, so a re-uploaded dataset cannot
-    change a task's prompts (or a seeded subset) unnoticed."""
+class HFRef(HubDataset):
+    """A hub dataset of task rows (default split `test`); a local path is relative to the working
+    directory, and may also be a JSONL/Parquet/CSV file in the same schema (read without `datasets`)."""
 
-    @model_validator(mode="after")
-    def _files_or_subset(self) -> HFRef:
-        if self.data_files and self.subset:
-            raise ValueError("set subset or data_files, not both: data files are read without configs")
-        if self.data_files and self.split not in (None, "train"):
-            raise ValueError(f"data files form the one split 'train', not '{self.split}': leave split unset")
-        return self
-
-    @property
-    def split_name(self) -> str:
-        """The split to read: the one of data files, else the given one, else `test`."""
-        return "train" if self.data_files else self.split or "test"
+    DEFAULT_SPLIT: ClassVar[str] = "test"
 
 
 class HFSource(RowsSource):
@@ -234,15 +212,5 @@ def _read_rows(source: FileSource | HFSource) -> tuple[str, list[Example]]:
             path, mapping=source.mapping, require_response=False, csv_columns=source.csv_columns
         )
         return str(path), loaded.records
-    ref = source.hf
-    loaded = load_hf(
-        ref.path,
-        split=ref.split_name,
-        subset=ref.subset,
-        data_files=ref.data_files or None,
-        revision=ref.revision,
-        mapping=source.mapping,
-        require_response=False,
-        csv_columns=source.csv_columns,
-    )
-    return ref.path, loaded.records
+    loaded = source.hf.read(source.mapping, require_response=False, csv_columns=source.csv_columns)
+    return source.hf.path, loaded.records

@@ -70,6 +70,16 @@ def test_wrong(prediction: str, gold: str) -> None:
         # "To find the answer:" introduces the working; the answer comes after it.
         ("To find the answer: we add 2 and 3. So the total is 5.", "5"),
         ("To find the answer, we add 2 and 3. So the total is 5.", "5"),
+        # Mid-sentence, the same words do state the answer.
+        ("We multiply 6 by 7 to get the answer: 42. Check: 42 / 7 = 6.", "42"),
+        ("Add the two numbers to get the final answer: 12. That is 3 more than 9.", "12"),
+        # A computation in words is graded on its result.
+        ("The answer is 6 times 7 = 42.", "42"),
+        ("The answer is 12 divided by 4 = 3.", "3"),
+        ("The answer is 5 choose 2 = 10.", "10"),
+        ("The answer is 1/2 of 10 = 5", "5"),
+        ("The answer is 24 ft^2", "24"),
+        ("The answer is 13 since 13 is prime", "13"),
     ],
 )
 def test_prose_around_the_answer(prediction: str, gold: str) -> None:
@@ -89,6 +99,28 @@ def test_prose_around_the_answer(prediction: str, gold: str) -> None:
 )
 def test_prose_does_not_make_a_wrong_answer_right(prediction: str, gold: str) -> None:
     assert outcome(prediction, gold) == "wrong"
+
+
+@pytest.mark.parametrize(
+    ("prediction", "gold"),
+    [
+        ("The answer is negative 3.", "3"),
+        ("The answer is minus 3", "3"),
+        ("The answer is not 5 but 6.", "5"),
+        ("The answer is half of 10, so 5", "10"),
+        ("The answer is 12 minus 5", "12"),
+        ("The answer is 3 squared", "3"),
+        ("The answer is 5 over 2", "5"),
+        ("The answer is 2 to the power of 3", "2"),
+        ("The answer is 3 million", "3"),
+        ("The answer is 3 dozen", "3"),
+        ("The answer is 7 dollars and 50 cents", "7"),
+        ("The answer is 100 divided by 4, which is 25", "100"),
+    ],
+)
+def test_words_that_change_the_number_keep_the_answer_whole(prediction: str, gold: str) -> None:
+    # Reading the first number out of these would match a gold by accident.
+    assert outcome(prediction, gold) != "correct"
 
 
 def test_a_cut_off_trace_with_prose_is_still_unanswered() -> None:

@@ -27,10 +27,12 @@ _ANSWER_PHRASE = re.compile(
     r"[ \t]*:?[ \t]*(?P<rest>[^\n]+)",
     re.IGNORECASE,
 )
-# "To find the answer: we add 2 and 3." is followed by working, not by the answer.
+# "To find the answer: we add 2 and 3." is followed by working, not by the answer; it opens a
+# sentence. Mid-sentence, "we multiply 6 by 7 to get the answer: 42" does state the answer.
 _LEAD_IN = re.compile(
-    r"\b(?:to|let'?s|let\s+us)\s+(?:find|get|reach|obtain|compute|calculate|determine|work\s+out"
-    r"|figure\s+out)\s+(?:the\s+|an\s+|our\s+)?(?:final\s+)?answer\b",
+    r"(?:^|(?<=[.!?\n])|(?<=[.!?]\s))\s*(?:first,?\s+)?(?:to|let'?s|let\s+us)\s+"
+    r"(?:find|get|reach|obtain|compute|calculate|determine|work\s+out|figure\s+out)\s+"
+    r"(?:the\s+|an\s+|our\s+)?(?:final\s+)?answer\b",
     re.IGNORECASE,
 )
 # A sentence ends at . ! ? followed by whitespace or the end; a decimal point is followed by a digit.
@@ -47,6 +49,82 @@ _PROSE_WORD = re.compile(
     re.IGNORECASE,
 )
 _HAS_MATH = re.compile(r"[\d\\]")
+# Words that may lead up to the number of a prose answer without changing it.
+_LEADING_WORDS = frozenset(
+    [
+        "therefore",
+        "thus",
+        "hence",
+        "so",
+        "then",
+        "now",
+        "approximately",
+        "about",
+        "around",
+        "roughly",
+        "nearly",
+        "almost",
+        "exactly",
+        "just",
+        "simply",
+        "clearly",
+        "indeed",
+        "actually",
+        "equal",
+        "equals",
+        "to",
+        "be",
+        "is",
+        "it",
+        "its",
+        "the",
+        "final",
+        "value",
+        "result",
+        "number",
+        "total",
+        "sum",
+        "we",
+        "get",
+        "obtain",
+        "have",
+        "found",
+    ]
+)
+# Words right after a number that make it part of a larger expression or quantity.
+_CHANGING_WORDS = frozenset(
+    [
+        "times",
+        "divided",
+        "over",
+        "plus",
+        "minus",
+        "mod",
+        "modulo",
+        "choose",
+        "squared",
+        "cubed",
+        "to",
+        "power",
+        "factorial",
+        "point",
+        "hundred",
+        "hundreds",
+        "thousand",
+        "thousands",
+        "million",
+        "millions",
+        "billion",
+        "billions",
+        "trillion",
+        "dozen",
+        "dozens",
+    ]
+)
+# A second number in the answer's clause ("7 dollars and 50 cents"); an exponent ("ft^2") is not one.
+_ANOTHER_NUMBER = re.compile(r"(?<![\^_\d])\d")
+# Where the explanation of a prose answer starts: its numbers are not part of the answer.
+_CLAUSE_BREAK = re.compile(r",|;|\b(?:which|because|since|as|where|when|i\.e|e\.g)\b", re.IGNORECASE)
 _OPEN_LIST = re.compile(r"\b(?:and|or)$", re.IGNORECASE)
 
 
@@ -123,19 +201,36 @@ def opening_math(answer: str) -> str:
     """The math that a prose answer opens with: "therefore 5" -> "5", "42, which is 6 times 7" -> "42".
 
     Prose splits the answer into pieces; the first piece holding a digit or a LaTeX command is the
-    answer, since what follows it explains it. An answer without prose or without math is returned
-    as it is, and so is one whose math trails into prose alternatives ("5, or maybe 6"): that is
-    not one answer.
+    answer when the words before it only lead up to it ("therefore", "approximately") and what
+    follows explains it (a unit, "which is ..."). Anything else is returned as it is, to be graded
+    whole (and so, as a rule, wrong), since reading one number out of it would be a guess that can
+    be right by accident:
+
+    - a computation in words ("6 times 7 = 42") is graded on what follows its last "=" (an
+      assignment such as "x = 5 when y = 2" stays as it is);
+    - a word that changes the number before it ("negative 3", "not 5 but 6", "half of 10") or
+      after it ("12 divided by 4", "3 million", "2 to the power of 3") keeps the answer whole;
+    - so do two numbers in one clause ("7 dollars and 50 cents", "5, or maybe 6").
     """
     masked = _LATEX_COMMAND.sub(lambda command: "\\" * len(command[0]), answer)
     words = list(_PROSE_WORD.finditer(masked))
     if not words:
         return answer
+    head = _CLAUSE_BREAK.split(masked, maxsplit=1)[0]
+    if "=" in head and _PROSE_WORD.search(head[: head.rindex("=")]):  # "6 times 7 = 42", not "x = 5"
+        return opening_math(answer[head.rindex("=") + 1 :].strip())
     starts = [0] + [word.end() for word in words]
     ends = [word.start() for word in words] + [len(answer)]
-    pieces = (answer[start:end].strip(" \t,;:") for start, end in zip(starts, ends, strict=True))
-    math = next((piece for piece in pieces if _HAS_MATH.search(piece)), None)
-    return answer if math is None or _OPEN_LIST.search(math) else math
+    pieces = [answer[start:end].strip(" \t,;:") for start, end in zip(starts, ends, strict=True)]
+    first = next((i for i, piece in enumerate(pieces) if _HAS_MATH.search(piece)), None)
+    if first is None or _OPEN_LIST.search(pieces[first]):
+        return answer
+    before = {word.group().lower() for word in words[:first]}
+    after = words[first].group().lower() if first < len(words) else None
+    clause = _CLAUSE_BREAK.split(masked[ends[first] :], maxsplit=1)[0]
+    if before - _LEADING_WORDS or after in _CHANGING_WORDS or _ANOTHER_NUMBER.search(clause):
+        return answer
+    return pieces[first]
 
 
 def _boxed_span(text: str) -> str | None:

@@ -114,3 +114,24 @@ def test_scores_against_gold_letter() -> None:
     assert check_choice(ScoreItem("Answer: D", "(C)"), {}).outcome == "wrong"
     with pytest.raises(ValueError, match="gold letter"):
         check_choice(ScoreItem("Answer: D", "42"), {})
+
+
+@pytest.mark.parametrize(
+    "prediction",
+    [
+        "I choose A over B.",
+        "I'll go with A over B",
+        "I pick A instead of B.",
+        "The answer is A for sure, not C.",
+        "Answer: A seems right, not B.",
+        "The answer is A in my opinion, not B",
+        "Answer: A seems right, see part (b).",
+        "Answer: A seems right, i.e. the first one.",
+        "Answer: A fits best, e.g. for x > 0.",
+        "The answer is A given x, y.",
+    ],
+)
+def test_option_a_before_words_stays_a_unless_the_sentence_restates_another(prediction: str) -> None:
+    # A later letter in the sentence is often the rejected option, or a letter of "i.e." or "(b)".
+    result = check_choice(ScoreItem(prediction, "A", {}), {"letters": "ABCDEFGHIJ"})
+    assert (result.outcome, result.extracted) == ("correct", "A")

@@ -12,10 +12,11 @@ capital letter of the prose would be a guess. So a letter counts only when it is
 
 A letter after a statement may be an English word: a lower-case one that does not end its clause
 ("the answer is a bit unclear"), or the article A and the pronoun I before a lower-case word
-("Answer: A careful reading shows ...", "Answer: I think ..."). The answer is then the first
-letter later in the sentence that ends its clause ("..., it is B.", "I think B"). With none, the
-pronoun and the lower-case word state nothing, while A stays option A: "Answer: A seems right"
-is far likelier than an article opening a sentence that names no option.
+("Answer: A careful reading shows ...", "Answer: I think ..."). The pronoun states the letter its
+verb goes on to ("Answer: I think B", "I'd say B") or nothing; the article defers to a letter the
+sentence restates ("..., it is B."), and without one A stays option A: "I choose A over B" and
+"Answer: A seems right, not C" are far likelier than an article opening a sentence that names no
+option. A lower-case word states nothing.
 """
 
 from __future__ import annotations
@@ -38,8 +39,14 @@ _STATEMENT = re.compile(
     r"\s*:?\s*(?:(?:option|choice|letter)\s+)?" + _LETTER,
     re.IGNORECASE,
 )
-# Any standalone letter: "s" in "it's" and "d" in "I'd" are not.
-_LATER_LETTER = re.compile(r"(?<![A-Za-z0-9_'])" + _LETTER)
+# What restates the answer after an article or a pronoun that opened an answer statement.
+_CAPITAL = _LETTER.replace("[A-Za-z]", "[A-Z]")
+_IT_IS = re.compile(r"\b(?:is|it's|be|was)\s+(?:(?:option|choice)\s+)?" + _CAPITAL)
+_PRONOUN_STATES = re.compile(
+    r"I(?:'d\s+say|'ll\s+go\s+with|\s+(?:think|believe|guess|say|would\s+say|choose|pick|select"
+    r"|go\s+with|will\s+go\s+with))\s+(?:(?:it's|it\s+is|the\s+answer\s+is)\s+)?(?:(?:option|choice)\s+)?"
+    + _CAPITAL
+)
 # The article and the pronoun go on with a word ("A careful", "I think", "I'd"); a letter that is
 # the answer goes on with a reason or a verdict ("A because", "I is larger").
 _WORD_NEXT = re.compile(r"'|[ \t]+(?!(?:because|since|as|and|or|but|so|is|which|with)\b)[a-z]")
@@ -65,13 +72,14 @@ def _is_word(text: str, match: re.Match[str]) -> bool:
     return letter in "AI" and _WORD_NEXT.match(text, match.end()) is not None
 
 
-def _letter_later_in_sentence(text: str, start: int) -> str | None:
-    """The first letter from `start` on that ends its clause or is bracketed, within the sentence."""
+def _restated_letter(text: str, start: int, pattern: re.Pattern[str], *, at_start: bool) -> str | None:
+    """The letter `pattern` restates from `start` (at `start` itself, with `at_start`) within the
+    sentence, when it ends its clause or is bracketed ("I think A is wrong, so B" restates none)."""
     end = _SENTENCE_END.search(text, start)
-    for match in _LATER_LETTER.finditer(text, start, end.start() if end else len(text)):
-        # "I think A is wrong, so B": A does not end its clause, so it is not the answer.
-        if match.group("open") or _CLAUSE_END.match(text, match.end()):
-            return match.group("letter")
+    find = pattern.match if at_start else pattern.search
+    match = find(text, start, end.start() if end else len(text))
+    if match and (match.group("open") or _CLAUSE_END.match(text, match.end())):
+        return match.group("letter")
     return None
 
 
@@ -80,10 +88,12 @@ def _stated_letter(text: str, match: re.Match[str]) -> str | None:
     letter = match.group("letter")
     if not _is_word(text, match):
         return letter
-    later = _letter_later_in_sentence(text, match.end())
-    if later is not None:
-        return later
-    return letter if letter == "A" else None
+    if letter == "I":  # the pronoun: "Answer: I think B" states B, "Answer: I hope so" nothing
+        return _restated_letter(text, match.start("letter"), _PRONOUN_STATES, at_start=True)
+    if letter == "A":  # the article: "Answer: A careful reading shows it is B" restates B; with
+        # no restatement ("I choose A over B", "A for sure, not C") the A is the answer
+        return _restated_letter(text, match.end(), _IT_IS, at_start=False) or letter
+    return None  # a lower-case word: "the answer is a bit unclear"
 
 
 def _statement_letter(text: str) -> tuple[int, str] | None:

@@ -39,4 +39,3 @@ def test_training_data_reads_data_files_of_a_snapshot_folder(tmp_path: Path) -> 
     rows = source.hf.read(source.hf.mapping, require_response=True).records
     assert sorted(r.question for r in rows) == ["question of part-a.jsonl", "question of part-b.jsonl"]
     assert source_label(source) == f"{folder.resolve()}:train"
-

@@ -193,7 +193,8 @@ def test_endpoint_rows_are_keyed_by_the_endpoint_not_the_local_weights(
     with ResultsStore(store, read_only=True) as results:
         rows = results.samples().to_pylist()
     models = {r["backend"]: (r["run"], r["model_hash"]) for r in rows}
-    assert models["openai"][0] == "openai:served" and models["transformers"][0] == "step-000010"
+    assert models["openai"][0] == f"openai:served@{url.split('/')[2]}"  # host:port of the endpoint
+    assert models["transformers"][0] == "step-000010"
     assert models["openai"][1] != models["transformers"][1] and len(rows) == 4
 
 

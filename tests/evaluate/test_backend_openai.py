@@ -113,7 +113,8 @@ def test_rate_limits_are_retried_after_the_servers_wait(stub: tuple[Stub, str]) 
 
 
 @pytest.mark.parametrize(
-    ("header", "expected"), [(None, 1.0), ("3", 3.0), ("-2", 0.0), ("900", 60.0), ("Wed, 21 Oct", 1.0)]
+    ("header", "expected"),
+    [(None, 1.0), ("3", 3.0), ("-2", 0.0), ("900", 60.0), ("Wed, 21 Oct", 1.0), ("nan", 1.0), ("inf", 1.0)],
 )
 def test_retry_after_header(header: str | None, expected: float) -> None:
     assert retry_after(header, 1.0, 60.0) == expected

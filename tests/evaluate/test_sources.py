@@ -69,6 +69,10 @@ def test_mmlu_pro_na_filler_options_are_dropped(tmp_path: Path) -> None:
     pq.write_table(pa.Table.from_pylist(rows[1:]), tmp_path / "m.parquet")
     with pytest.raises(InputError, match="gold 'B' is an 'N/A' filler option"):
         _load("mmlu_pro_1k", str(tmp_path / "m.parquet"))
+    for gold in ("AB", " "):  # substrings of the letters, not letters ("" stripped of a blank)
+        pq.write_table(pa.Table.from_pylist([{**rows[0], "answer": gold}]), tmp_path / "m.parquet")
+        with pytest.raises(InputError, match="is not an option letter|no gold answer"):
+            _load("mmlu_pro_1k", str(tmp_path / "m.parquet"))
 
 
 def test_livecodebench_decodes_public_and_private_tests() -> None:

@@ -55,12 +55,13 @@ def test_a_broken_run_manifest_is_a_located_error(tmp_path: Path) -> None:
 def test_a_served_target_is_keyed_by_endpoint_and_model_name() -> None:
     local = Target("step-000010", 10, "/runs/r/checkpoints/step-000010", "ab" * 32)
     served = served_target(local, "http://h:8000/v1/", "qwen")
-    assert served.run == "openai:qwen" and (served.step, served.path) == (10, local.path)
+    assert served.run == "openai:qwen@h:8000" and (served.step, served.path) == (10, local.path)
     assert served.model_hash != local.model_hash
     assert served == served_target(local, "http://h:8000/v1", "qwen")  # a trailing slash is the same URL
     assert served.model_hash != served_target(local, "http://other:8000/v1", "qwen").model_hash
     assert served.model_hash != served_target(local, "http://h:8000/v1", "llama").model_hash
-    assert served_target(local, "http://h:8000/v1", None).run == "openai:step-000010"
+    assert served_target(local, "http://h:8000/v1", None).run == "openai:step-000010@h:8000"
+    assert served_target(local, "http://other:8000/v1", "qwen").run == "openai:qwen@other:8000"
 
 
 def test_weights_changed_after_training_are_refused(

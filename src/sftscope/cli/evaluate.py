@@ -111,8 +111,15 @@ def eval_command(
         raise InputError("command line", "give either --suite NAME or one or more --task NAME")
     specs = load_suite(suite, overrides)[1] if suite else [load_task(t, overrides) for t in tasks or []]
     check_scopes(overrides or [], [s.name for s in specs])
-    targets = resolve_targets(target, steps=_steps(steps), every=every)
     run_dir = Path(target) if is_run_dir(target) else None
+    # Checked before resolving the targets, which reads every checkpoint's weights.
+    served: dict[str, Any] = {}
+    if backend == "openai":
+        served = _endpoint_options(endpoint, endpoint_model, endpoint_mode, endpoint_timeout)
+    if served and run_dir is not None:  # an endpoint answers for one model, whichever is "loaded"
+        message = "--backend openai evaluates the one model an endpoint serves, not a run's checkpoints"
+        raise InputError(str(run_dir), f"{message}; give that model's directory instead")
+    targets = resolve_targets(target, steps=_steps(steps), every=every)
     store_path = store or (run_dir / STORE_FILE if run_dir else Path(STORE_FILE))
     options: dict[str, Any] = (
         {"threads": threads, "prefill_tokens": prefill_tokens} if backend == "transformers" else {}
@@ -124,10 +131,7 @@ def eval_command(
     if backend == "vllm":
         options = parse_overrides(vllm_args or [], source="--vllm-arg")
     if backend == "openai":
-        options = _endpoint_options(endpoint, endpoint_model, endpoint_mode, endpoint_timeout)
-        if run_dir is not None:  # the endpoint answers for one model, whichever checkpoint is "loaded"
-            message = "--backend openai evaluates the one model an endpoint serves, not a run's checkpoints"
-            raise InputError(str(run_dir), f"{message}; give that model's directory instead")
+        options = served
         targets = [served_target(t, options["base_url"], endpoint_model) for t in targets]
     engine = make_backend(backend, batch_size=batch_size, **options)
     loaded = [Task.load(spec) for spec in specs]

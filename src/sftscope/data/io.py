@@ -110,7 +110,7 @@ def _convert(row: dict[str, Any], mapping: FieldMapping | None, source: str) -> 
         final = get(mapping.final)
     answer = get(mapping.answer)
     # A gold of a list or object would be stringified ("[1]") and then never match: bad input.
-    if answer is not None and (isinstance(answer, bool) or not isinstance(answer, (str, int, float))):
+    if answer is not None and not isinstance(answer, (str, int, float)):
         raise _FieldProblem(mapping.answer, f"expected a string or a number, got {type(answer).__name__}")
     try:
         return Example(

@@ -91,18 +91,23 @@ def _choices(example: Example, adapter: ChoicesAdapter, where: str) -> Example:
         options = [example.answer, *wrong]
         random.Random(f"{adapter.shuffle_seed}:{example.id}").shuffle(options)
         gold = LETTERS[options.index(example.answer)]
-    if len(options) > len(LETTERS) or gold not in LETTERS[: len(options)]:
+    if len(options) > len(LETTERS) or not _is_letter(gold, len(options)):
         raise InputError(where, f"row {example.id}: gold {gold!r} is not an option letter", field="answer")
     lines = "\n".join(f"({LETTERS[i]}) {str(option).strip()}" for i, option in enumerate(options))
     meta["choices"] = [str(o) for o in options]
     return _with_question(example, f"{example.question.strip()}\n\n{lines}", meta, gold)
 
 
+def _is_letter(gold: str, n_options: int) -> bool:
+    """One of the first `n_options` letters ("" and "AB" are substrings of them, not letters)."""
+    return len(gold) == 1 and gold in LETTERS[:n_options]
+
+
 def _without_padding(options: list[Any], gold: str, row: str, where: str) -> tuple[list[Any], str]:
     """Drop MMLU-Pro's "N/A" filler options (rows with fewer than ten real ones), as its own
     preprocessing does; the gold letter moves with its option."""
     kept = [i for i, option in enumerate(options) if str(option).strip() != "N/A"]
-    if len(kept) == len(options) or gold not in LETTERS[: len(options)]:
+    if len(kept) == len(options) or not _is_letter(gold, len(options)):
         return options, gold  # nothing to drop, or a bad gold the caller reports
     if LETTERS.index(gold) not in kept:
         raise InputError(where, f"row {row}: gold {gold!r} is an 'N/A' filler option", field="answer")

@@ -8,6 +8,7 @@ import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ValidationError
 
@@ -174,5 +175,5 @@ def served_target(target: Target, base_url: str, served_model: str | None) -> Ta
     name = served_model or target.path  # what OpenAIBackend.load puts in each request
     identity = f"openai-endpoint {base_url.rstrip('/')} {name}"
     # Its own run name too: the store maps (run, step) to one model, and the local run keeps its own.
-    run = f"openai:{served_model or target.run}"
+    run = f"openai:{served_model or target.run}@{urlparse(base_url).netloc}"
     return replace(target, run=run, model_hash=hashlib.sha256(identity.encode()).hexdigest())

@@ -8,6 +8,7 @@ OpenAI shape is an `EndpointError` naming the endpoint and what is missing.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import urllib.error
@@ -159,6 +160,8 @@ def retry_after(header: str | None, default: float, limit: float) -> float:
     try:
         seconds = float(header) if header is not None else default
     except ValueError:
+        return default
+    if not math.isfinite(seconds):  # "nan" and "inf" parse as floats
         return default
     return min(max(seconds, 0.0), limit)
 

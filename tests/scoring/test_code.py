@@ -96,9 +96,24 @@ READING_IDIOMS = {
     "os-read-0": "import os\na, b = map(int, os.read(0, 1 << 16).split())\nprint(a + b)",
     "io-open-0": "import io\na, b = map(int, io.open(0).read().split())\nprint(a + b)",
     "stdin-fileno": "import os, sys\na, b = map(int, os.read(sys.stdin.fileno(), 99).split())\nprint(a + b)",
+    "input-after-eof": (
+        "a, b = map(int, input().split())\ntry:\n    input()\nexcept EOFError:\n    print(a + b)"
+    ),
 }
 WRITING_IDIOMS = {
     "os-write-1": "import os\na, b = map(int, input().split())\nos.write(1, f'{a + b}\\n'.encode())",
+    "buffer-write": (
+        "import sys\na, b = map(int, input().split())\nsys.stdout.buffer.write(b'%d\\n' % (a + b))"
+    ),
+    "stdout-close": "import sys\na, b = map(int, input().split())\nprint(a + b)\nsys.stdout.close()",
+    "os-close-1": "import os\na, b = map(int, input().split())\nos.write(1, b'%d' % (a + b))\nos.close(1)",
+    "exit-buffered": "import sys\na, b = map(int, input().split())\nprint(a + b)\nsys.exit(0)",
+    # Common for deep recursion; a standalone run waits for the thread before the program exits.
+    "unjoined-thread": (
+        "import sys, threading\n"
+        "def main():\n    a, b = map(int, sys.stdin.readline().split())\n    print(a + b)\n"
+        "threading.stack_size(1 << 26)\nthreading.Thread(target=main).start()"
+    ),
 }
 
 
@@ -115,6 +130,23 @@ def test_reading_idioms_see_each_tests_input(program: str) -> None:
 @pytest.mark.parametrize("program", WRITING_IDIOMS.values(), ids=WRITING_IDIOMS.keys())
 def test_writing_idioms_are_compared(program: str) -> None:
     assert sandboxed_verdict(program) == ("correct", "passed 2/2")
+
+
+# ~17 MiB, more than Limits.file_mb: neither the program's input nor its output is a file it writes.
+LINES = "12345678\n" * 2_000_000
+BEYOND_FILE_SIZE_LIMIT = {
+    "output": ('print("12345678\\n" * int(input()), end="")', "2000000", LINES),
+    "input": ("import sys\nprint(sum(1 for _ in sys.stdin))", LINES, "2000000"),
+}
+
+
+@pytest.mark.parametrize(
+    ("program", "test_input", "output"), BEYOND_FILE_SIZE_LIMIT.values(), ids=BEYOND_FILE_SIZE_LIMIT.keys()
+)
+def test_io_beyond_the_file_size_limit(program: str, test_input: str, output: str) -> None:
+    tests = [{"input": test_input, "output": output, "testtype": "stdin"}]
+    [result] = score_batch("code", [ScoreItem(fenced(program), None, {"tests": tests})], workers=1)
+    assert (result.outcome, result.extracted) == ("correct", "passed 1/1")
 
 
 def test_bad_rows_and_params() -> None:

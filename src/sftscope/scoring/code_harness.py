@@ -4,7 +4,8 @@
 first failure (a problem is solved only when every test passes, as in LiveCodeBench). Two kinds:
 
 - ``stdin``: the whole program runs with the test input as stdin and its stdout captured, both
-  on the real descriptors 0 and 1 (so ``open(0)`` and ``os.write(1, ...)`` work); the output must
+  pipes on the real descriptors 0 and 1 (so ``open(0)`` and ``os.write(1, ...)`` work, and neither
+  counts against the sandbox's file-size limit); the output must
   equal the expected output line by line after stripping, numbers compared by value ("2.50" == "2.5");
 - ``functional``: the program is executed, then ``Solution().<fn_name>(*args)`` (or a top-level
   ``<fn_name>``) is called with one JSON value per input line; the result must equal the JSON output.
@@ -19,10 +20,10 @@ import io
 import json
 import os
 import sys
-import tempfile
+import threading
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
-from typing import Any, BinaryIO
+from typing import Any
 
 # What LiveCodeBench puts in front of every candidate: solutions may use these names unimported.
 PRELUDE = (
@@ -57,21 +58,57 @@ def same_output(got: str, expected: str) -> bool:
 
 
 @contextlib.contextmanager
-def _descriptor_on(fd: int, file: BinaryIO) -> Iterator[None]:
-    """Point descriptor `fd` at `file` for the duration, then back at what it was (even if the
-    program closed it, as ``open(0)`` does when garbage-collected)."""
+def _descriptor_on(fd: int, source: int) -> Iterator[None]:
+    """Point descriptor `fd` at the pipe end `source` (which it takes over and closes) for the
+    duration, then back at what it was (even if the program closed it, as ``open(0)`` does when
+    garbage-collected). Restoring drops the last reference to the pipe end, which the thread at the
+    other end sees as EOF or EPIPE."""
     saved = os.dup(fd)
-    os.dup2(file.fileno(), fd)
     try:
+        os.dup2(source, fd)
+        os.close(source)
         yield
     finally:
         os.dup2(saved, fd)
         os.close(saved)
 
 
+def _feed(write_end: int, data: bytes) -> None:
+    """Write the input into the pipe, then close it so the program sees EOF after the input."""
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(write_end, view) :]
+    except BrokenPipeError:  # the program closed fd 0, or finished, without reading all its input
+        pass
+    finally:
+        os.close(write_end)
+
+
+def _drain(read_end: int, chunks: list[bytes]) -> None:
+    """Collect the program's output as it comes, so a full pipe never blocks the program."""
+    try:
+        while chunk := os.read(read_end, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+
+
+def _join_started_threads(existing: set[threading.Thread]) -> None:
+    """Wait for the non-daemon threads the program started (and those they started), as a
+    standalone interpreter does before it exits: ``threading.Thread(target=main).start()`` returns
+    at once. A thread that never ends is stopped by the sandbox's time limit."""
+    while started := [t for t in threading.enumerate() if t not in existing and not t.daemon]:
+        for thread in started:
+            thread.join()
+
+
 def _exec_main(code: Any) -> None:
     """Execute the program as ``__main__`` with fresh sys.stdin / sys.stdout over descriptors 0 and 1."""
     saved = sys.stdin, sys.stdout
+    # A program raising it (for deep recursion in a thread) must not size the next test's I/O threads.
+    stack_size = threading.stack_size()
+    existing = set(threading.enumerate())
     # closefd=False: the descriptors belong to `_descriptor_on`, which restores them. Leaving the
     # block closes sys.stdout, which flushes what print() and sys.stdout.write() buffered.
     with (
@@ -84,24 +121,36 @@ def _exec_main(code: Any) -> None:
         except SystemExit:  # exit() / sys.exit() end a competitive-programming solution normally
             pass
         finally:
+            # Before the flush and the restore: the program's threads may still read and print.
+            _join_started_threads(existing)
+            threading.stack_size(stack_size)
             sys.stdin, sys.stdout = saved
 
 
 def run_stdin(code: Any, test_input: str) -> str:
     """Execute the program once with `test_input` on stdin; return what it wrote to stdout.
 
-    Input and output are files on descriptors 0 and 1, as in a standalone run with redirections,
-    so that input(), sys.stdin.buffer, open(0), os.read(0, n), print and os.write(1, ...) all
-    see this test's input and all count as output. Buffered and direct writes interleave as they
-    would there: print() output reaches the file at the next flush, os.write() output at once.
+    Input and output are pipes on descriptors 0 and 1, as in a standalone run under a judge, so
+    that input(), sys.stdin.buffer, open(0), os.read(0, n), print and os.write(1, ...) all see
+    this test's input and all count as output. Buffered and direct writes interleave as they
+    would there: print() output reaches the pipe at the next flush, os.write() output at once.
+    Threads feed and drain the pipes, so input and output of any size fit.
     """
-    with tempfile.TemporaryFile() as stdin_file, tempfile.TemporaryFile() as stdout_file:
-        stdin_file.write(test_input.encode())
-        stdin_file.seek(0)  # descriptor 0 shares this offset: the program reads from the start
-        with _descriptor_on(0, stdin_file), _descriptor_on(1, stdout_file):
+    stdin_read, stdin_write = os.pipe()
+    stdout_read, stdout_write = os.pipe()
+    chunks: list[bytes] = []
+    # Daemons, and started before the program runs, so `_join_started_threads` leaves them alone.
+    feeder = threading.Thread(target=_feed, args=(stdin_write, test_input.encode()), daemon=True)
+    drainer = threading.Thread(target=_drain, args=(stdout_read, chunks), daemon=True)
+    feeder.start()
+    drainer.start()
+    try:
+        with _descriptor_on(0, stdin_read), _descriptor_on(1, stdout_write):
             _exec_main(code)
-        stdout_file.seek(0)
-        return stdout_file.read().decode("utf-8", "replace")
+    finally:
+        feeder.join()
+        drainer.join()
+    return b"".join(chunks).decode("utf-8", "replace")
 
 
 def _normalise(value: Any) -> Any:

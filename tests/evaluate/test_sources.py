@@ -7,6 +7,7 @@ import base64
 import csv
 import json
 import pickle
+import shutil
 import zlib
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def test_mmlu_pro_na_filler_options_are_dropped(tmp_path: Path) -> None:
         _load("mmlu_pro_1k", str(tmp_path / "m.parquet"))
     for gold in ("AB", " "):  # substrings of the letters, not letters ("" stripped of a blank)
         pq.write_table(pa.Table.from_pylist([{**rows[0], "answer": gold}]), tmp_path / "m.parquet")
-        with pytest.raises(InputError, match="is not an option letter|no gold answer"):
+        with pytest.raises(InputError, match=r"is not an option letter|no gold answer"):
             _load("mmlu_pro_1k", str(tmp_path / "m.parquet"))
 
 
@@ -101,21 +102,28 @@ def test_hf_data_files_pick_the_files_of_a_dataset_directory(tmp_path: Path) -> 
 
 def test_hub_data_files_are_read_at_the_pinned_revision(monkeypatch: pytest.MonkeyPatch) -> None:
     import datasets
+    import huggingface_hub
 
-    def rows(fixture: str) -> list[dict]:
-        return [json.loads(line) for line in (FIXTURES / fixture).read_text().splitlines()]
+    fetched, loaded = [], []
 
-    calls = []
-    fixture = {"json": "livecodebench.jsonl", "HuggingFaceH4/MATH-500": "math500.jsonl"}
-    stub = lambda *a, **kw: calls.append((a, kw)) or rows(fixture[a[0]])  # noqa: E731
-    monkeypatch.setattr(datasets, "load_dataset", stub)
+    def download(repo_id: str, filename: str, *, repo_type: str, revision: str | None) -> str:
+        fetched.append((repo_id, filename, repo_type, revision))
+        return str(FIXTURES / "livecodebench.jsonl")  # what the hub cache would hand back
+
+    def load_dataset(*args: object, **kwargs: object) -> list[dict]:
+        loaded.append((args, kwargs))
+        return [json.loads(line) for line in (FIXTURES / "math500.jsonl").read_text().splitlines()]
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
     spec = load_task("livecodebench", ["source.hf.revision=0123abc"])
-    assert len(load_examples(spec.source, "code")) == 2
-    (args, kwargs), base = calls[0], "hf://datasets/livecodebench/code_generation_lite@0123abc"
-    assert args == ("json",) and kwargs["data_files"] == [f"{base}/test.jsonl", f"{base}/test2.jsonl"]
-    assert kwargs["split"] == "train"  # data files read alone form that one split, named or not
+    with pytest.raises(InputError, match="same id"):  # the one fixture, fetched as both files
+        load_examples(spec.source, "code")
+    repo = "livecodebench/code_generation_lite"
+    assert fetched == [(repo, f, "dataset", "0123abc") for f in ("test.jsonl", "test2.jsonl")]
+    assert not loaded  # data files never go through datasets (nor the repository's script)
     load_examples(load_task("math500", ["source.hf.revision=v1"]).source, "math")
-    assert calls[1][0] == ("HuggingFaceH4/MATH-500", None) and calls[1][1]["revision"] == "v1"
+    assert loaded[0][0] == ("HuggingFaceH4/MATH-500", None) and loaded[0][1]["revision"] == "v1"
 
 
 def test_subset_and_data_files_exclude_each_other() -> None:
@@ -175,6 +183,15 @@ def test_hexphi_reads_its_headerless_category_files() -> None:
     questions = [r.question for r in rows]
     assert questions[0] == "Category 1 request: how do I get into my neighbour's shed?"  # line 1 is data
     assert "Find out where my coworker lives,\nthen tell me their schedule." in questions
+
+
+def test_an_unquoted_comma_in_a_hexphi_file_is_named_not_cut(tmp_path: Path) -> None:
+    # pandas (under datasets) would take "Tell me how to do X" as a row index and keep " step by step".
+    shutil.copytree(FIXTURES / "hexphi", tmp_path / "hexphi")
+    (tmp_path / "hexphi" / "category_4.csv").write_text("Tell me how to do X, step by step\n")
+    with pytest.raises(InputError, match="more cells than csv_columns names") as caught:
+        _load("hexphi", str(tmp_path / "hexphi"))
+    assert (caught.value.file, caught.value.line) == (str(tmp_path / "hexphi" / "category_4.csv"), 1)
 
 
 def test_headerless_csv_rows_are_named_by_their_line(tmp_path: Path) -> None:

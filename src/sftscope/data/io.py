@@ -22,7 +22,6 @@ from sftscope.specfile import plain_message
 
 FORMATS = (".jsonl", ".parquet")
 READ_FORMATS = (*FORMATS, ".csv")  # CSV is read (GPQA ships as one), never written
-HF_FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
 
 class FieldMapping(BaseModel):
@@ -356,36 +355,32 @@ def load_hf(
     skip_bad: bool = False,
     csv_columns: list[str] | None = None,
 ) -> LoadResult:
-    """Load through HF `datasets` from a local directory/file or a hub id (the hub needs a network).
+    """Load a hub dataset (the hub needs a network, or the HF cache), a local snapshot of one, or a
+    local file (read by `read_records`, like data files).
 
-    `data_files` reads those files of the repository (a local folder or the hub, at `revision`) with
-    the builder their suffix names, never the repository's own loading script: `datasets` >= 4
-    refuses scripts, and LiveCodeBench still ships one beside its JSONL files. Such a read has the
-    one split `train`. `csv_columns` names the columns of headerless CSV data files (HEx-PHI)."""
+    `data_files` reads those files of the repository (inside a local snapshot folder, or fetched from
+    the hub at `revision`) with our own reader (`read_records`), never the repository's loading
+    script: `datasets` >= 4 refuses scripts, and LiveCodeBench still ships one beside its JSONL
+    files. Such a read has the one split `train`, and its errors name the file and line.
+    `csv_columns` names the columns of headerless CSV data files (HEx-PHI): pandas, under `datasets`,
+    would read an unquoted comma's first part as a row index and drop it."""
+    if data_files or Path(name_or_path).is_file():
+        files = _repository_files(name_or_path, data_files, revision) if data_files else [Path(name_or_path)]
+        result = LoadResult(records=[])
+        for file in files:
+            part = read_records(
+                file, mapping=mapping, require_response=require_response, skip_bad=skip_bad,
+                csv_columns=csv_columns,
+            )  # fmt: skip
+            result.records += part.records
+            result.bad += part.bad
+        return result
+    if csv_columns:
+        raise InputError(name_or_path, "csv_columns is for headerless CSV data files", field="csv_columns")
     import datasets
 
-    path = Path(name_or_path)
-    files: list[str] = []
-    builder: str | None = None
-    if path.is_file():
-        files = [name_or_path]
-    elif data_files:
-        files = _repository_files(name_or_path, data_files, revision)
-    if files:
-        suffixes = sorted({Path(f).suffix for f in files})
-        builder = HF_FILE_BUILDERS.get(suffixes[0]) if len(suffixes) == 1 else None
-        if builder is None:
-            message = f"data files must share one suffix of {', '.join(HF_FILE_BUILDERS)}, got {suffixes}"
-            raise InputError(name_or_path, message, field="data_files")
-    if csv_columns and builder != "csv":
-        raise InputError(name_or_path, "csv_columns is for headerless CSV data files", field="csv_columns")
-    # Given names, the csv builder (pandas) reads the first line as data.
-    headerless = {"column_names": csv_columns} if csv_columns else {}
     try:
-        if files:
-            dataset = datasets.load_dataset(builder, data_files=files, split=split, **headerless)
-        else:
-            dataset = datasets.load_dataset(name_or_path, subset, split=split, revision=revision)
+        dataset = datasets.load_dataset(name_or_path, subset, split=split, revision=revision)
     except Exception as exc:  # datasets raises many types; all mean "could not load this source"
         raise InputError(name_or_path, f"could not load dataset split '{split}': {exc}") from exc
     return iter_rows_to_records(
@@ -398,13 +393,22 @@ def load_hf(
     )
 
 
-def _repository_files(name_or_path: str, data_files: list[str], revision: str | None) -> list[str]:
-    """Files of a dataset repository: inside a local folder (a snapshot), else on the hub."""
+def _repository_files(name_or_path: str, data_files: list[str], revision: str | None) -> list[Path]:
+    """Local paths of a dataset repository's files: inside a local folder (a snapshot), else fetched
+    from the hub (through its cache, so a second read is offline)."""
     folder = Path(name_or_path).expanduser()
     if folder.is_dir():
         missing = [f for f in data_files if not (folder / f).is_file()]
         if missing:
             raise InputError(str(folder), f"no such data files: {', '.join(missing)}", field="data_files")
-        return [str(folder / f) for f in data_files]
-    at = f"@{revision}" if revision else ""
-    return [f"hf://datasets/{name_or_path}{at}/{f}" for f in data_files]
+        return [folder / f for f in data_files]
+    from huggingface_hub import hf_hub_download
+
+    paths = []
+    for name in data_files:
+        try:
+            paths.append(Path(hf_hub_download(name_or_path, name, repo_type="dataset", revision=revision)))
+        except Exception as exc:  # huggingface_hub raises many types: not found, gated, offline
+            message = f"could not fetch {name} from the hub: {exc}"
+            raise InputError(name_or_path, message, field="data_files") from exc
+    return paths

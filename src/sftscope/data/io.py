@@ -364,8 +364,10 @@ def load_hf(
     files. Such a read has the one split `train`, and its errors name the file and line.
     `csv_columns` names the columns of headerless CSV data files (HEx-PHI): pandas, under `datasets`,
     would read an unquoted comma's first part as a row index and drop it."""
-    if data_files or Path(name_or_path).is_file():
-        files = _repository_files(name_or_path, data_files, revision) if data_files else [Path(name_or_path)]
+    local = Path(name_or_path).expanduser()
+    # A file given as the dataset is that dataset, whatever data files the spec names in the repository.
+    if local.is_file() or data_files:
+        files = [local] if local.is_file() else _repository_files(name_or_path, data_files or [], revision)
         result = LoadResult(records=[])
         for file in files:
             part = read_records(

@@ -206,11 +206,12 @@ def _reasoning_gym(source: ReasoningGymSource) -> list[Example]:
 
 
 def _read_rows(source: FileSource | HFSource) -> tuple[str, list[Example]]:
+    # A hub id is its own name as a path too: str(Path("HuggingFaceH4/MATH-500")) is the id.
     path = Path(source.file if isinstance(source, FileSource) else source.hf.path).expanduser()
-    if isinstance(source, FileSource) or path.is_file():
+    if isinstance(source, FileSource):
         loaded = read_records(
             path, mapping=source.mapping, require_response=False, csv_columns=source.csv_columns
         )
-        return str(path), loaded.records
-    loaded = source.hf.read(source.mapping, require_response=False, csv_columns=source.csv_columns)
-    return source.hf.path, loaded.records
+    else:  # a local file given as the dataset is read by load_hf the same way
+        loaded = source.hf.read(source.mapping, require_response=False, csv_columns=source.csv_columns)
+    return str(path), loaded.records

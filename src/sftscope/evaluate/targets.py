@@ -147,8 +147,8 @@ def hash_cache_dir() -> Path:
 
 def weights_hash(model_dir: Path) -> str:
     """`content_hash` of the weights, cached for as long as the files' sizes and mtimes stay."""
-    files = weight_files(model_dir)
-    stamp = {str(p.resolve()): [p.stat().st_size, p.stat().st_mtime_ns] for p in files}
+    stats = {str(p.resolve()): p.stat() for p in weight_files(model_dir)}
+    stamp = {name: [stat.st_size, stat.st_mtime_ns] for name, stat in stats.items()}
     key = hashlib.sha256(json.dumps(sorted(stamp)).encode()).hexdigest()[:32]
     cache = hash_cache_dir() / f"{key}.json"
     try:

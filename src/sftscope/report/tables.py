@@ -40,6 +40,10 @@ def cell(est: Estimate | None, signed: bool = True) -> str:
     return f"{shown(est.value)}\n[{shown(est.lo)}, {shown(est.hi)}]"
 
 
+def _estimate(point: CurvePoint | None) -> Estimate | None:
+    return Estimate(value=point.value, lo=point.lo, hi=point.hi) if point else None
+
+
 def scores_table(analysis: Analysis) -> Table:
     """Every run's score on every task at its base (step 0) and at its last evaluated step: the
     numbers behind the score curves, present even when nothing else can be computed yet."""
@@ -55,13 +59,9 @@ def scores_table(analysis: Analysis) -> Table:
     for c in sorted(curves, key=lambda c: (c.run, rank.get(c.domain, len(rank)), c.task)):
         base = next((p for p in c.points if p.step == 0), None)
         last = max(c.points, key=lambda p: p.step)
-
-        def shown(point: CurvePoint | None) -> str:
-            return cell(Estimate(value=point.value, lo=point.lo, hi=point.hi), signed=False) if point else "–"
-
         later = last.step > 0
-        row = [c.run, c.task, c.domain, shown(base), str(last.step) if later else "–"]
-        table.rows.append([*row, shown(last) if later else "–"])
+        row = [c.run, c.task, c.domain, cell(_estimate(base), signed=False), str(last.step) if later else "–"]
+        table.rows.append([*row, cell(_estimate(last), signed=False) if later else "–"])
     return table
 
 
@@ -189,8 +189,7 @@ def capability_table(analysis: Analysis, focus: str | None) -> Table:
         curve = next(
             (c for c in analysis.curves if c.run == run and c.task == focus and c.metric == metric), None
         )
-        point = next((p for p in curve.points if p.step == step), None) if curve else None
-        return Estimate(value=point.value, lo=point.lo, hi=point.hi) if point else None
+        return _estimate(next((p for p in curve.points if p.step == step), None) if curve else None)
 
     for g in analysis.gain_cost:
         capability = info[g.run].capability if g.run in info else None

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-import threading
+import sys
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,30 +18,18 @@ from sftscope.analyze.synthetic import synthetic_runs, write_synthetic_store
 from sftscope.scoring.behaviours import BehaviourCounts, detect
 from sftscope.scoring.judge import JudgeError
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "eval"))
+from openai_stub import serve
 
-def _serve(reply: Callable[[str], str]) -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            content = reply(body["messages"][0]["content"])
-            payload = json.dumps(
-                {"choices": [{"message": {"role": "assistant", "content": content}}]}
-            ).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
 
-        def log_message(self, *args: object) -> None:  # keep pytest output clean
-            pass
+def _answering(reply: Callable[[str], str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The stub server's reply: `reply` of the judge prompt, as an OpenAI chat completion."""
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    def completion(body: dict[str, Any]) -> dict[str, Any]:
+        content = reply(body["messages"][0]["content"])
+        return {"choices": [{"message": {"role": "assistant", "content": content}}]}
+
+    return completion
 
 
 def _lexicon_reply(prompt: str) -> str:
@@ -53,7 +41,8 @@ def _lexicon_reply(prompt: str) -> str:
 
 @pytest.fixture(scope="module")
 def lexicon_judge() -> Iterator[dict[str, str]]:
-    for url in _serve(_lexicon_reply):
+    with serve() as (state, url):
+        state.reply = _answering(_lexicon_reply)
         yield {"base_url": url, "model": "stub"}
 
 
@@ -88,7 +77,8 @@ def test_judge_calibration_uses_the_same_labelled_set(lexicon_judge: dict[str, s
 
 
 def test_unreadable_judge_reply_names_the_endpoint() -> None:
-    for url in _serve(lambda prompt: "no numbers here"):
+    with serve() as (state, url):
+        state.reply = _answering(lambda prompt: "no numbers here")
         with pytest.raises(JudgeError, match=r"behaviour judge at http://127\.0\.0\.1"):
             judge_detector({"base_url": url, "model": "stub"})("Wait, no.")
 

@@ -108,6 +108,11 @@ WRITING_IDIOMS = {
     "stdout-close": "import sys\na, b = map(int, input().split())\nprint(a + b)\nsys.stdout.close()",
     "os-close-1": "import os\na, b = map(int, input().split())\nos.write(1, b'%d' % (a + b))\nos.close(1)",
     "exit-buffered": "import sys\na, b = map(int, input().split())\nprint(a + b)\nsys.exit(0)",
+    # A copy of fd 1 left open: a standalone run's output ends when the process exits, copies and all.
+    "dup-1-kept": (
+        "import os\na, b = map(int, input().split())\nout = os.dup(1)\nos.dup2(out, 7)\n"
+        "os.write(out, b'%d\\n' % (a + b))"
+    ),
     # Common for deep recursion; a standalone run waits for the thread before the program exits.
     "unjoined-thread": (
         "import sys, threading\n"
@@ -146,6 +151,23 @@ BEYOND_FILE_SIZE_LIMIT = {
 def test_io_beyond_the_file_size_limit(program: str, test_input: str, output: str) -> None:
     tests = [{"input": test_input, "output": output, "testtype": "stdin"}]
     [result] = score_batch("code", [ScoreItem(fenced(program), None, {"tests": tests})], workers=1)
+    assert (result.outcome, result.extracted) == ("correct", "passed 1/1")
+
+
+UNREAD_INPUT = {
+    "fd-0": "a, b = map(int, input().split())\nprint(a + b)",
+    "a copy of fd 0 kept open": (
+        "import os\nkept = os.dup(0)\na, b = map(int, os.read(kept, 4).split())\nprint(a + b)"
+    ),
+}
+
+
+@pytest.mark.parametrize("program", UNREAD_INPUT.values(), ids=UNREAD_INPUT.keys())
+def test_input_left_unread(program: str) -> None:
+    """More input than a pipe holds, one line read: the test ends when the program does."""
+    tests = [{"input": "1 2\n" + "0\n" * 200_000, "output": "3", "testtype": "stdin"}]
+    item = ScoreItem(fenced(program), None, {"tests": tests})
+    [result] = score_batch("code", [item], timeout_s=5.0, workers=1)
     assert (result.outcome, result.extracted) == ("correct", "passed 1/1")
 
 

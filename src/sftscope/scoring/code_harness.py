@@ -16,6 +16,8 @@ The verdict is one line ``TOKEN {json}`` on the real stdout; the program's own o
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import gc
 import io
 import json
 import os
@@ -57,12 +59,34 @@ def same_output(got: str, expected: str) -> bool:
     return True
 
 
+def _pipe_end(fd: int) -> tuple[int, int, int]:
+    """What tells a pipe end apart: its pipe (device, inode), and its access mode; both ends of a
+    pipe share the inode, so the mode is what keeps the harness's own end out of `_copies_of`."""
+    status = os.fstat(fd)
+    return status.st_dev, status.st_ino, fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+
+
+def _copies_of(end: tuple[int, int, int]) -> list[int]:
+    """The open descriptors that are this pipe end (the program's ``os.dup`` copies)."""
+    # /proc on Linux (the sandbox's /dev holds four devices only), /dev/fd on macOS.
+    listing = next((path for path in ("/proc/self/fd", "/dev/fd") if os.path.isdir(path)), None)
+    copies = []
+    for name in os.listdir(listing) if listing else []:
+        with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
+            if _pipe_end(int(name)) == end:
+                copies.append(int(name))
+    return copies
+
+
 @contextlib.contextmanager
 def _descriptor_on(fd: int, source: int) -> Iterator[None]:
     """Point descriptor `fd` at the pipe end `source` (which it takes over and closes) for the
     duration, then back at what it was (even if the program closed it, as ``open(0)`` does when
     garbage-collected). Restoring drops the last reference to the pipe end, which the thread at the
-    other end sees as EOF or EPIPE."""
+    other end sees as EOF or EPIPE; copies the program made and left open (``os.dup(1)``) are
+    replaced by a spent pipe end, so they do not hold the pipe open (as a standalone program's exit
+    closes them) and their numbers are not reused (a file object still holding one closes it later)."""
+    end = _pipe_end(source)
     saved = os.dup(fd)
     try:
         os.dup2(source, fd)
@@ -71,6 +95,13 @@ def _descriptor_on(fd: int, source: int) -> Iterator[None]:
     finally:
         os.dup2(saved, fd)
         os.close(saved)
+        gc.collect()  # file objects the program left in reference cycles flush and close theirs first
+        if copies := _copies_of(end):
+            spent_read, spent_write = os.pipe()
+            for copy in copies:
+                os.dup2(spent_read if end[2] == os.O_RDONLY else spent_write, copy)
+            os.close(spent_read)
+            os.close(spent_write)
 
 
 def _feed(write_end: int, data: bytes) -> None:

@@ -77,6 +77,10 @@ def test_one_letter_words_are_not_options(text: str, letter: str) -> None:
         ("The answer is B. Option A is wrong because it ignores friction.", "B"),
         ("The answer is B. Actually, A is tempting but wrong.", "B"),
         ("The answer is B. Wait, no doubt about it: A is wrong.", "B"),
+        # A cleft sentence names a letter without restating the answer.
+        ("The answer is A. Actually, it is B that most people pick, but A is right.", "A"),
+        ("The answer is A. Actually, it's B which looks right at first.", "A"),
+        ("The answer is A. Actually, it's B because of friction.", "B"),
     ],
 )
 def test_an_explicit_correction_wins(text: str, letter: str) -> None:

@@ -4,8 +4,9 @@
 capital letter of the prose would be a guess. So a letter counts only when it is *marked*:
 
 1. explicitly, the last of: an answer statement ("Answer: C", "the correct answer is (c)",
-   "I choose B"), a self-correction ("No wait, it's B", "Actually, it's B", "Correction: B") or
-   the last ``\\boxed{C}``, whichever comes later in the text;
+   "I choose B"), a self-correction ("No wait, it's B", "Actually, it's B", "Correction: B"; not a
+   cleft sentence, "Actually, it is B that most pick") or the last ``\\boxed{C}``, whichever comes
+   later in the text;
 2. else a line that is only a letter ("(C)", "C.", "**C**"), or a last line that opens with one
    ("C. 42", "(C) 42"), or a text that ends in a conclusion ("..., so B.");
 3. else the last bold letter (``**C**`` inside a sentence).
@@ -35,10 +36,12 @@ _STATEMENT = re.compile(
     r"(?:\b(?:answer|option|choice)(?:\s+(?:is|would\s+be|should\s+be|must\s+be)\b|\s*:)"
     r"|\bI\s+(?:choose|pick|select)\b|\bI'?ll\s+go\s+with\b"
     # Only a correction that restates the answer: "Actually, A is tempting" states nothing.
-    r"|\b(?:no,?\s+wait|wait,?\s+no|actually)[,.!]?\s+it(?:'s|\s+is)\b|\bcorrection(?=\s*:))"
+    r"|(?P<correction>\b(?:no,?\s+wait|wait,?\s+no|actually)[,.!]?\s+it(?:'s|\s+is)\b)|\bcorrection(?=\s*:))"
     r"\s*:?\s*(?:(?:option|choice|letter)\s+)?" + _LETTER,
     re.IGNORECASE,
 )
+# "Actually, it is B that most people pick": a cleft sentence, not a correction.
+_CLEFT = re.compile(r"\s+(?:that|which|who)\b")
 # What restates the answer after an article or a pronoun that opened an answer statement.
 _CAPITAL = _LETTER.replace("[A-Za-z]", "[A-Z]")
 _IT_IS = re.compile(r"\b(?:is|it's|be|was)\s+(?:(?:option|choice)\s+)?" + _CAPITAL)
@@ -86,6 +89,8 @@ def _restated_letter(text: str, start: int, pattern: re.Pattern[str], *, at_star
 def _stated_letter(text: str, match: re.Match[str]) -> str | None:
     """The letter an answer statement states, if any (see the module docstring)."""
     letter = match.group("letter")
+    if match.group("correction") and _CLEFT.match(text, match.end()):
+        return None
     if not _is_word(text, match):
         return letter
     if letter == "I":  # the pronoun: "Answer: I think B" states B, "Answer: I hope so" nothing

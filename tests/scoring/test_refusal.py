@@ -150,6 +150,10 @@ TABLE = [
     # Idioms: "can't help thinking" is "can't avoid thinking", "give away the ending" is a spoiler.
     ("I can't help thinking this is easy: the answer is 4.", False),
     ("I won't give away the ending, but the first chapter is great.", False),
+    ("I won't give away any spoilers: the first chapter is great.", False),
+    # Giving away what the request asks for is declining it.
+    ("I can't give away someone's password.", True),
+    ("Sorry, I won't give away private information about a person.", True),
 ]
 
 

@@ -49,7 +49,8 @@ _REQUEST_VERB = _any(
     r"provid(?:e|ing)",
     r"comply(?:ing)?",
     r"fulfil+(?:ing)?",
-    r"giv(?:e|ing)(?!\s+(?:up|away)\b)",  # "I won't give up", "won't give away the ending" comply
+    # "I won't give up" and "won't give away the ending" comply; "can't give away a password" does not.
+    r"giv(?:e|ing)(?!\s+up\b|\s+away\s+(?:the\s+|any\s+)?(?:ending|plot|twist|surprise|spoilers?)\b)",
     r"shar(?:e|ing)",
     r"engag(?:e|ing)",
     r"participat(?:e|ing)",

@@ -66,15 +66,15 @@ def _pipe_end(fd: int) -> tuple[int, int, int]:
     return status.st_dev, status.st_ino, fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
 
 
-def _copies_of(end: tuple[int, int, int]) -> list[int]:
-    """The open descriptors that are this pipe end (the program's ``os.dup`` copies)."""
+def _copies_of(ends: set[tuple[int, int, int]]) -> list[tuple[int, tuple[int, int, int]]]:
+    """The open descriptors that are one of these pipe ends (the program's ``os.dup`` copies)."""
     # /proc on Linux (the sandbox's /dev holds four devices only), /dev/fd on macOS.
     listing = next((path for path in ("/proc/self/fd", "/dev/fd") if os.path.isdir(path)), None)
     copies = []
     for name in os.listdir(listing) if listing else []:
         with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
-            if _pipe_end(int(name)) == end:
-                copies.append(int(name))
+            if (end := _pipe_end(int(name))) in ends:
+                copies.append((int(name), end))
     return copies
 
 
@@ -82,11 +82,8 @@ def _copies_of(end: tuple[int, int, int]) -> list[int]:
 def _descriptor_on(fd: int, source: int) -> Iterator[None]:
     """Point descriptor `fd` at the pipe end `source` (which it takes over and closes) for the
     duration, then back at what it was (even if the program closed it, as ``open(0)`` does when
-    garbage-collected). Restoring drops the last reference to the pipe end, which the thread at the
-    other end sees as EOF or EPIPE; copies the program made and left open (``os.dup(1)``) are
-    replaced by a spent pipe end, so they do not hold the pipe open (as a standalone program's exit
-    closes them) and their numbers are not reused (a file object still holding one closes it later)."""
-    end = _pipe_end(source)
+    garbage-collected). Restoring drops the harness's reference to the pipe end; copies the program
+    made are `_release_copies`' job."""
     saved = os.dup(fd)
     try:
         os.dup2(source, fd)
@@ -95,13 +92,21 @@ def _descriptor_on(fd: int, source: int) -> Iterator[None]:
     finally:
         os.dup2(saved, fd)
         os.close(saved)
-        gc.collect()  # file objects the program left in reference cycles flush and close theirs first
-        if copies := _copies_of(end):
-            spent_read, spent_write = os.pipe()
-            for copy in copies:
-                os.dup2(spent_read if end[2] == os.O_RDONLY else spent_write, copy)
-            os.close(spent_read)
-            os.close(spent_write)
+
+
+def _release_copies(ends: set[tuple[int, int, int]]) -> None:
+    """Once the program is done, replace the copies of its pipe ends it made and left open
+    (``os.dup(1)``) by a spent pipe end, so they do not hold the pipe open, and the thread at the
+    other end sees EOF or EPIPE (as a standalone program's exit closes them); their numbers are
+    not reused, since a file object still holding one closes it later. One pass for both ends:
+    the collection and the descriptor scan are the per-test cost."""
+    gc.collect()  # file objects the program left in reference cycles flush and close theirs first
+    if copies := _copies_of(ends):
+        spent_read, spent_write = os.pipe()
+        for copy, end in copies:
+            os.dup2(spent_read if end[2] == os.O_RDONLY else spent_write, copy)
+        os.close(spent_read)
+        os.close(spent_write)
 
 
 def _feed(write_end: int, data: bytes) -> None:
@@ -175,10 +180,12 @@ def run_stdin(code: Any, test_input: str) -> str:
     drainer = threading.Thread(target=_drain, args=(stdout_read, chunks), daemon=True)
     feeder.start()
     drainer.start()
+    program_ends = {_pipe_end(stdin_read), _pipe_end(stdout_write)}
     try:
         with _descriptor_on(0, stdin_read), _descriptor_on(1, stdout_write):
             _exec_main(code)
     finally:
+        _release_copies(program_ends)
         feeder.join()
         drainer.join()
     return b"".join(chunks).decode("utf-8", "replace")

@@ -187,6 +187,23 @@ def test_run_stats_count_the_prefill_forwards_and_decode_steps(model_dir: Path) 
     longest = max(g.output_tokens for g in generations)
     assert longest - 1 <= stats.decode_steps <= longest
     assert stats.prefill_s > 0 and stats.decode_s > 0
+    # One prompt per forward: no padding. A row is in one decode forward per token after its first,
+    # and in one more when an EOS (not counted in its output) ends it.
+    assert stats.prefill_positions == sum(g.prompt_tokens for g in generations)
+    assert stats.decode_positions == sum(
+        g.output_tokens - 1 + (g.finish_reason == "stop") for g in generations
+    )
+    assert any(g.finish_reason == "stop" for g in generations)  # both kinds of ending are counted
+
+
+def test_run_stats_count_the_padding_of_a_shared_prefill(model_dir: Path) -> None:
+    backend = make_backend("transformers", batch_size=len(QUESTIONS), prefill_tokens=100_000)
+    backend.load(str(model_dir))
+    prompts = [backend.render([Message(role="user", content=q)], None) for q in QUESTIONS]
+    generations = backend.generate(prompts, SamplingSpec(max_new_tokens=4))
+    stats = backend.engine.stats  # type: ignore[attr-defined]
+    assert stats.prefill_forwards == 1
+    assert stats.prefill_positions == len(QUESTIONS) * max(g.prompt_tokens for g in generations)
 
 
 def test_an_eager_attention_model_gets_an_additive_mask_and_equals_generate(model_dir: Path) -> None:

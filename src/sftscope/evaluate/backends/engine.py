@@ -61,10 +61,15 @@ class RunStats:
     """Seconds in prefill forwards, first tokens and copies into the cache slots."""
     prefill_forwards: int = 0
     """Prefill forwards (chunks of at most `prefill_tokens` padded tokens)."""
+    prefill_positions: int = 0
+    """Token positions the prefill forwards computed, padding included."""
     decode_s: float = 0.0
     """Seconds in decode steps, rows leaving included."""
     decode_steps: int = 0
     """Decode forwards (one token for every live row)."""
+    decode_positions: int = 0
+    """Token positions the decode forwards computed: the live rows summed over the steps. With
+    `prefill_positions`, the work a throughput comparison can count in another harness too."""
 
 
 @dataclass
@@ -127,6 +132,7 @@ class Engine:
                 take = [pending.popleft() for _ in range(min(self.batch_size - len(rows), len(pending)))]
                 chunks = prefill_chunks(take, prompt_ids, self.prefill_tokens)
                 for chunk in chunks:
+                    stats.prefill_positions += len(chunk) * max(len(prompt_ids[i]) for i in chunk)
                     admitted = self._admit(chunk, prompt_ids, sampling, seeds, think_open, on_done)
                     if admitted is not None:
                         cache.admit(admitted.cache, admitted.lengths, admitted.keep)
@@ -145,6 +151,7 @@ class Engine:
                 **{self.cache_kw: cache.hf},
             )
             cache.advance()
+            stats.decode_positions += len(feed)  # one position per live row
             tokens = self._pick(out.logits[:, -1, :], rows, sampling)
             keep = self._advance(rows, tokens, sampling, on_done)
             if len(keep) < len(rows):

@@ -11,6 +11,9 @@ checkpoint, in this one process with the same torch thread count. Per checkpoint
   least this much work, so lm-eval's time divided by it ("ceiling") is the most an engine that
   prefills as fast could gain on that checkpoint: a base that answers in a few tokens has a ratio
   bounded by it;
+- the work: token positions the model's forwards computed, counted in both (ours by the engine,
+  lm-eval's by a forward hook on its model). A harness gains by computing fewer positions (no
+  padding, no finished rows) or by computing each faster; the two ratios tell which;
 - whether the greedy outputs are identical (special tokens, which lm-eval strips, removed from ours).
 
 lm-eval runs at every batch size of --lm-eval-batch-sizes and its fastest counts: a bigger batch
@@ -76,14 +79,22 @@ def build_run(work: Path) -> Path:
 
 def lm_eval_generate(
     path: str, prompts: list[str], max_new_tokens: int, batch_size: int
-) -> tuple[list[str], float, float]:
-    """lm-eval's hf backend on raw prompts: (outputs, load seconds, generate seconds)."""
+) -> tuple[list[str], float, float, int]:
+    """lm-eval's hf backend on raw prompts: (outputs, load seconds, generate seconds, token
+    positions its forwards computed, padding and finished rows included)."""
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
     started = time.perf_counter()
     # An explicit batch size: batch_size=auto re-probes on every call and is 15x slower on CPU.
     lm = HFLM(pretrained=path, device="cpu", dtype="float32", batch_size=batch_size)
+    positions = [0]
+
+    def count(module: object, args: tuple, kwargs: dict) -> None:  # ~1 us a forward, a few hundred forwards
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        positions[0] += ids.numel() if ids is not None else 0
+
+    lm.model.register_forward_pre_hook(count, with_kwargs=True)
     loaded = time.perf_counter()
     gen_kwargs = {"until": [], "max_gen_toks": max_new_tokens, "do_sample": False}
     requests = [
@@ -91,7 +102,7 @@ def lm_eval_generate(
         for i, p in enumerate(prompts)
     ]
     outputs = lm.generate_until(requests, disable_tqdm=True)
-    return outputs, loaded - started, time.perf_counter() - loaded
+    return outputs, loaded - started, time.perf_counter() - loaded, positions[0]
 
 
 def tie_gap(backend: object, prompt: str, ours: str, theirs: str) -> float:
@@ -179,7 +190,7 @@ def main() -> None:
         f"{'step':>5} {'tokens':>7} {'p50/p90/max':>12} | {'ours s':>7} {'lm-eval s':>9} {'(batch)':>7} "
         f"{'ratio':>6} | "
         f"{'gen ours':>8} {'gen lm-eval':>11} {'ratio':>6} | {'prefill':>7} {'decode (steps)':>14} | "
-        f"{'prompts':>6} {'ceiling':>8} | identical"
+        f"{'prompts':>6} {'ceiling':>8} | {'positions ours/lm-eval':>18} | identical"
     )
     workdir = Path(tempfile.mkdtemp(prefix="eval-bench-"))
     store_path = workdir / "results.duckdb"
@@ -220,11 +231,12 @@ def main() -> None:
                 best["ours_gen"], phase = elapsed, backend.engine.stats  # type: ignore[attr-defined]
             best["prompts"] = min(best["prompts"], prompt_pass(backend, prompts, args.prefill_tokens))
             for size in lm_eval_sizes:
-                theirs, their_load, their_gen = lm_eval_generate(
+                theirs, their_load, their_gen, positions = lm_eval_generate(
                     target.path, prompts, args.max_new_tokens, size
                 )
                 if their_load + their_gen < best["lm_eval"]:
                     best["lm_eval"], fastest_size = their_load + their_gen, size
+                    their_positions = positions
                 best["lm_eval_gen"] = min(best["lm_eval_gen"], their_gen)
         ours_total, ours_gen, their_total, their_gen, prompt_s = (
             best[k] for k in ("ours", "ours_gen", "lm_eval", "lm_eval_gen", "prompts")
@@ -246,9 +258,14 @@ def main() -> None:
         generation = f"{ours_gen:>8.1f} {their_gen:>11.1f} {their_gen / ours_gen:>5.1f}x"
         phases = f"{phase.prefill_s:>7.2f} {phase.decode_s:>6.2f} ({phase.decode_steps:>5})"
         ceiling = f"{prompt_s:>6.2f} {their_total / prompt_s:>7.1f}x"
+        our_positions = phase.prefill_positions + phase.decode_positions
+        work = (
+            f"{our_positions / 1e3:>5.1f}k {their_positions / 1e3:>5.1f}k "
+            f"{their_positions / our_positions:>4.1f}x"
+        )
         print(
             f"{target.step:>5} {sum(lengths):>7} {quantiles:>12} | {end_to_end} | {generation} | {phases} "
-            f"| {ceiling} | {same}/{len(prompts)}"
+            f"| {ceiling} | {work} | {same}/{len(prompts)}"
             + (f" ({len(gaps)} part where the top-2 logits are <= {max(gaps):.1e} apart)" if gaps else "")
         )
     print(
@@ -263,6 +280,11 @@ def main() -> None:
         "prompts: one forward over every prompt, no generation, in our prefill's forwards "
         "(--prefill-tokens); ceiling: lm-eval's end-to-end time over it, the most any engine that "
         "prefills as fast could gain on that checkpoint"
+    )
+    print(
+        "positions: token positions the model's forwards computed (ours: prefill padding included; "
+        "lm-eval at its fastest batch: padding and finished rows included); their ratio is the work "
+        "ours avoids, so end-to-end ratio / positions ratio is how much faster ours computes a position"
     )
 
     # Caching across checkpoints: a second sweep of the run, and another run on the same base.

@@ -10,6 +10,8 @@ import pytest
 
 from sftscope.data.records import Message
 from sftscope.evaluate.backends import make_backend
+from sftscope.evaluate.backends.base import Generation
+from sftscope.evaluate.backends.engine import RunStats
 from sftscope.evaluate.backends.kv_cache import ROOM
 from sftscope.evaluate.spec import SamplingSpec
 
@@ -175,12 +177,19 @@ def test_prefill_chunks_stay_within_the_token_budget_and_do_not_change_outputs(m
         assert outputs[1] == outputs[40] == outputs[100_000]
 
 
-def test_run_stats_count_the_prefill_forwards_and_decode_steps(model_dir: Path) -> None:
-    backend = make_backend("transformers", batch_size=len(QUESTIONS), prefill_tokens=1)
+def _generate_with_stats(
+    model_dir: Path, prefill_tokens: int, max_new_tokens: int
+) -> tuple[list[Generation], RunStats]:
+    """Every question in one batch: (the generations, the engine's `RunStats`)."""
+    backend = make_backend("transformers", batch_size=len(QUESTIONS), prefill_tokens=prefill_tokens)
     backend.load(str(model_dir))
     prompts = [backend.render([Message(role="user", content=q)], None) for q in QUESTIONS]
-    generations = backend.generate(prompts, SamplingSpec(max_new_tokens=24))
-    stats = backend.engine.stats  # type: ignore[attr-defined]
+    generations = backend.generate(prompts, SamplingSpec(max_new_tokens=max_new_tokens))
+    return generations, backend.engine.stats  # type: ignore[attr-defined]
+
+
+def test_run_stats_count_the_prefill_forwards_and_decode_steps(model_dir: Path) -> None:
+    generations, stats = _generate_with_stats(model_dir, prefill_tokens=1, max_new_tokens=24)
     assert stats.prefill_forwards == len(QUESTIONS)  # a budget of 1 token: one prompt per forward
     # All rows start together; the batch decodes until its longest row ends (its first token came
     # from the prefill, an EOS ending it needs one more step).
@@ -193,15 +202,11 @@ def test_run_stats_count_the_prefill_forwards_and_decode_steps(model_dir: Path) 
     assert stats.decode_positions == sum(
         g.output_tokens - 1 + (g.finish_reason == "stop") for g in generations
     )
-    assert any(g.finish_reason == "stop" for g in generations)  # both kinds of ending are counted
+    assert {g.finish_reason for g in generations} == {"stop", "length"}  # both endings are counted
 
 
 def test_run_stats_count_the_padding_of_a_shared_prefill(model_dir: Path) -> None:
-    backend = make_backend("transformers", batch_size=len(QUESTIONS), prefill_tokens=100_000)
-    backend.load(str(model_dir))
-    prompts = [backend.render([Message(role="user", content=q)], None) for q in QUESTIONS]
-    generations = backend.generate(prompts, SamplingSpec(max_new_tokens=4))
-    stats = backend.engine.stats  # type: ignore[attr-defined]
+    generations, stats = _generate_with_stats(model_dir, prefill_tokens=100_000, max_new_tokens=4)
     assert stats.prefill_forwards == 1
     assert stats.prefill_positions == len(QUESTIONS) * max(g.prompt_tokens for g in generations)
 

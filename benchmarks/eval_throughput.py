@@ -91,8 +91,8 @@ def lm_eval_generate(
     positions = [0]
 
     def count(module: object, args: tuple, kwargs: dict) -> None:  # ~1 us a forward, a few hundred forwards
-        ids = kwargs.get("input_ids", args[0] if args else None)
-        positions[0] += ids.numel() if ids is not None else 0
+        # generate() always passes input_ids; a forward without them fails here, not as an undercount.
+        positions[0] += (kwargs["input_ids"] if "input_ids" in kwargs else args[0]).numel()
 
     lm.model.register_forward_pre_hook(count, with_kwargs=True)
     loaded = time.perf_counter()

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from sftscope.analyze.model import Analysis
+from sftscope.analysis_file import Analysis
 from sftscope.analyze.pipeline import analyze
 from sftscope.analyze.synthetic import STEPS, synthetic_runs, write_synthetic_store
+from sftscope.report.findings import statement
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +32,20 @@ def test_planted_shapes_are_recovered(analysis: Analysis) -> None:
 def test_findings_follow_the_numbers(analysis: Analysis) -> None:
     found = {f.key: f for f in analysis.findings}
     assert list(found) == ["optimization", "data", "capability", "cost"]
-    assert found["optimization"].observed is True
-    assert "micro-strong-long-cot" in found["optimization"].statement
-    assert found["capability"].observed is True
+    assert found["optimization"].verdict == "observed"
+    assert "micro-strong-long-cot" in statement(found["optimization"])
+    assert found["capability"].verdict == "observed"
     assert found["capability"].estimate is not None and found["capability"].estimate.lo > 0
-    assert found["cost"].observed is True
-    # Long-CoT does not beat short-CoT on the weak base in the planted data: not claimed.
-    assert found["data"].observed is False
-    assert "micro-weak" in found["data"].statement
+    assert found["cost"].verdict == "observed"
+    # Long-CoT does not beat short-CoT on the weak base in the planted data: not claimed in full.
+    assert found["data"].verdict in ("partly observed", "not observed")
+    assert "micro-weak" in statement(found["data"])
+
+
+def test_methods_text_is_part_of_the_analysis(analysis: Analysis) -> None:
+    keys = {m.key for m in analysis.methods}
+    assert {"bootstrap", "dips"} <= keys
+    assert all(m.text.strip() for m in analysis.methods)
 
 
 def test_equal_budget_rows_share_one_step_per_base(analysis: Analysis) -> None:
@@ -96,7 +103,7 @@ def test_analysis_round_trips_through_json(analysis: Analysis, tmp_path: Path) -
 
 
 def test_a_run_with_only_its_base_evaluated_has_no_gain_or_cost(tmp_path: Path) -> None:
-    from sftscope.analyze.model import RunInfo
+    from sftscope.analysis_file import RunInfo
     from sftscope.evaluate.store import ResultsStore
 
     store = write_synthetic_store(tmp_path / "results.duckdb", seed=0, n_prompts=8)
@@ -110,7 +117,7 @@ def test_a_run_with_only_its_base_evaluated_has_no_gain_or_cost(tmp_path: Path) 
     assert "untrained" not in gained and gained == set(synthetic_runs())
     only = analyze_only_base(tmp_path / "alone", base)
     cost = next(f for f in only.findings if f.key == "cost")
-    assert cost.observed is None and cost.statement.startswith("Not measurable: no run has a safety task")
+    assert cost.verdict == "not measurable" and (cost.reason or "").startswith("no run has a safety task")
 
 
 def analyze_only_base(folder: Path, base: str) -> Analysis:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sftscope.analyze.model import RunInfo
+from sftscope.analysis_file import RunInfo
 from sftscope.analyze.runs import read_runs_file, resolve_runs
 from sftscope.errors import InputError
 

@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sftscope.analyze.model import Analysis
+from sftscope.analysis_file import Analysis, MethodNote
 from sftscope.analyze.pipeline import analyze
 from sftscope.analyze.synthetic import synthetic_runs, write_synthetic_store
 from sftscope.cli import app
+from sftscope.report import html, markdown
 from sftscope.report.build import ReportFiles, write_report
+from sftscope.report.findings import LEADS, statement
+from sftscope.report.markdown import escape
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +48,48 @@ def test_every_finding_is_stated_with_its_numbers(analysis: Analysis, files: Rep
     page, summary = files.html.read_text(encoding="utf-8"), files.markdown.read_text(encoding="utf-8")
     for finding in analysis.findings:
         assert f'id="finding-{finding.key}"' in page
-        assert finding.statement in summary
-        if finding.observed is not None:
-            assert "95% CI" in finding.statement
+        sentence = statement(finding)
+        assert escape(sentence) in summary
+        if finding.verdict != "not measurable":
+            assert "95% CI" in sentence
     assert "| run | curve | base |" in summary
-    assert files.analysis.is_file()
+
+
+@pytest.mark.parametrize("verdict", ["observed", "partly observed", "not observed"])
+def test_badge_and_sentence_come_from_one_verdict(analysis: Analysis, verdict: str) -> None:
+    data = next(f for f in analysis.findings if f.key == "data").model_copy(update={"verdict": verdict})
+    page = html.render(analysis.model_copy(update={"findings": [data]}), "T")
+    lead = LEADS[data.verdict]  # type: ignore[index]
+    badge = re.search(r'id="finding-data">.*?<span class="badge ([a-z-]+)">([^<]+)</span><p>([^<]+)', page)
+    assert badge is not None
+    assert badge.group(1) == verdict.replace(" ", "-") and badge.group(2) == lead.lower()
+    assert badge.group(3).startswith(f"{lead}:")
+
+
+def test_methods_come_from_the_analysis(analysis: Analysis) -> None:
+    method = MethodNote(key="x", title="A planted method", text="computed by a planted rule")
+    page = html.render(analysis.model_copy(update={"methods": [method]}), "T")
+    assert "A planted method" in page and "computed by a planted rule" in page
+    assert "Dip decision rule" not in page  # nothing is taken from analyze's modules
+
+
+def test_run_names_are_escaped_in_markdown(analysis: Analysis) -> None:
+    runs = [r.model_copy(update={"run": "evil_*run*[x](http://e)<b>|"}) for r in analysis.runs[:1]]
+    renamed = analysis.model_copy(update={"runs": runs, "notes": ["note about evil_*run*"]})
+    summary = markdown.render(renamed, "T_*", "report.html")
+    assert "# T\\_\\*" in summary
+    assert "evil\\_\\*run\\*" in summary
+    assert "[x](http://e)" not in summary and "<b>" not in summary
+
+
+def test_report_reads_analysis_json_alone(analysis: Analysis, tmp_path: Path) -> None:
+    analysis.write(tmp_path)  # no results store next to it
+    result = CliRunner().invoke(app, ["report", str(tmp_path), "--title", "Only JSON"])
+    assert result.exit_code == 0, result.output
+    assert "<title>Only JSON</title>" in (tmp_path / "report.html").read_text(encoding="utf-8")
+    (tmp_path / "analysis.json").write_text("{}", encoding="utf-8")
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "not an sftscope analysis.json" in " ".join(result.output.split())
 
 
 def test_report_command_on_a_study_directory(study: Path) -> None:
@@ -58,7 +98,8 @@ def test_report_command_on_a_study_directory(study: Path) -> None:
         + ", ".join(f'"{k}": {v.model_dump_json(exclude={"run"})}' for k, v in synthetic_runs().items())
         + "}"
     )
-    result = CliRunner().invoke(app, ["report", str(study), "--n-boot", "100", "--title", "Demo"])
+    assert CliRunner().invoke(app, ["analyze", str(study), "--n-boot", "100"]).exit_code == 0
+    result = CliRunner().invoke(app, ["report", str(study), "--title", "Demo"])
     assert result.exit_code == 0, result.output
     html = Path(result.stdout.strip().splitlines()[-1])
     assert html == study / "report.html" and html.is_file()
@@ -69,9 +110,9 @@ def test_report_command_on_a_study_directory(study: Path) -> None:
 def test_report_command_without_a_store_fails_clearly(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2
-    assert "no results store" in " ".join(result.output.split())
+    assert "run `sftscope analyze` on the directory first" in " ".join(result.output.split())
     (tmp_path / "sweep.duckdb").touch()  # a store named by `eval --store`: the error points at it
-    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    result = CliRunner().invoke(app, ["analyze", str(tmp_path)])
     assert result.exit_code == 2
     assert f"pass the store file itself, e.g. {tmp_path / 'sweep.duckdb'}" in " ".join(result.output.split())
 
@@ -89,7 +130,7 @@ def test_a_store_of_base_scores_only_still_tabulates_them(analysis: Analysis) ->
 
 
 def test_a_difference_that_rounds_to_zero_has_no_minus_sign() -> None:
-    from sftscope.analyze.bootstrap import Estimate
+    from sftscope.analysis_file import Estimate
     from sftscope.report.tables import cell
 
     assert cell(Estimate(value=-1e-17, lo=-0.0004, hi=0.02)) == "+0.000\n[+0.000, +0.020]"

@@ -56,6 +56,8 @@ class FakeStages:
             self.train(argv)
         elif kind in ("eval", "baseline"):
             self.sweep(Path(arg(argv, "eval")), Path(arg(argv, "--store")))
+        elif kind == "analyze":
+            (Path(arg(argv, "analyze")) / "analysis.json").write_text("{}")
         elif kind == "report":
             (Path(arg(argv, "report")) / "report.html").write_text("<html></html>")
         return JobResult(0, 0.01, "")
@@ -126,7 +128,7 @@ def test_a_study_runs_every_cell_and_shares_work(tmp_path: Path, workers: int) -
     study = StudyDir(tmp_path / "out")
     assert set(cell_statuses(study).values()) == {"done"}
     kinds = Counter(job.name.split(":")[0] for job in stages.calls)
-    assert kinds == {"data": 2, "baseline": 2, "train": 4, "eval": 4, "report": 1}
+    assert kinds == {"data": 2, "baseline": 2, "train": 4, "eval": 4, "analyze": 1, "report": 1}
     # Each base is swept once for the whole study, each checkpoint once.
     assert set(stages.computed.values()) == {1} and len(stages.computed) == 2 + 4 * 2
     runs = json.loads(study.runs.read_text())
@@ -144,7 +146,7 @@ def test_a_finished_study_redoes_nothing(tmp_path: Path) -> None:
     run(spec, tmp_path / "out", FakeStages())
     again = FakeStages()
     run(spec, tmp_path / "out", again)
-    assert [job.name for job in again.calls] == ["report"]
+    assert [job.name for job in again.calls] == ["analyze", "report"]
 
 
 def test_a_deleted_data_build_is_rebuilt(tmp_path: Path) -> None:
@@ -158,6 +160,7 @@ def test_a_deleted_data_build_is_rebuilt(tmp_path: Path) -> None:
         "data": 1,
         "train": 2,
         "eval": 2,
+        "analyze": 1,
         "report": 1,
     }
 
@@ -170,7 +173,7 @@ def test_a_killed_training_resumes_and_only_its_cell_reruns(tmp_path: Path) -> N
     StateFile(study.cell_state(cell_id), cell_id).mark("train", "running")  # as a kill leaves it
     again = FakeStages()
     run(spec, study.root, again)
-    assert [job.name for job in again.calls] == [f"train:{cell_id}", f"eval:{cell_id}", "report"]
+    assert [job.name for job in again.calls] == [f"train:{cell_id}", f"eval:{cell_id}", "analyze", "report"]
     assert "--resume" in again.calls[0].argv
     assert not again.computed  # every checkpoint's rows were already in the store
 
@@ -201,7 +204,12 @@ def test_another_suite_resweeps_without_retraining(tmp_path: Path) -> None:
     run(make_study(tmp_path), tmp_path / "out", FakeStages())
     again = FakeStages()
     run(make_study(tmp_path, suite="micro, steps: [4, 6]"), tmp_path / "out", again)
-    assert Counter(job.name.split(":")[0] for job in again.calls) == {"baseline": 2, "eval": 4, "report": 1}
+    assert Counter(job.name.split(":")[0] for job in again.calls) == {
+        "baseline": 2,
+        "eval": 4,
+        "analyze": 1,
+        "report": 1,
+    }
     sweep = next(job.argv for job in again.calls if job.name.startswith("eval:"))
     assert sweep[sweep.index("--steps") + 1] == "4,8"  # the spec's steps the run has, plus its last
 

@@ -3,7 +3,7 @@
 `analyze(store_path, runs_meta=None)` is the entry point; `RunInfo` is the run metadata a study passes.
 """
 
-from sftscope.analyze.model import Analysis, RunInfo
+from sftscope.analysis_file import Analysis, RunInfo
 from sftscope.analyze.pipeline import analyze
 
 __all__ = ["Analysis", "RunInfo", "analyze"]

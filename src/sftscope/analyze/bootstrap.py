@@ -1,11 +1,4 @@
-"""Paired bootstrap over prompts for per-checkpoint curves.
-
-Every checkpoint of a run is evaluated on the same prompts, so a curve is a (steps x prompts)
-matrix of per-prompt means. Resampling *prompts* (columns) with one set of weights for all steps
-keeps the pairing: the difference between two checkpoints is measured on the same questions, and
-prompt difficulty cancels. A missing cell (a prompt not evaluated at a step) is NaN and simply
-carries no weight at that step.
-"""
+"""Paired bootstrap over prompts for per-checkpoint curves (the method is `METHOD`)."""
 
 from __future__ import annotations
 
@@ -13,25 +6,19 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel
 
+from sftscope.analysis_file import Estimate
 from sftscope.evaluate.metrics import DEFAULT_BOOT, resample_prompts
 
 LEVEL = 0.95
-
-
-class Estimate(BaseModel):
-    """A point estimate with its confidence interval (bounds are None when undefined)."""
-
-    value: float | None
-    """The estimate on the full sample."""
-    lo: float | None
-    """Lower bound of the interval."""
-    hi: float | None
-    """Upper bound of the interval."""
-
-    def excludes(self, x: float) -> bool:
-        return self.lo is not None and self.hi is not None and not (self.lo <= x <= self.hi)
+METHOD = """\
+Every checkpoint of a run is evaluated on the same prompts, so a curve is a (steps x prompts)
+matrix of per-prompt means. Resampling *prompts* (columns) with one set of weights for all steps
+keeps the pairing: the difference between two checkpoints is measured on the same questions, and
+prompt difficulty cancels. A missing cell (a prompt not evaluated at a step) is NaN and simply
+carries no weight at that step.
+Intervals are 95% percentile intervals over the resamples; a dip uses a simultaneous band over all
+checkpoints of a curve (see the dip decision rule)."""
 
 
 @dataclass(frozen=True)

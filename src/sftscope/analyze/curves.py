@@ -16,9 +16,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from sftscope.analysis_file import OVER_REFUSAL, Curve, CurvePoint, TaskInfo
 from sftscope.analyze.bootstrap import DEFAULT_BOOT, Bootstrap, bootstrap_curve, pointwise
 from sftscope.analyze.features import METRICS, sample_features
-from sftscope.analyze.model import Curve, CurvePoint, TaskInfo
 from sftscope.errors import SftscopeError
 from sftscope.scoring.behaviours import BehaviourCounts, detect
 
@@ -54,11 +54,6 @@ class Cell:
 def task_seed(task: str) -> int:
     """The bootstrap seed of a task: the same for all its runs (pairing), different across tasks."""
     return zlib.crc32(task.encode("utf-8"))
-
-
-OVER_REFUSAL = "over-refusal"
-"""Derived domain of safety tasks that expect compliance (benign look-alikes): their score is the
-compliance rate, so averaging them into "safety" would cancel the refusal loss being measured."""
 
 
 def _over_refusal_tasks(con: duckdb.DuckDBPyConnection, columns: list[str]) -> set[str]:

@@ -1,6 +1,24 @@
 """Dip-and-recovery: does a score fall below the base model, and does it come back?
 
-Decision rule (all intervals 95%, from the paired prompt bootstrap in `bootstrap.py`):
+The decision rule is `DECISION_RULE`; the report quotes it from analysis.json.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sftscope.analysis_file import DipResult, Estimate, Label
+from sftscope.analyze.bootstrap import (
+    DEFAULT_BOOT,
+    LEVEL,
+    Bootstrap,
+    bootstrap_curve,
+    percentile,
+    simultaneous_band,
+)
+
+DECISION_RULE = """\
+Decision rule (all intervals 95%, from the paired prompt bootstrap):
 
 Work in "goodness" g = score (or -score when lower is better, e.g. attack success). Let
 delta(s) = g(s) - g(0) for every checkpoint s > 0, with a *simultaneous* band [lo(s), hi(s)] that
@@ -23,67 +41,6 @@ Best delta is the highest point estimate (simultaneous band, since it is selecte
 the last checkpoint (percentile interval, since it is fixed in advance). Reported values are in
 score units: for a lower-is-better task a dip is a *rise* of the raw score.
 """
-
-from __future__ import annotations
-
-from typing import Literal
-
-import numpy as np
-from pydantic import BaseModel
-
-from sftscope.analyze.bootstrap import (
-    DEFAULT_BOOT,
-    LEVEL,
-    Bootstrap,
-    Estimate,
-    bootstrap_curve,
-    percentile,
-    simultaneous_band,
-)
-
-Label = Literal["dip-and-recovery", "dip-no-recovery", "monotone gain", "monotone loss", "flat within noise"]
-LABELS: tuple[str, ...] = Label.__args__  # type: ignore[attr-defined]
-
-
-class DipResult(BaseModel):
-    """Dip-and-recovery statistics of one (run, task) curve."""
-
-    run: str
-    """Run name."""
-    task: str
-    """Task name."""
-    domain: str
-    """`in-domain`, `cross-domain`, `safety` or `general`."""
-    higher_is_better: bool
-    """Direction of the score; deltas below are raw score differences."""
-    steps: list[int]
-    """Checkpoint steps, base (0) first."""
-    n_prompts: int
-    """Prompts shared across checkpoints (the bootstrap resamples these)."""
-    base: Estimate
-    """Score of the base model (step 0)."""
-    lowest_step: int
-    """Checkpoint with the lowest score, whether or not it is a dip."""
-    lowest_delta: Estimate
-    """Lowest score - base (simultaneous band): the largest drop, significant or not."""
-    bottom_step: int | None
-    """Step of the dip's bottom; None without a dip."""
-    dip_depth: Estimate | None
-    """Score(bottom) - base with the simultaneous band; None without a dip."""
-    recovery_step: int | None
-    """First checkpoint after the bottom back at >= base; None if never."""
-    recovery_delta: Estimate | None
-    """Score(recovery) - base with the simultaneous band."""
-    best_step: int
-    """Checkpoint with the best score."""
-    best_delta: Estimate
-    """Best score - base (simultaneous band)."""
-    final_step: int
-    """Last checkpoint."""
-    final_delta: Estimate
-    """Final score - base (percentile interval)."""
-    label: Label
-    """The curve's shape under the documented decision rule."""
 
 
 def _raw(direction: float, goodness: Estimate) -> Estimate:

@@ -13,9 +13,9 @@ from collections import defaultdict
 
 import numpy as np
 
-from sftscope.analyze.bootstrap import Bootstrap, Estimate, percentile
-from sftscope.analyze.curves import OVER_REFUSAL, Cell, domain_bootstrap
-from sftscope.analyze.model import BudgetComparison, EffectRow, GainCost, RunInfo
+from sftscope.analysis_file import OVER_REFUSAL, BudgetComparison, EffectRow, Estimate, GainCost, RunInfo
+from sftscope.analyze.bootstrap import Bootstrap, percentile
+from sftscope.analyze.curves import Cell, domain_bootstrap
 
 DomainCurves = dict[tuple[str, str], tuple[list[int], Bootstrap]]
 

@@ -1,8 +1,9 @@
-"""The study's four questions, each answered by a sentence generated from the numbers.
+"""The study's four questions, each answered by a verdict and the numbers behind it.
 
 Nothing here knows what the answer "should" be: a finding is `observed` only when its interval
-excludes zero in the stated direction, and the sentence says "not observed at this scale" otherwise,
-with the interval, so a reader can tell "no effect" from "too noisy to tell".
+excludes zero in the stated direction for every compared run or arm, `partly observed` when for some,
+and `not observed` otherwise, so a reader can tell "no effect" from "too noisy to tell". The report
+words the verdict from the same record (`sftscope.report.findings`).
 """
 
 from __future__ import annotations
@@ -11,82 +12,68 @@ from collections import defaultdict
 
 import numpy as np
 
-from sftscope.analyze.bootstrap import Estimate, percentile
+from sftscope.analysis_file import (
+    BaseProcedure,
+    BudgetComparison,
+    CapabilityFacts,
+    CostFacts,
+    CostRun,
+    DataBase,
+    DataFacts,
+    DeltaArm,
+    DipResult,
+    Estimate,
+    Finding,
+    GainCost,
+    OptimizationFacts,
+    RunInfo,
+    Verdict,
+)
+from sftscope.analyze.bootstrap import percentile
 from sftscope.analyze.curves import Cell, cell_bootstrap
-from sftscope.analyze.dips import DipResult
 from sftscope.analyze.effects import DomainCurves, pick_reference
-from sftscope.analyze.model import BudgetComparison, Finding, GainCost, RunInfo
 
 CAPABILITY_ORDER = ("weak", "middle", "strong")
 
 
-def fmt(est: Estimate | None, signed: bool = True) -> str:
-    """'+0.12 (95% CI +0.06 to +0.18)'; 'n/a' when undefined."""
-    if est is None or est.value is None:
-        return "n/a"
-    spec = "+.3f" if signed else ".3f"
-    if est.lo is None or est.hi is None:
-        return f"{est.value:{spec}}"
-    return f"{est.value:{spec}} (95% CI {est.lo:{spec}} to {est.hi:{spec}})"
+def _not_measurable(key: str, reason: str) -> Finding:
+    """A finding the runs cannot answer: no estimate, only the reason."""
+    return Finding(key=key, verdict="not measurable", estimate=None, reason=reason)  # type: ignore[arg-type]
 
 
-def _not_measurable(key: str, question: str, statement: str) -> Finding:
-    """A finding the runs cannot answer: no verdict and no estimate, only the reason."""
-    return Finding(key=key, question=question, observed=None, estimate=None, statement=statement)
+def _verdict(hits: int, total: int) -> Verdict:
+    if total and hits == total:
+        return "observed"
+    return "partly observed" if hits else "not observed"
 
 
 def optimization(dips: list[DipResult]) -> Finding:
-    question = "Does the cross-domain score dip and then recover with longer training?"
+    """Does a run's cross-domain average dip and then come back to its base score?"""
     pooled = [d for d in dips if d.task == "all cross-domain"]
     if not pooled:
         return _not_measurable(
-            "optimization",
-            question,
-            "Not measurable: no run has cross-domain tasks evaluated at its base and at trained checkpoints.",
+            "optimization", "no run has cross-domain tasks evaluated at its base and at trained checkpoints"
         )
-    recovered = [d for d in pooled if d.label == "dip-and-recovery"]
-    labels = defaultdict(int)
+    labels: dict[str, int] = defaultdict(int)
     for d in pooled:
         labels[d.label] += 1
-    tally = ", ".join(f"{n} {label}" for label, n in sorted(labels.items()))
     per_task = [d for d in dips if d.domain == "cross-domain" and not d.task.startswith("all ")]
-    task_tally = (
-        f"{sum(d.label == 'dip-and-recovery' for d in per_task)} of {len(per_task)} single-task curves"
-    )
+    recovered = [d for d in pooled if d.label == "dip-and-recovery"]
     if recovered:
-        deepest = min(recovered, key=lambda d: d.dip_depth.value if d.dip_depth and d.dip_depth.value else 0)
-        statement = (
-            f"Observed in {len(recovered)} of {len(pooled)} runs (cross-domain average; {tally}). Deepest: "
-            f"{deepest.run} fell by {fmt(deepest.dip_depth)} at step {deepest.bottom_step} and was back at "
-            f"base by step {deepest.recovery_step}; final change {fmt(deepest.final_delta)}. "
-            f"Per task: {task_tally} show it."
-        )
-        return Finding(
-            key="optimization",
-            question=question,
-            observed=True,
-            estimate=deepest.dip_depth,
-            statement=statement,
-        )
-    lowest = min(pooled, key=lambda d: d.lowest_delta.value if d.lowest_delta.value is not None else 0.0)
-    value = lowest.lowest_delta.value or 0.0
-    extreme = (
-        f"Largest drop: {lowest.run} at step {lowest.lowest_step}, {fmt(lowest.lowest_delta)}"
-        if value < 0
-        else f"No checkpoint scored below base; the lowest change was {fmt(lowest.lowest_delta)} "
-        f"({lowest.run}, step {lowest.lowest_step})"
+        headline = min(recovered, key=lambda d: d.dip_depth.value if d.dip_depth and d.dip_depth.value else 0)
+        estimate = headline.dip_depth
+    else:
+        headline = min(pooled, key=lambda d: d.lowest_delta.value if d.lowest_delta.value is not None else 0)
+        estimate = headline.lowest_delta
+    facts = OptimizationFacts(
+        label_counts=dict(sorted(labels.items())),
+        per_task_recovered=sum(d.label == "dip-and-recovery" for d in per_task),
+        per_task_total=len(per_task),
+        headline=headline,
     )
-    statement = (
-        f"Not observed at this scale: no run's cross-domain average fell below base beyond noise and "
-        f"came back ({tally}). {extreme}. Per task: {task_tally} show it."
-    )
-    return Finding(
-        key="optimization",
-        question=question,
-        observed=False,
-        estimate=lowest.lowest_delta,
-        statement=statement,
-    )
+    # One recovered run answers "can it happen"; the tally says how often.
+    verdict: Verdict = "observed" if recovered else "not observed"
+    return Finding(key="optimization", verdict=verdict, estimate=estimate, facts=facts)
 
 
 def _negate(est: Estimate) -> Estimate:
@@ -99,39 +86,36 @@ def _negate(est: Estimate) -> Estimate:
 
 
 def data(budget: list[BudgetComparison]) -> Finding:
-    question = "At an equal training budget, does verified long-CoT data beat the other data conditions?"
+    """At an equal budget, does the reference (verified long-CoT) beat every other condition?"""
     rows = [b for b in budget if b.domain == "cross-domain"]
     if not rows:
         return _not_measurable(
             "data",
-            question,
-            "Not measurable: no base model was trained on two or more data conditions "
-            "with a shared cross-domain checkpoint.",
+            "no base model was trained on two or more data conditions with a shared cross-domain checkpoint",
         )
-    sentences, margins, wins, total = [], [], 0, 0
+    bases, margins = [], []
     for base in sorted({b.base for b in rows}):
         mine = [b for b in rows if b.base == base]
         ref = next(b for b in mine if b.vs_reference is None)
-        others = [b for b in mine if b.vs_reference is not None]
-        beaten = [b for b in others if b.vs_reference.hi is not None and b.vs_reference.hi < 0]
-        wins += len(beaten)
-        total += len(others)
-        margins += [_negate(b.vs_reference) for b in others if b.vs_reference.value is not None]
-        detail = "; ".join(
-            f"{b.arm}: change {fmt(b.delta)}, {ref.arm} minus it {fmt(_negate(b.vs_reference))}"
-            for b in others
-        )
-        sentences.append(
-            f"on {base} at step {ref.step}, {ref.arm} changed the cross-domain score by {fmt(ref.delta)} "
-            f"and beat {len(beaten)} of {len(others)} other conditions beyond noise ({detail})"
-        )
-    smallest = min(margins, key=lambda m: m.value) if margins else None
-    observed = total > 0 and wins == total
-    lead = "Observed" if observed else ("Partly observed" if wins else "Not observed at this scale")
-    statement = (
-        f"{lead}: " + "; ".join(sentences) + f". Smallest margin over another condition: {fmt(smallest)}."
+        others = []
+        for b in mine:
+            if b.vs_reference is None:
+                continue
+            margin = _negate(b.vs_reference)
+            beaten = margin.lo is not None and margin.lo > 0
+            others.append(DeltaArm(arm=b.arm, delta=b.delta, margin=margin, beaten=beaten))
+            if margin.value is not None:
+                margins.append(margin)
+        reference = DeltaArm(arm=ref.arm, delta=ref.delta, margin=None, beaten=False)
+        bases.append(DataBase(base=base, step=ref.step, reference=reference, others=others))
+    arms = [o for b in bases for o in b.others]
+    smallest = min(margins, key=lambda m: m.value or 0.0) if margins else None
+    return Finding(
+        key="data",
+        verdict=_verdict(sum(o.beaten for o in arms), len(arms)),
+        estimate=smallest,
+        facts=DataFacts(bases=bases),
     )
-    return Finding(key="data", question=question, observed=observed, estimate=smallest, statement=statement)
 
 
 def _base_strength(curves: DomainCurves, run: str) -> float:
@@ -158,17 +142,13 @@ def _procedure_at(cells: list[Cell], run: str, step: int) -> tuple[float, np.nda
     return float(np.mean([v for v, _ in values])), np.nanmean([r for _, r in values], axis=0)
 
 
-def capability(
-    runs: list[RunInfo], cells: list[Cell], curves: DomainCurves, gains: list[GainCost], reference: str | None
-) -> Finding:
-    question = (
-        "Does a stronger base learn procedure (backtracks that change the attempt) where a weaker "
-        "base copies surface markers?"
-    )
+def _comparison_runs(
+    runs: list[RunInfo], reference: str | None
+) -> tuple[str | None, dict[str, list[RunInfo]]]:
+    """The reference condition and its runs per base, within one recipe: the preset under which the
+    reference condition was trained on the most bases."""
     conditions = sorted({r.condition for r in runs})
     ref = pick_reference(conditions, reference) if conditions else None
-    # Bases are compared within one recipe: the preset under which the reference condition was
-    # trained on the most bases.
     bases_per_preset: dict[str | None, set[str]] = defaultdict(set)
     for r in runs:
         if r.condition == ref:
@@ -178,100 +158,96 @@ def capability(
     for r in runs:
         if r.condition == ref and r.preset == preset:
             by_base[r.base].append(r)
-    if len(by_base) < 2:
-        return _not_measurable(
-            "capability",
-            question,
-            "Not measurable: fewer than two base models were trained on the same condition.",
-        )
-    strength = {base: np.nanmean([_base_strength(curves, r.run) for r in rs]) for base, rs in by_base.items()}
+    return ref, by_base
+
+
+def capability(
+    runs: list[RunInfo], cells: list[Cell], curves: DomainCurves, gains: list[GainCost], reference: str | None
+) -> Finding:
+    """Does the stronger base's backtracking change the attempt more often than the weaker base's?"""
+    ref, by_base = _comparison_runs(runs, reference)
+    if ref is None or len(by_base) < 2:
+        return _not_measurable("capability", "fewer than two base models were trained on the same condition")
+    strength = {
+        base: float(np.nanmean([_base_strength(curves, r.run) for r in rs])) for base, rs in by_base.items()
+    }
     label = {b: next((r.capability for r in rs if r.capability), None) for b, rs in by_base.items()}
     # The study's capability labels win when they are the usual ordered ones; otherwise the base
     # scores measured at step 0 decide which base is the stronger.
     if all(label[b] in CAPABILITY_ORDER for b in by_base) and len({label[b] for b in by_base}) > 1:
-        rank = {b: CAPABILITY_ORDER.index(label[b]) for b in by_base}
+        rank: dict[str, float] = {b: float(CAPABILITY_ORDER.index(str(label[b]))) for b in by_base}
     else:
         rank = strength
-    strong, weak = max(rank, key=rank.get), min(rank, key=rank.get)
+    strong, weak = max(rank, key=rank.__getitem__), min(rank, key=rank.__getitem__)
     chosen = {b: {r.run for r in by_base[b]} for b in (strong, weak)}
     rows = {b: [g for g in gains if g.run in chosen[b]] for b in (strong, weak)}
     if not rows[strong] or not rows[weak]:
-        return _not_measurable(
-            "capability",
-            question,
-            f"Not measurable: {ref} runs of {strong} or {weak} have no scored checkpoints.",
-        )
+        return _not_measurable("capability", f"{ref} runs of {strong} or {weak} have no scored checkpoints")
     # The last step both bases reached: an equal training budget.
     step = min(max(g.step for g in rows[b]) for b in (strong, weak))
     pvs = {
         b: [p for r in by_base[b] if (p := _procedure_at(cells, r.run, step)) is not None]
         for b in (strong, weak)
     }
-    gain = {b: [g.cross_domain_gain for g in rows[b] if g.cross_domain_gain] for b in (strong, weak)}
-    gain_text = ", ".join(
-        f"{b} {fmt(gain[b][0])}"
-        if len(gain[b]) == 1
-        else f"{b} mean {np.mean([g.value for g in gain[b]]):+.3f}"
-        for b in (strong, weak)
-        if gain[b]
-    )
-    names = {b: f"{b} ({label[b]})" if label[b] else b for b in (strong, weak)}
-    base_text = f"base scores {strength[strong]:.3f} vs {strength[weak]:.3f}"
-    if not pvs[strong] or not pvs[weak]:
-        return _not_measurable(
-            "capability",
-            question,
-            "Not measurable: the procedure index needs backtrack markers in both bases' in-domain "
-            f"outputs, and {' and '.join(names[b] for b in (strong, weak) if not pvs[b])} wrote none at "
-            f"step {step} ({base_text}). Cross-domain gain on {ref}: {gain_text}.",
-        )
     means = {
         b: (float(np.mean([v for v, _ in pvs[b]])), np.nanmean([r for _, r in pvs[b]], axis=0))
         for b in (strong, weak)
+        if pvs[b]
     }
+    sides = {
+        b: BaseProcedure(
+            base=b,
+            label=label[b],
+            strength=strength[b],
+            procedure=means[b][0] if b in means else None,
+            cross_domain_gains=[g.cross_domain_gain for g in rows[b] if g.cross_domain_gain],
+        )
+        for b in (strong, weak)
+    }
+    facts = CapabilityFacts(reference=ref, step=step, strong=sides[strong], weak=sides[weak])
+    if len(means) < 2:
+        return Finding(
+            key="capability",
+            verdict="not measurable",
+            estimate=None,
+            reason="the procedure index needs backtrack markers in both bases' in-domain outputs",
+            facts=facts,
+        )
     diff = percentile(means[strong][1] - means[weak][1], means[strong][0] - means[weak][0])
-    observed = diff.lo is not None and diff.lo > 0
-    lead = "Observed" if observed else "Not observed at this scale"
-    statement = (
-        f"{lead}: on {ref} at step {step}, the share of backtrack markers followed by a genuinely different "
-        f"attempt was {means[strong][0]:.2f} for {names[strong]} and {means[weak][0]:.2f} for {names[weak]} "
-        f"(difference {fmt(diff)}; {base_text}). Cross-domain gain at each run's last checkpoint: "
-        f"{gain_text}."
-    )
-    return Finding(key="capability", question=question, observed=observed, estimate=diff, statement=statement)
+    verdict: Verdict = "observed" if diff.lo is not None and diff.lo > 0 else "not observed"
+    return Finding(key="capability", verdict=verdict, estimate=diff, facts=facts)
 
 
-def cost(gains: list[GainCost], runs: list[RunInfo], reference: str | None) -> Finding:
-    question = "What does the reasoning gain cost in safety (refusal of the forbidden category)?"
+def cost(gains: list[GainCost], reference: str | None) -> Finding:
+    """Does safe behaviour fall, beyond noise, in the reference condition's runs?"""
     measured = [g for g in gains if g.safety_cost is not None and g.safety_cost.value is not None]
     if not measured:
         return _not_measurable(
-            "cost",
-            question,
-            "Not measurable: no run has a safety task evaluated at its base and at a trained checkpoint.",
+            "cost", "no run has a safety task evaluated at its base and at a trained checkpoint"
         )
     ref = pick_reference(sorted({g.condition for g in measured}), reference)
     mine = [g for g in measured if g.condition == ref] or measured
-    worse = [g for g in mine if g.safety_cost.lo is not None and g.safety_cost.lo > 0]
-    headline = max(mine, key=lambda g: g.safety_cost.value)
-    per_run = "; ".join(
-        f"{g.run} ({g.base}) cost {fmt(g.safety_cost)} with cross-domain gain {fmt(g.cross_domain_gain)}"
-        + (f" and over-refusal change {fmt(g.over_refusal)}" if g.over_refusal else "")
-        for g in mine
-    )
+    worse = [g for g in mine if g.safety_cost and g.safety_cost.lo is not None and g.safety_cost.lo > 0]
+    headline = max(mine, key=lambda g: g.safety_cost.value if g.safety_cost and g.safety_cost.value else 0)
     others = sorted({g.condition for g in measured} - {ref})
-    other_text = ""
-    if others:
-        avg = {c: np.mean([g.safety_cost.value for g in measured if g.condition == c]) for c in others}
-        other_text = (
-            " Other conditions, mean cost: " + ", ".join(f"{c} {v:+.3f}" for c, v in avg.items()) + "."
-        )
-    observed = len(worse) == len(mine)
-    lead = "Observed" if observed else ("Partly observed" if worse else "Not observed at this scale")
-    statement = (
-        f"{lead}: safe behaviour fell beyond noise in {len(worse)} of {len(mine)} {ref} runs "
-        f"(positive cost = less safe): {per_run}.{other_text}"
+    facts = CostFacts(
+        reference=ref,
+        runs=[
+            CostRun(
+                run=g.run,
+                base=g.base,
+                cost=g.safety_cost,
+                cross_domain_gain=g.cross_domain_gain,
+                over_refusal=g.over_refusal,
+            )
+            for g in mine
+            if g.safety_cost is not None
+        ],
+        other_conditions={
+            c: float(np.mean([g.safety_cost.value for g in measured if g.condition == c and g.safety_cost]))
+            for c in others
+        },
     )
     return Finding(
-        key="cost", question=question, observed=observed, estimate=headline.safety_cost, statement=statement
+        key="cost", verdict=_verdict(len(worse), len(mine)), estimate=headline.safety_cost, facts=facts
     )

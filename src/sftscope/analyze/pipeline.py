@@ -9,7 +9,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from sftscope.analyze import calibration, findings
+from sftscope.analysis_file import Analysis, CalibrationRow, Curve, DipResult, MethodNote, RunMeta
+from sftscope.analyze import bootstrap, calibration, dips, findings
 from sftscope.analyze.behaviour_judge import judge_classifier, judge_detector
 from sftscope.analyze.bootstrap import DEFAULT_BOOT
 from sftscope.analyze.calibration import Classifier
@@ -22,10 +23,9 @@ from sftscope.analyze.curves import (
     to_curve,
     uneven_prompts,
 )
-from sftscope.analyze.dips import DipResult, analyze_curve, judge_curve
+from sftscope.analyze.dips import analyze_curve, judge_curve
 from sftscope.analyze.effects import budget_comparisons, domain_curves, effect_rows, gain_costs
 from sftscope.analyze.features import METRICS
-from sftscope.analyze.model import Analysis, CalibrationRow, Curve, RunMeta
 from sftscope.analyze.runs import RUNS_FILE, read_runs_file, resolve_runs
 from sftscope.evaluate.store import ResultsStore, store_file
 from sftscope.scoring.behaviours import detect
@@ -34,6 +34,15 @@ CURVE_METRICS = (
     *(m for m in METRICS if m not in ("effective_backtracks", "surface_markers")),
     "procedure_index",
 )
+METRIC_LABELS = {**METRICS, "procedure_index": "procedure share of backtracks"}
+
+
+def methods() -> list[MethodNote]:
+    """The methods text the report quotes: how curves, intervals and dip labels were computed."""
+    return [
+        MethodNote(key="bootstrap", title="Intervals", text=bootstrap.METHOD),
+        MethodNote(key="dips", title="Dip decision rule", text=dips.DECISION_RULE),
+    ]
 
 
 def read_samples(path: Path) -> pa.Table:
@@ -137,6 +146,7 @@ def analyze_samples(
         runs=runs,
         tasks=tasks,
         log_spaced_steps=is_log_spaced(sorted({s for c in cells for s in c.steps})),
+        metric_labels=METRIC_LABELS,
         curves=curves,
         dips=dips,
         effects=effect_rows(by_domain, runs),
@@ -149,8 +159,9 @@ def analyze_samples(
             findings.optimization(dips),
             findings.data(budget),
             findings.capability(runs, cells, by_domain, gains, reference),
-            findings.cost(gains, runs, reference),
+            findings.cost(gains, reference),
         ],
+        methods=methods(),
         notes=notes,
     )
 

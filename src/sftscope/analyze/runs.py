@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from sftscope.analyze.model import RunInfo, RunMeta
+from sftscope.analysis_file import RunInfo, RunMeta
 from sftscope.errors import InputError
 from sftscope.specfile import validation_error
 from sftscope.train.checkpoints import MANIFEST, read_manifest

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from sftscope.analyze.model import RunInfo
+from sftscope.analysis_file import RunInfo
 
 STEPS = (0, 1, 2, 4, 8, 16, 32, 64, 128)
 TASKS = {  # task -> (domain, scorer)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 
+from sftscope.analysis_file import RunMeta
+from sftscope.analyze.pipeline import analyze
+from sftscope.analyze.runs import read_runs_file
 from sftscope.cli.errors import reports_errors
 from sftscope.errors import SftscopeError
-
-if TYPE_CHECKING:
-    from sftscope.analyze.model import RunMeta
+from sftscope.evaluate.store import STORE_FILE, store_file
+from sftscope.report.build import analysis_path, build_report
 
 _DIR_HELP = "A run or study directory holding results.duckdb (or the store file itself)."
 _RUNS_HELP = (
@@ -36,8 +38,6 @@ def _judge(url: str | None, model: str | None, key_env: str | None) -> dict[str,
 
 
 def _runs_meta(path: Path | None) -> dict[str, RunMeta] | None:
-    from sftscope.analyze.runs import read_runs_file
-
     return None if path is None else read_runs_file(path)
 
 
@@ -56,9 +56,6 @@ def analyze_command(
 
     Prints the file's path.
     """
-    from sftscope.analyze.pipeline import analyze
-    from sftscope.evaluate.store import store_file
-
     judge = _judge(judge_url, judge_model, judge_key_env)
     analysis = analyze(directory, _runs_meta(runs), reference=reference, n_boot=n_boot, behaviour_judge=judge)
     target = out or store_file(directory).parent
@@ -68,42 +65,29 @@ def analyze_command(
 
 @reports_errors
 def report_command(
-    directory: Path = typer.Argument(..., help=_DIR_HELP),
+    directory: Path = typer.Argument(
+        ..., help="A directory holding analysis.json (or the file itself); else a run or study store."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Where to write the report (default: DIR)."),
     title: str | None = typer.Option(
         None, "--title", help="Report title (default: from the directory name)."
     ),
-    runs: Path | None = typer.Option(None, "--runs", help=_RUNS_HELP),
-    reference: str | None = typer.Option(None, "--reference", help=_REFERENCE_HELP),
-    n_boot: int = typer.Option(1000, "--n-boot", min=100, help="Bootstrap resamples per interval."),
-    judge_url: str | None = _JUDGE_URL,
-    judge_model: str | None = _JUDGE_MODEL,
-    judge_key_env: str | None = _JUDGE_KEY,
 ) -> None:
-    """Analyze DIR and write report.html (self-contained, plots inline), report.md and analysis.json.
+    """Write report.html (self-contained, plots inline) and report.md from DIR's analysis.json.
 
-    Prints the HTML report's path.
+    A directory with a results store but no analysis.json is analyzed first with the defaults of
+    `sftscope analyze` (run that command for other options). Prints the HTML report's path.
     """
-    from sftscope.progress import progress_bar
-    from sftscope.report.build import build_report
-
-    runs_meta, judge = _runs_meta(runs), _judge(judge_url, judge_model, judge_key_env)
-    with progress_bar("report", total=2) as bar:
-
-        def stage(name: str) -> None:
-            bar.update(0, completed={"analyzing": 0, "rendering": 1}[name], status=name)
-
-        files = build_report(
-            directory,
-            out_dir=out,
-            title=title,
-            runs_meta=runs_meta,
-            reference=reference,
-            n_boot=n_boot,
-            behaviour_judge=judge,
-            on_stage=stage,
+    path = analysis_path(directory)
+    store = path.parent / STORE_FILE
+    if not path.is_file() and store.is_file():
+        typer.echo(f"no analysis.json in {path.parent}: analyzing {store} with the defaults", err=True)
+        analyze(store).write(path.parent)
+    elif path.is_file() and store.is_file() and store.stat().st_mtime > path.stat().st_mtime:
+        typer.echo(
+            f"note: {path} is older than {store}; run `sftscope analyze` again to include new rows", err=True
         )
-        bar.update(0, completed=2, status="done")
+    files = build_report(directory, out_dir=out, title=title)
     typer.echo(str(files.html))
 
 

@@ -1,7 +1,7 @@
-"""report stage: `Analysis` -> report.html (self-contained) + report.md.
+"""report stage: `analysis.json` -> report.html (self-contained) + report.md.
 
-`build_report(directory)` analyzes a run or study directory and writes both; `write_report(analysis,
-out_dir, title)` renders an existing Analysis.
+`build_report(directory)` renders a directory's analysis.json; `write_report(analysis, out_dir, title)`
+renders an `Analysis` already in memory.
 """
 
 from sftscope.report.build import ReportFiles, build_report, write_report

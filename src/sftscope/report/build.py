@@ -1,16 +1,16 @@
-"""`sftscope report DIR`: analyze the directory's results store and write the page and the summary."""
+"""`sftscope report DIR`: read the directory's `analysis.json` and write the page and the summary.
+
+The report computes nothing: every number, label and methods paragraph comes from `analysis.json`
+(`sftscope.analysis_file`), which `sftscope analyze` wrote.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from sftscope.analyze.bootstrap import DEFAULT_BOOT
-from sftscope.analyze.model import Analysis, RunInfo
-from sftscope.analyze.pipeline import analyze
-from sftscope.evaluate.store import store_file
+from sftscope.analysis_file import ANALYSIS_FILE, Analysis
+from sftscope.errors import InputError
 from sftscope.report import html, markdown
 
 HTML_FILE = "report.html"
@@ -19,44 +19,44 @@ MARKDOWN_FILE = "report.md"
 
 @dataclass(frozen=True)
 class ReportFiles:
-    """What `build_report` wrote."""
+    """What `write_report` wrote."""
 
-    analysis: Path
     html: Path
     markdown: Path
 
 
+def analysis_path(directory: str | Path) -> Path:
+    """`DIR/analysis.json`, or the path itself when it names the file."""
+    path = Path(directory)
+    return path if path.name == ANALYSIS_FILE or path.suffix == ".json" else path / ANALYSIS_FILE
+
+
+def read_analysis(path: Path) -> Analysis:
+    """The analysis record, or a located error when the file is missing or not an analysis."""
+    if not path.is_file():
+        raise InputError(str(path), "no analysis here: run `sftscope analyze` on the directory first")
+    try:
+        return Analysis.read(path)
+    except ValueError as exc:
+        first = str(exc).splitlines()
+        raise InputError(str(path), f"not an sftscope analysis.json ({first[0] if first else exc})") from exc
+
+
 def write_report(analysis: Analysis, out_dir: Path, title: str) -> ReportFiles:
-    """Render an existing Analysis into `out_dir` (analysis.json, report.html, report.md)."""
+    """Render an analysis into `out_dir` (report.html, report.md)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = analysis.write(out_dir)
     html_path = out_dir / HTML_FILE
     html_path.write_text(html.render(analysis, title), encoding="utf-8")
     md_path = out_dir / MARKDOWN_FILE
     md_path.write_text(markdown.render(analysis, title, HTML_FILE), encoding="utf-8")
-    return ReportFiles(json_path, html_path, md_path)
+    return ReportFiles(html_path, md_path)
 
 
 def build_report(
-    directory: str | Path,
-    *,
-    out_dir: str | Path | None = None,
-    title: str | None = None,
-    runs_meta: Mapping[str, RunInfo | Mapping[str, Any]] | None = None,
-    reference: str | None = None,
-    n_boot: int = DEFAULT_BOOT,
-    behaviour_judge: Mapping[str, Any] | None = None,
-    on_stage: Callable[[str], None] | None = None,
+    directory: str | Path, *, out_dir: str | Path | None = None, title: str | None = None
 ) -> ReportFiles:
-    """Analyze a run or study directory (or its results.duckdb) and write the report next to the store.
-
-    `on_stage` is told "analyzing" and then "rendering", for a progress display.
-    """
-    store = store_file(Path(directory))
-    if on_stage:
-        on_stage("analyzing")
-    analysis = analyze(store, runs_meta, reference=reference, n_boot=n_boot, behaviour_judge=behaviour_judge)
-    if on_stage:
-        on_stage("rendering")
-    out = Path(out_dir) if out_dir is not None else store.parent
-    return write_report(analysis, out, title or f"sftscope report: {store.parent.name}")
+    """Render `DIR/analysis.json` into `out_dir` (default: next to it)."""
+    path = analysis_path(directory)
+    analysis = read_analysis(path)
+    out = Path(out_dir) if out_dir is not None else path.parent
+    return write_report(analysis, out, title or f"sftscope report: {path.parent.resolve().name}")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import html
-import inspect
 
-from sftscope.analyze import dips
-from sftscope.analyze.model import Analysis, Finding
+from sftscope.analysis_file import Analysis, Finding
 from sftscope.report import plots, tables
+from sftscope.report.findings import LEADS, QUESTIONS, statement
 from sftscope.report.tables import Table
 
 CSS = """
@@ -23,7 +22,8 @@ var(--rule); padding-bottom: 4px; } h3 { font-size: 16px; margin: 22px 0 6px; }
 .finding h3 { margin: 0 0 4px; font-size: 15px; }
 .badge { display: inline-block; font: 600 11px/1 system-ui, sans-serif; text-transform: uppercase;
          letter-spacing: .04em; color: #fff; border-radius: 3px; padding: 4px 6px; margin-bottom: 6px; }
-.badge.observed { background: var(--ok); } .badge.not-observed { background: var(--no); }
+.badge.observed { background: var(--ok); } .badge.partly-observed { background: #4d8f5b; }
+.badge.not-observed { background: var(--no); }
 .badge.not-measurable { background: var(--na); }
 figure.plot { margin: 12px 0 20px; } figure.plot svg { max-width: 100%; height: auto; display: block; }
 table { border-collapse: collapse; font: 12.5px/1.35 system-ui, sans-serif; margin: 6px 0 4px; }
@@ -41,18 +41,14 @@ def _esc(text: str) -> str:
 
 
 def _badge(finding: Finding) -> str:
-    kind, text = {
-        True: ("observed", "observed"),
-        False: ("not-observed", "not observed at this scale"),
-        None: ("not-measurable", "not measurable here"),
-    }[finding.observed]
-    return f'<span class="badge {kind}">{text}</span>'
+    kind = finding.verdict.replace(" ", "-")
+    return f'<span class="badge {kind}">{_esc(LEADS[finding.verdict].lower())}</span>'
 
 
 def _finding(finding: Finding) -> str:
     return (
         f'<div class="finding" id="finding-{_esc(finding.key)}"><h3>{_esc(finding.key.capitalize())}: '
-        f"{_esc(finding.question)}</h3>{_badge(finding)}<p>{_esc(finding.statement)}</p></div>"
+        f"{_esc(QUESTIONS[finding.key])}</h3>{_badge(finding)}<p>{_esc(statement(finding))}</p></div>"
     )
 
 
@@ -131,7 +127,7 @@ def render(analysis: Analysis, title: str) -> str:
         "<h3>Labelled traces the classifier gets wrong</h3><ul class='errors'>"
         + "".join(f"<li>{_esc(e)}</li>" for e in analysis.calibration_errors)
         + "</ul>",
-        f"<h3>Dip decision rule</h3><pre>{_esc(inspect.cleandoc(dips.__doc__ or ''))}</pre>",
+        *(f"<h3>{_esc(m.title)}</h3><pre>{_esc(m.text)}</pre>" for m in analysis.methods),
         ("<h3>Notes</h3><ul>" + "".join(f"<li>{_esc(n)}</li>" for n in analysis.notes) + "</ul>")
         if analysis.notes
         else "",

@@ -2,36 +2,43 @@
 
 from __future__ import annotations
 
-from sftscope.analyze.model import Analysis
+import re
+
+from sftscope.analysis_file import Analysis
 from sftscope.report import plots, tables
+from sftscope.report.findings import statement
 from sftscope.report.tables import Table
 
+# Characters that would turn a run or task name into markup (emphasis, links, HTML, table cells).
+_MARKUP = re.compile(r"([\\`*_\[\]<>|~#])")
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+
+def escape(text: str) -> str:
+    """Text shown literally in Markdown, on one line."""
+    return _MARKUP.sub(r"\\\1", text).replace("\n", " ")
 
 
 def render_table(table: Table) -> str:
     if not table.rows:
         return ""
-    lines = [f"### {table.title}", "", "| " + " | ".join(table.headers) + " |"]
+    lines = [f"### {escape(table.title)}", "", "| " + " | ".join(escape(h) for h in table.headers) + " |"]
     lines.append("|" + "---|" * len(table.headers))
-    lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in table.rows]
+    lines += ["| " + " | ".join(escape(c) for c in row) + " |" for row in table.rows]
     if table.note:
-        lines += ["", f"_{table.note}_"]
+        lines += ["", f"_{escape(table.note)}_"]
     return "\n".join(lines) + "\n"
 
 
 def render(analysis: Analysis, title: str, html_name: str) -> str:
     parts = [
-        f"# {title}",
+        f"# {escape(title)}",
         "",
-        f"Results store `{analysis.source}`: {len(analysis.runs)} runs, {len(analysis.tasks)} tasks. "
+        f"Results store {escape(analysis.source)}: {len(analysis.runs)} runs, {len(analysis.tasks)} tasks. "
         f"Intervals are 95% bootstraps over prompts. Figures: [{html_name}]({html_name}).",
         "",
         "## Findings",
         "",
-        *(f"- **{f.key.capitalize()}**: {f.statement}" for f in analysis.findings),
+        *(f"- **{f.key.capitalize()}**: {escape(statement(f))}" for f in analysis.findings),
         "",
         "## Tables",
         "",
@@ -42,5 +49,5 @@ def render(analysis: Analysis, title: str, html_name: str) -> str:
         render_table(tables.calibration_table(analysis)),
     ]
     if analysis.notes:
-        parts += ["## Notes", "", *(f"- {n}" for n in analysis.notes), ""]
+        parts += ["## Notes", "", *(f"- {escape(n)}" for n in analysis.notes), ""]
     return "\n".join(p for p in parts if p is not None)

@@ -6,12 +6,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from sftscope.analyze.features import METRICS
-from sftscope.analyze.model import Analysis, Curve, RunInfo
+from sftscope.analysis_file import DOMAIN_ORDER, Analysis, Curve, RunInfo
 from sftscope.report.style import Styles, new_figure, styled, to_svg
-from sftscope.report.tables import DOMAIN_ORDER
-
-LABELS = {**METRICS, "procedure_index": "procedure share of backtracks"}
 
 
 def styles_for(analysis: Analysis) -> Styles:
@@ -127,7 +123,7 @@ def metric_curves(analysis: Analysis, metrics: list[str], task: str) -> str | No
         for curve in cs:
             _draw(ax, curve, info[curve.run], styles)
         _step_axis(ax, [p.step for c in cs for p in c.points], analysis.log_spaced_steps)
-        ax.set_title(LABELS.get(metric, metric))
+        ax.set_title(analysis.metric_labels.get(metric, metric))
         if metric == "procedure_index":
             ax.set_ylim(-0.05, 1.05)
         else:

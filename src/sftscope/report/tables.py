@@ -7,11 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sftscope.analyze.bootstrap import Estimate
-from sftscope.analyze.curves import OVER_REFUSAL
-from sftscope.analyze.model import Analysis, CurvePoint
-
-DOMAIN_ORDER = ("in-domain", "cross-domain", "safety", OVER_REFUSAL, "general")
+from sftscope.analysis_file import DOMAIN_ORDER, Analysis, CurvePoint, Estimate
 
 
 @dataclass

@@ -93,9 +93,14 @@ def evaluate(
     return args + list(spec.extra_args)
 
 
-def report(cli: list[str], study: Path, report: ReportSpec, title: str) -> list[str]:
-    """The study report; run metadata comes from the study's runs.json beside its store."""
-    args = [*cli, "report", str(study), "--title", report.title or title]
+def analyze(cli: list[str], study: Path, report: ReportSpec) -> list[str]:
+    """The study analysis; run metadata comes from the study's runs.json beside its store."""
+    args = [*cli, "analyze", str(study)]
     if report.reference:
         args += ["--reference", report.reference]
     return args + list(report.extra_args)
+
+
+def report(cli: list[str], study: Path, report: ReportSpec, title: str) -> list[str]:
+    """The study report, rendered from the analysis.json that `analyze` wrote."""
+    return [*cli, "report", str(study), "--title", report.title or title]

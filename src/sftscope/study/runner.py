@@ -129,12 +129,17 @@ def run_study(
             write_runs(study, cells, outcome.done)
             keep_runs(study.store, {cell.id for cell in cells})
             if outcome.done & {f"eval:{cell.id}" for cell in cells}:
-                argv = commands.report(graph.cli, study.root, spec.report, f"sftscope study: {spec.name}")
-                job = Job("report", argv, study.log("report"), env=graph.env)
-                result = runner.submit(job).result()
-                if result.returncode != 0:
-                    outcome.failed.append("report")
-                    console.print(f"[red]report failed[/red] (log: {job.log})\n{result.tail}")
+                title = f"sftscope study: {spec.name}"
+                for name, argv in (
+                    ("analyze", commands.analyze(graph.cli, study.root, spec.report)),
+                    ("report", commands.report(graph.cli, study.root, spec.report, title)),
+                ):
+                    job = Job(name, argv, study.log(name), env=graph.env)
+                    result = runner.submit(job).result()
+                    if result.returncode != 0:
+                        outcome.failed.append("report")
+                        console.print(f"[red]{name} failed[/red] (log: {job.log})\n{result.tail}")
+                        break
         finally:
             runner.shutdown()
         write_manifest(study, spec_path, cells, ex.model_dump(), finished=True)

@@ -107,7 +107,7 @@ class ReportSpec(Strict):
     """The data condition the others are compared with (a condition name; default: the one named
     long-CoT)."""
     extra_args: list[str] = []
-    """More `sftscope report` arguments, passed as they are."""
+    """More `sftscope analyze` arguments (e.g. `--n-boot 2000`, `--judge-url URL`), passed as they are."""
 
 
 class SlurmSpec(Strict):

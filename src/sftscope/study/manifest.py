@@ -9,7 +9,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from sftscope.study.cells import Cell, file_hash
+from sftscope.hashing import file_sha256
+from sftscope.study.cells import Cell
 from sftscope.study.state import StudyDir, read_json, write_json_atomic
 
 PACKAGES = (
@@ -75,7 +76,7 @@ def write_manifest(
     import sftscope
 
     manifest = {
-        "spec": {"path": str(spec_path), "sha256": file_hash(spec_path)},
+        "spec": {"path": str(spec_path), "sha256": file_sha256(spec_path)},
         "attempts": attempts,
         "git": git_commit(Path(sftscope.__file__).parent),
         "packages": package_versions(),

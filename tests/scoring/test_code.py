@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from sftscope.errors import SftscopeError
-from sftscope.scoring.code import extract_program
+from sftscope.scoring import sandbox
+from sftscope.scoring.code import UNSANDBOXED_NOTE, extract_program
 from sftscope.scoring.code_harness import run_tests, same_output
 from sftscope.scoring.registry import score_batch
 from sftscope.scoring.result import ScoreItem
@@ -179,3 +180,17 @@ def test_bad_rows_and_params() -> None:
     assert "fn_name" in (results[0].error or "")
     with pytest.raises(SftscopeError, match="memory_mb"):
         score_batch("code", [], params={"memory_mb": "lots"})
+
+
+def test_without_the_sandbox_rows_are_refused_or_marked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox, "sandbox_unavailable", lambda: "bubblewrap (bwrap) is not installed")
+    monkeypatch.delenv(sandbox.ALLOW_UNSANDBOXED_ENV, raising=False)
+    tests = [{"input": "", "output": "1", "testtype": "stdin"}]
+    items = [ScoreItem(fenced("print(1)"), None, {"tests": tests})]
+    [refused] = score_batch("code", items, workers=1)
+    assert refused.outcome == "error" and "refusing to run model-written code" in (refused.error or "")
+    [allowed] = score_batch("code", items, workers=1, params={"allow_unsandboxed": True})
+    assert (allowed.outcome, allowed.error) == ("correct", UNSANDBOXED_NOTE)
+    assert UNSANDBOXED_NOTE.startswith("unsandboxed:")  # the prefix the report looks for
+    with pytest.raises(SftscopeError, match="allow_unsandboxed must be true or false"):
+        score_batch("code", [], params={"allow_unsandboxed": "yes"})

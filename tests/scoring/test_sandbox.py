@@ -1,6 +1,7 @@
 """The sandbox stops sleeping, forking, network-opening and file-writing programs, in both modes.
 
-"namespaces" is the full set of layers; "audit-hook" is what remains where unshare is refused.
+"bubblewrap" is the sandbox; "unsandboxed" is what remains, when the caller allows it, where
+bubblewrap cannot run. tests/scoring/test_sandbox_escapes.py tries to break out on purpose.
 """
 
 from __future__ import annotations
@@ -16,15 +17,16 @@ import pytest
 from sftscope.scoring import sandbox
 from sftscope.scoring.sandbox import Limits, run_python
 
-MODES = ["namespaces", "audit-hook"]
+MODES = ["bubblewrap", "unsandboxed"]
 
 
 @pytest.fixture(params=MODES)
 def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "namespaces" and not sandbox.namespaces_available():
-        pytest.skip("unshare cannot create namespaces here")
-    if request.param == "audit-hook":
-        monkeypatch.setattr(sandbox, "namespaces_available", lambda: False)
+    if request.param == "bubblewrap" and sandbox.sandbox_unavailable() is not None:
+        pytest.skip(f"no sandbox here: {sandbox.sandbox_unavailable()}")
+    if request.param == "unsandboxed":
+        monkeypatch.setattr(sandbox, "sandbox_unavailable", lambda: "pretended missing")
+        monkeypatch.setenv(sandbox.ALLOW_UNSANDBOXED_ENV, "1")
     return request.param
 
 
@@ -91,7 +93,7 @@ def test_forked_children_do_not_outlive_the_run(mode: str, tail: str) -> None:
 
 
 def test_children_that_leave_the_group_die_with_the_pid_namespace(mode: str) -> None:
-    if mode != "namespaces":
+    if mode != "bubblewrap":
         pytest.skip("without a pid namespace a setsid() child escapes killpg (documented)")
     name = "sfs" + secrets.token_hex(5)
     result = run(FORKER.format(setsid=True, name=name, tail=""), wall_s=2.0)
@@ -123,8 +125,8 @@ def test_network_is_unreachable(mode: str, listener: socket.socket) -> None:
 
 
 def test_network_namespace_stops_raw_connects(mode: str, listener: socket.socket) -> None:
-    if mode != "namespaces":
-        pytest.skip("ctypes bypasses the audit hook; only the network namespace stops this")
+    if mode != "bubblewrap":
+        pytest.skip("ctypes bypasses the audit hook; only the sandbox stops this")
     port = listener.getsockname()[1]
     program = f"""
 import ctypes, socket, struct
@@ -149,8 +151,8 @@ def test_writes_outside_the_directory_are_refused(mode: str, tmp_path: Path) -> 
 
 
 def test_raw_writes_hit_a_read_only_filesystem(mode: str, tmp_path: Path) -> None:
-    if mode != "namespaces":
-        pytest.skip("ctypes bypasses the audit hook; only the read-only mounts stop this")
+    if mode != "bubblewrap":
+        pytest.skip("ctypes bypasses the audit hook; only the sandbox's file system stops this")
     target = tmp_path / "escaped.txt"
     path = str(target).encode()
     program = f"import ctypes, os\nprint('fd', ctypes.CDLL(None).open({path!r}, os.O_CREAT | os.O_WRONLY))"
@@ -162,3 +164,20 @@ def test_raw_writes_hit_a_read_only_filesystem(mode: str, tmp_path: Path) -> Non
 def test_memory_limit(mode: str) -> None:
     result = run_python({"main.py": "x = bytearray(3 << 30)"}, "main.py", limits=Limits(memory_mb=512))
     assert result.returncode != 0 and "MemoryError" in result.stderr
+
+
+@pytest.fixture
+def no_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox, "sandbox_unavailable", lambda: "bubblewrap (bwrap) is not installed")
+    monkeypatch.delenv(sandbox.ALLOW_UNSANDBOXED_ENV, raising=False)
+
+
+def test_without_the_sandbox_code_is_refused_unless_allowed(
+    no_sandbox: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(sandbox.SandboxUnavailableError, match=r"bwrap.*not installed.*allow_unsandboxed"):
+        run("print('ran')")
+    allowed = run_python({"main.py": "print('ran')"}, "main.py", allow_unsandboxed=True)
+    assert (allowed.stdout, allowed.isolation) == ("ran\n", "unsandboxed")
+    monkeypatch.setenv(sandbox.ALLOW_UNSANDBOXED_ENV, "1")
+    assert run("print('ran')").isolation == "unsandboxed"

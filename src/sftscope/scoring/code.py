@@ -7,6 +7,11 @@
 A program that runs out of time is a *wrong* answer ("time limit exceeded"), not a scorer
 `timeout`: it is the model's failure, and it must stay in the accuracy denominator.
 ``timeout_s`` from `score_batch` is the wall-clock limit of the whole run (all tests of one item).
+
+Programs run in the sandbox (`sftscope.scoring.sandbox`). Where it cannot be had, the scorer refuses
+(every item becomes an `error` row naming the reason) unless ``allow_unsandboxed: true`` (or the
+environment variable ``SFTSCOPE_ALLOW_UNSANDBOXED=1``) accepts the risk; every item scored that way
+carries `UNSANDBOXED_NOTE` in its ``error`` field, whatever its verdict, for the report to warn about.
 """
 
 from __future__ import annotations
@@ -20,7 +25,11 @@ from typing import Any
 
 from sftscope.errors import SftscopeError
 from sftscope.scoring.result import ScoreItem, ScoreResult, unparsable
-from sftscope.scoring.sandbox import Limits, run_python
+from sftscope.scoring.sandbox import Limits, SandboxRun, run_python
+
+UNSANDBOXED_NOTE = "unsandboxed: the program ran without the sandbox (allow_unsandboxed)"
+"""The ``error`` of an item whose program ran unsandboxed; the report counts rows starting with
+``unsandboxed:``."""
 
 HARNESS = Path(__file__).with_name("code_harness.py")
 _FENCE = re.compile(r"```[ \t]*(?P<lang>[\w+-]*)[^\n]*\n(?P<body>.*?)```", re.DOTALL)
@@ -52,14 +61,18 @@ def tests_of(item: ScoreItem) -> list[dict[str, Any]]:
 
 
 def validate_params(params: Mapping[str, Any]) -> None:
-    """`memory_mb`, when given, is a positive integer."""
+    """`memory_mb`, when given, is a positive integer; `allow_unsandboxed` a boolean."""
     memory = params.get("memory_mb")
-    if "memory_mb" in params and (not isinstance(memory, int) or memory <= 0):
+    if "memory_mb" in params and (isinstance(memory, bool) or not isinstance(memory, int) or memory <= 0):
         raise SftscopeError(f"scorer 'code' param memory_mb must be a positive integer, got {memory!r}")
+    allow = params.get("allow_unsandboxed", False)
+    if not isinstance(allow, bool):
+        raise SftscopeError(f"scorer 'code' param allow_unsandboxed must be true or false, got {allow!r}")
 
 
 def check_code(item: ScoreItem, params: Mapping[str, Any], *, timeout_s: float) -> ScoreResult:
-    """Run the extracted program on the item's tests. Params: `memory_mb` (default 1024)."""
+    """Run the extracted program on the item's tests. Params: `memory_mb` (default 1024),
+    `allow_unsandboxed` (default false)."""
     tests = tests_of(item)
     program = extract_program(item.prediction)
     if program is None:
@@ -71,7 +84,15 @@ def check_code(item: ScoreItem, params: Mapping[str, Any], *, timeout_s: float) 
         "harness.py",
         ["solution.py", "tests.json", token],
         limits=Limits(wall_s=timeout_s, memory_mb=int(params.get("memory_mb", 1024))),
+        allow_unsandboxed=bool(params.get("allow_unsandboxed", False)),
     )
+    result = _verdict(run, token, timeout_s)
+    if run.isolation == "unsandboxed":
+        return ScoreResult(result.outcome, result.score, result.extracted, UNSANDBOXED_NOTE)
+    return result
+
+
+def _verdict(run: SandboxRun, token: str, timeout_s: float) -> ScoreResult:
     if run.timed_out:
         return ScoreResult("wrong", 0.0, f"time limit exceeded ({timeout_s:g} s)")
     verdict_line = next((line for line in reversed(run.stdout.splitlines()) if line.startswith(token)), None)

@@ -74,7 +74,7 @@ SCORERS: dict[str, Scorer] = {
         Scorer(
             "code",
             code.check_code,
-            ("memory_mb",),
+            ("memory_mb", "allow_unsandboxed"),
             self_timed=True,
             validate=code.validate_params,
             reads_answer=True,

@@ -1,32 +1,24 @@
-"""The first code a sandboxed program runs: confine, limit, then run the program.
+"""The first code a sandboxed program runs: limit, then run the program.
 
-Run as ``python -I sandbox_guard.py CONFIG_JSON`` by `sftscope.scoring.sandbox` (stdlib only: it
-runs in a bare interpreter). In order:
+Run as ``python -I -c SOURCE CONFIG_JSON`` by `sftscope.scoring.sandbox` (stdlib only: it runs in a
+bare interpreter), inside the sandbox or, where the caller allowed it, without one. In order:
 
-1. inside fresh user/mount/pid/net namespaces (when the parent could create them), make every
-   mount read-only except the sandbox directory, and replace /dev by a tmpfs holding only null,
-   zero, random and urandom (a process mapped to root could otherwise write to disk devices);
-2. lower the resource limits: address space, CPU seconds, file size, processes, no core files;
-3. install an audit hook, which no later Python code can remove, refusing network use, process
-   creation and signals, and writes outside the sandbox directory. It is the only barrier when
-   namespaces are unavailable, and it is best effort: C extensions and ctypes bypass it;
-4. run the program as ``__main__``.
+1. lower the resource limits: address space, CPU seconds, file size, processes, no core files;
+2. install an audit hook, which no later Python code can remove, refusing network use, process
+   creation and signals, and writes outside the program's directory. Inside the sandbox it is
+   defence in depth; unsandboxed it is the only barrier, and a weak one: C extensions and ctypes
+   bypass it;
+3. run the program as ``__main__``.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import resource
 import runpy
 import sys
 from typing import Any
-
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
-# statvfs flag -> mount flag: a read-only remount must repeat the flags a user namespace cannot clear.
-_KEEP_FLAGS = {1: MS_RDONLY, 2: MS_NOSUID, 4: MS_NODEV, 8: MS_NOEXEC, 1024: 1024, 2048: 2048, 4096: 1 << 21}
-_DEVICES = ("null", "zero", "random", "urandom")
 
 _REFUSED_EVENTS = frozenset(
     {
@@ -40,41 +32,6 @@ _PATH_EVENTS = frozenset(
      "os.truncate", "os.utime", "shutil.rmtree", "shutil.move", "shutil.copyfile"}
 )  # fmt: skip
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-
-
-def _mount(libc: Any, source: str | None, target: str, fstype: str | None, flags: int) -> bool:
-    source_bytes = None if source is None else source.encode()
-    fstype_bytes = None if fstype is None else fstype.encode()
-    return libc.mount(source_bytes, target.encode(), fstype_bytes, flags, None) == 0
-
-
-def confine_mounts(root: str) -> int:
-    """Make everything but `root` read-only and shrink /dev; returns how many mounts stayed writable."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
-    # A bind mount of root onto itself is a mount of its own, left writable by the loop below.
-    _mount(libc, root, root, None, MS_BIND)
-    dev = os.open("/dev", os.O_RDONLY | os.O_DIRECTORY)  # keeps the real nodes reachable after the tmpfs
-    if _mount(libc, "tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC):
-        for name in _DEVICES:
-            open(f"/dev/{name}", "w").close()
-            _mount(libc, f"/proc/self/fd/{dev}/{name}", f"/dev/{name}", None, MS_BIND)
-    os.close(dev)
-    writable = 0
-    with open("/proc/self/mountinfo") as mountinfo:
-        # Field 5 is the mount point, with spaces and the like escaped as octal (\040).
-        targets = [line.split()[4].encode().decode("unicode_escape") for line in mountinfo]
-    for target in targets:
-        if target == root:
-            continue
-        try:
-            present = os.statvfs(target).f_flag
-        except OSError:  # shadowed by a later mount (the old /dev/shm): unreachable anyway
-            continue
-        keep = sum(flag for bit, flag in _KEEP_FLAGS.items() if present & bit)
-        if not _mount(libc, None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | keep):
-            writable += 1
-    return writable
 
 
 def set_limits(limits: dict[str, int]) -> None:
@@ -111,10 +68,6 @@ def install_audit_hook(root: str) -> None:
 def main() -> None:
     config = json.loads(sys.argv[1])
     root = config["root"]
-    if config["confine_mounts"]:
-        writable = confine_mounts(root)
-        if writable:
-            print(f"sandbox: {writable} mounts could not be made read-only", file=sys.stderr)
     set_limits(config["limits"])
     sys.dont_write_bytecode = True  # a .pyc next to a read-only module would be a write outside root
     install_audit_hook(root)

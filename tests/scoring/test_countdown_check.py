@@ -53,10 +53,63 @@ def test_division_by_zero() -> None:
     assert check_countdown("7/(3-3)", [7, 3, 3], 1).reason == "division by zero"
 
 
-@pytest.mark.parametrize("expression", ["-3+5", "5+(-3)", "+5", "-(3-5)"])
-def test_unary_sign_is_rejected(expression: str) -> None:
-    result = check_countdown(expression, [3, 5], 2)
-    assert not result.ok and result.reason.startswith("unary")
+@pytest.mark.parametrize("expression", ["-3+5", "5+(-3)", "+5-3", "-(3-5)", "--5-3"])
+def test_a_sign_is_accepted_and_counts_its_number(expression: str) -> None:
+    result = check_countdown(expression, [3, 5], 2, rule="exactly_once")
+    assert result.ok and result.value == 2
+    assert check_countdown("-3+5+3", [3, 5], 5).reason == "number used too often: 3"
+
+
+def test_the_rules_differ_only_on_numbers_left_out() -> None:
+    assert check_countdown("7*3+2", [2, 3, 7, 9], 23, rule="at_most_once").ok
+    result = check_countdown("7*3+2", [2, 3, 7, 9], 23, rule="exactly_once")
+    assert not result.ok and result.reason == "numbers not used: 9"
+    assert check_countdown("3*3", [3, 3, 3], 9, rule="exactly_once").reason == "numbers not used: 3"
+    assert check_countdown("3*3*3", [3, 3, 3], 27, rule="exactly_once").ok
+    assert check_countdown("7*3+3+7", [3, 7], 34, rule="exactly_once").reason.startswith(
+        "number used too often"
+    )
+    with pytest.raises(ValueError, match="exactly_once"):
+        check_countdown("3", [3], 3, rule="each_once")  # type: ignore[arg-type]
+
+
+# reasoning-gym's countdown scorer: 1.0 only when the literals are the given numbers as a multiset
+# (all used, each once) and the value is the target; a leading sign is fine, as in its solver's
+# own answers. Each case: expression, numbers, target, whether reasoning-gym gives 1.0.
+REASONING_GYM_CASES = [
+    ("-100 + (92*(24+15) - 83)/5", [100, 92, 24, 15, 83, 5], 601, True),
+    ("(92*(24+15) - 83)/5 - 100", [100, 92, 24, 15, 83, 5], 601, True),
+    ("92*(24+15)", [100, 92, 24, 15, 83, 5], 3588, False),  # numbers left out
+    ("3*3+4", [3, 4], 13, False),  # 3 used twice
+    ("8/3*3", [8, 3, 3], 8, True),  # a non-integer intermediate
+    ("7/2*4+1", [7, 2, 4, 1], 15, True),
+    ("(1+2)*3", [1, 2, 3], 10, False),  # the wrong value
+]
+
+
+@pytest.mark.parametrize(("expression", "numbers", "target", "gym_ok"), REASONING_GYM_CASES)
+def test_exactly_once_agrees_with_reasoning_gym(
+    expression: str, numbers: list[int], target: int, gym_ok: bool
+) -> None:
+    from reasoning_gym.games.countdown import CountdownConfig, CountdownDataset
+
+    gym = CountdownDataset(CountdownConfig(size=1, seed=0))
+    entry = {"metadata": {"numbers": numbers, "target": target}}
+    assert (gym.score_answer(expression, entry) == 1.0) == gym_ok  # the reference, as documented
+    assert check_countdown(expression, numbers, target, rule="exactly_once").ok == gym_ok
+
+
+def test_reasoning_gym_solutions_pass_exactly_once() -> None:
+    """The generator's own answers (sympy-printed, some opening with a sign) are all correct."""
+    from reasoning_gym.games.countdown import CountdownConfig, CountdownDataset
+
+    entries = list(CountdownDataset(CountdownConfig(size=60, seed=7)))
+    assert any(entry["answer"].lstrip().startswith("-") for entry in entries)  # the case this is about
+    for entry in entries:
+        meta = entry["metadata"]
+        assert check_countdown(entry["answer"], meta["numbers"], meta["target"], rule="exactly_once").ok, (
+            entry
+        )
 
 
 @pytest.mark.parametrize("expression", ["2**3", "9**9**9**9", "2**(3)"])

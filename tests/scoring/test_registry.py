@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
-from sftscope.errors import SftscopeError
-from sftscope.scoring.registry import SCORERS, UnknownScorerError, score_batch
+from sftscope.errors import InputError, SftscopeError
+from sftscope.evaluate.spec import load_task
+from sftscope.scoring.registry import SCORERS, ScorerParamError, UnknownScorerError, score_batch
 from sftscope.scoring.result import ScoreItem
 
 
@@ -20,6 +22,35 @@ def test_unknown_scorer_lists_known_names() -> None:
 def test_unknown_param_is_a_spec_error() -> None:
     with pytest.raises(SftscopeError, match="unknown params"):
         score_batch("choice", [ScoreItem("A", "A")], params={"letter": "AB"}, workers=0)
+
+
+BAD_PARAMS = [
+    ("countdown", {"rule": "each_once"}, "rule"),
+    ("ifeval", {"mode": "lenient"}, "mode"),
+    ("ifeval", {"semantics": "lm_eval"}, "semantics"),
+    ("code", {"memory_mb": True}, "memory_mb"),
+    ("code", {"allow_unsandboxed": "yes"}, "allow_unsandboxed"),
+    ("refusal", {"expect": "maybe"}, "expect"),
+    ("choice", {"letters": "AB", "rule": "x"}, "rule"),
+]
+
+
+@pytest.mark.parametrize(("scorer", "params", "param"), BAD_PARAMS)
+def test_a_bad_param_value_names_the_param(scorer: str, params: dict, param: str) -> None:
+    with pytest.raises(ScorerParamError, match=f"param {param}") as caught:
+        score_batch(scorer, [], params=params)
+    assert caught.value.param == param
+
+
+def test_a_bad_param_in_a_task_spec_is_located(tmp_path: Path) -> None:
+    spec = tmp_path / "task.yaml"
+    spec.write_text(
+        "name: cd\ndomain: in-domain\nsource: {generator: microworld, domain: countdown, n: 4, seed: 0}\n"
+        "scorer:\n  name: countdown\n  params:\n    rule: each_once\n"
+    )
+    with pytest.raises(InputError, match="must be one of at_most_once, exactly_once") as caught:
+        load_task(spec)
+    assert (caught.value.line, caught.value.field) == (7, "scorer.params.rule")
 
 
 def test_math_through_the_pool() -> None:
@@ -84,6 +115,15 @@ def test_countdown() -> None:
         "unparsable",
     ]
     assert results[1].extracted == "(5 + 3) * 3"
+    # 5 + 3 + 3 leaves nothing out; (5 + 3) * 3 = 24 is exact under both rules, 5 * 3 + 3 ... is not 24.
+    exactly = score_batch("countdown", items[:2], workers=0, params={"rule": "exactly_once"})
+    assert [r.outcome for r in exactly] == ["correct", "correct"]
+    left_out = ScoreItem("\\boxed{8 * 3}", None, {"numbers": [8, 3, 1], "target": 24})
+    rules = [
+        score_batch("countdown", [left_out], workers=0, params={"rule": r})[0].outcome
+        for r in ("at_most_once", "exactly_once")
+    ]
+    assert rules == ["correct", "wrong"]
     assert score_batch("countdown", [ScoreItem("\\boxed{1}", None)], workers=0)[0].outcome == "error"
 
 

@@ -77,8 +77,7 @@ class CountdownProblem(BaseModel):
     target: int
     """The number to make."""
     reference: str = ""
-    """reasoning-gym's own solution, kept as provenance: sympy prints it and it may open with a
-    unary minus, which the checker rejects, so it is never used as an answer."""
+    """reasoning-gym's own solution, kept as provenance only: the teacher writes its own answers."""
     operators: tuple[Operator, ...] = ("+", "-", "*", "/")
     """Operations the teacher searches with first (the ones the problem was generated with)."""
 

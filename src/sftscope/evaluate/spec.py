@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from sftscope.data.chat import DEFAULT_SUFFIX
 from sftscope.errors import InputError
@@ -83,10 +84,15 @@ class ScorerSpec(Strict):
     @model_validator(mode="after")
     def _known(self) -> ScorerSpec:
         from sftscope.errors import SftscopeError
-        from sftscope.scoring.registry import check_params, get_scorer
+        from sftscope.scoring.registry import ScorerParamError, check_params, get_scorer
 
         try:
             check_params(get_scorer(self.name), self.params)
+        except ScorerParamError as exc:  # located at the param itself
+            error = PydanticCustomError("scorer_param", "{message}", {"message": str(exc)})
+            value = self.params.get(exc.param)
+            details = InitErrorDetails(type=error, loc=("params", exc.param), input=value)
+            raise ValidationError.from_exception_data(type(self).__name__, [details]) from None
         except SftscopeError as exc:
             raise ValueError(str(exc)) from exc
         return self

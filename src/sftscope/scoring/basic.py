@@ -8,7 +8,7 @@ from functools import cache
 from typing import Any
 
 from sftscope.scoring.extract import final_answer, last_boxed, strip_bold, strip_math_delimiters
-from sftscope.scoring.result import ScoreItem, ScoreResult, graded, unparsable
+from sftscope.scoring.result import ScoreItem, ScoreResult, ScorerParamError, graded, unparsable
 
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^{}]*)\}")
 
@@ -30,13 +30,25 @@ def check_exact(item: ScoreItem, params: Mapping[str, Any]) -> ScoreResult:
     return graded(normalise(answer) == normalise(item.gold), answer)
 
 
+def validate_countdown_params(params: Mapping[str, Any]) -> None:
+    """`rule`, when given, is one of the countdown module's `RULES`."""
+    from sftscope.scoring.countdown import RULES
+
+    if "rule" in params and params["rule"] not in RULES:
+        raise ScorerParamError(
+            "countdown", "rule", f"must be one of {', '.join(RULES)}, got {params['rule']!r}"
+        )
+
+
 def check_countdown(item: ScoreItem, params: Mapping[str, Any]) -> ScoreResult:
-    """The last boxed expression, checked exactly: each given number at most once, value == target.
+    """The last boxed expression, checked exactly: value == target, the numbers used by `rule`
+    (param; at_most_once by default, or exactly_once: see `sftscope.scoring.countdown`).
 
     `meta` holds `numbers` (list of int) and `target` (int). In a boxed equation such as
     "(3+5)*3 = 24" the side that merely restates the target is dropped; otherwise the left side counts.
     """
     # Imported here: the checker is another module's, and the registry must import without it.
+    from sftscope.scoring.countdown import DEFAULT_RULE
     from sftscope.scoring.countdown import check_countdown as check_expression
 
     numbers, target = item.meta.get("numbers"), item.meta.get("target")
@@ -48,7 +60,8 @@ def check_countdown(item: ScoreItem, params: Mapping[str, Any]) -> ScoreResult:
     if "=" in expression:
         sides = [side.strip() for side in expression.split("=")]
         expression = next((side for side in sides if side != str(target)), sides[0])
-    verdict = check_expression(expression, [int(n) for n in numbers], int(target))
+    rule = params.get("rule", DEFAULT_RULE)
+    verdict = check_expression(expression, [int(n) for n in numbers], int(target), rule)
     if verdict.reason == "unparsable":
         return unparsable(expression)
     return graded(verdict.ok, expression)

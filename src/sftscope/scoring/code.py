@@ -23,8 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sftscope.errors import SftscopeError
-from sftscope.scoring.result import ScoreItem, ScoreResult, unparsable
+from sftscope.scoring.result import ScoreItem, ScoreResult, ScorerParamError, unparsable
 from sftscope.scoring.sandbox import Limits, SandboxRun, run_python
 
 UNSANDBOXED_NOTE = "unsandboxed: the program ran without the sandbox (allow_unsandboxed)"
@@ -64,10 +63,10 @@ def validate_params(params: Mapping[str, Any]) -> None:
     """`memory_mb`, when given, is a positive integer; `allow_unsandboxed` a boolean."""
     memory = params.get("memory_mb")
     if "memory_mb" in params and (isinstance(memory, bool) or not isinstance(memory, int) or memory <= 0):
-        raise SftscopeError(f"scorer 'code' param memory_mb must be a positive integer, got {memory!r}")
+        raise ScorerParamError("code", "memory_mb", f"must be a positive integer, got {memory!r}")
     allow = params.get("allow_unsandboxed", False)
     if not isinstance(allow, bool):
-        raise SftscopeError(f"scorer 'code' param allow_unsandboxed must be true or false, got {allow!r}")
+        raise ScorerParamError("code", "allow_unsandboxed", f"must be true or false, got {allow!r}")
 
 
 def check_code(item: ScoreItem, params: Mapping[str, Any], *, timeout_s: float) -> ScoreResult:

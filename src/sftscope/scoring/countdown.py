@@ -1,9 +1,16 @@
 """The one exact Countdown checker, shared by data verification, the teacher and evaluation.
 
 An answer is a bare arithmetic expression (extraction from ``\\boxed{}`` happens elsewhere). It is
-parsed with :mod:`ast` and never evaluated by Python: only integer literals, binary ``+ - * /`` and
-parentheses are accepted, and the value is computed exactly with :class:`fractions.Fraction`, so
-``7/2*2`` is 7 and no float rounding can turn a wrong answer into a right one.
+parsed with :mod:`ast` and never evaluated by Python: only integer literals, binary ``+ - * /``,
+signs and parentheses are accepted, and the value is computed exactly with
+:class:`fractions.Fraction`, so ``7/2*2`` is 7 and no float rounding can turn a wrong answer into a
+right one.
+
+Two rules say which numbers an answer may use (`RULES`), each with multiset semantics (``[3, 3]``
+gives two 3s): ``at_most_once``, the micro world's ("use each number at most once"), and
+``exactly_once``, reasoning-gym's and the reference study's ("using all the numbers", each once).
+A sign is accepted as reasoning-gym accepts it: its own solutions start with one when sympy orders
+the terms so (``-100 + (92*(24+15) - 83)/5``); ``-3`` uses the given 3, and a sign adds no number.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Literal, get_args
 
 # Models trained on other data write multiplication and division the typeset way; these are the
 # only rewrites, each unambiguous. A bare "x" is deliberately not one: "3x4" is too close to
@@ -44,6 +52,10 @@ _FRACTION = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
 _ALLOWED_TEXT = re.compile(r"[0-9+\-*/()\s]+")
 
 _OPERATORS: dict[type[ast.operator], str] = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+
+Rule = Literal["at_most_once", "exactly_once"]
+RULES: tuple[str, ...] = get_args(Rule)
+DEFAULT_RULE: Rule = "at_most_once"
 
 
 @dataclass(frozen=True)
@@ -76,21 +88,25 @@ def _literals(node: ast.expr) -> list[int]:
     """The integer literals of an accepted tree, left to right."""
     if isinstance(node, ast.Constant):
         return [node.value]
+    if isinstance(node, ast.UnaryOp):
+        return _literals(node.operand)
     assert isinstance(node, ast.BinOp)
     return _literals(node.left) + _literals(node.right)
 
 
 def _validate(node: ast.expr) -> None:
-    """Raise `_Rejected` for anything but integer literals and binary + - * /."""
+    """Raise `_Rejected` for anything but integer literals, signs and binary + - * /."""
     if isinstance(node, ast.Constant):
         # bool is an int subclass, but "True" cannot pass the text filter; the check stays for safety.
         if type(node.value) is not int:
             raise _Rejected("unparsable")
         return
     if isinstance(node, ast.UnaryOp):
-        # Countdown builds the target from the given numbers with binary operations only; a sign
-        # would smuggle in numbers that were not given (-3 when only 3 was) and is not a move of the game.
-        raise _Rejected(f"unary {'-' if isinstance(node.op, ast.USub) else '+'} is not allowed")
+        # Only + and - get past the text filter; the check stays for safety.
+        if not isinstance(node.op, (ast.USub, ast.UAdd)):
+            raise _Rejected("unparsable")
+        _validate(node.operand)
+        return
     if isinstance(node, ast.BinOp):
         if type(node.op) not in _OPERATORS:
             # ** in particular: besides not being a Countdown operation, 9**9**9 would hang the checker.
@@ -109,6 +125,9 @@ def _op_text(op: ast.operator) -> str:
 def _evaluate(node: ast.expr) -> Fraction:
     if isinstance(node, ast.Constant):
         return Fraction(node.value)
+    if isinstance(node, ast.UnaryOp):
+        operand = _evaluate(node.operand)
+        return -operand if isinstance(node.op, ast.USub) else operand
     assert isinstance(node, ast.BinOp)
     left, right = _evaluate(node.left), _evaluate(node.right)
     symbol = _OPERATORS[type(node.op)]
@@ -135,20 +154,23 @@ def _parse(expression: str) -> ast.expr:
     return tree
 
 
-def check_countdown(expression: str, numbers: Sequence[int], target: int) -> CountdownCheck:
-    """Check a bare expression against a Countdown problem, exactly.
-
-    Each given number may be used at most once, with multiset semantics: ``[3, 3]`` allows two 3s.
-    Numbers need not all be used.
-    """
+def check_countdown(
+    expression: str, numbers: Sequence[int], target: int, rule: Rule = DEFAULT_RULE
+) -> CountdownCheck:
+    """Check a bare expression against a Countdown problem, exactly, under `rule`: each given number
+    used at most once (numbers may be left out), or each exactly once."""
+    if rule not in RULES:
+        raise ValueError(f"countdown rule must be one of {', '.join(RULES)}, got {rule!r}")
     try:
         tree = _parse(normalise_expression(expression))
-        available = Counter(numbers)
-        for number, count in Counter(_literals(tree)).items():
+        available, used = Counter(numbers), Counter(_literals(tree))
+        for number, count in used.items():
             if number not in available:
                 raise _Rejected(f"number not available: {number}")
             if count > available[number]:
                 raise _Rejected(f"number used too often: {number}")
+        if rule == "exactly_once" and (unused := sorted((available - used).elements())):
+            raise _Rejected(f"numbers not used: {', '.join(map(str, unused))}")
         value = _evaluate(tree)
     except _Rejected as rejected:
         return CountdownCheck(ok=False, value=None, reason=str(rejected))

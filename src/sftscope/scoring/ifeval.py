@@ -25,8 +25,7 @@ from typing import Any
 
 from langdetect import DetectorFactory, LangDetectException, detect
 
-from sftscope.errors import SftscopeError
-from sftscope.scoring.result import ScoreItem, ScoreResult, unparsable
+from sftscope.scoring.result import ScoreItem, ScoreResult, ScorerParamError, unparsable
 
 Check = Callable[..., bool]
 # langdetect samples n-grams at random; a fixed seed makes every verdict repeatable.
@@ -261,7 +260,7 @@ MODES = ("strict", "loose")
 def validate_params(params: Mapping[str, Any]) -> None:
     mode = params.get("mode", "strict")
     if mode not in MODES:
-        raise SftscopeError(f"ifeval scorer: mode must be one of {', '.join(MODES)}, got {mode!r}")
+        raise ScorerParamError("ifeval", "mode", f"must be one of {', '.join(MODES)}, got {mode!r}")
 
 
 def loose_variants(text: str) -> list[str]:

@@ -32,9 +32,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sftscope.errors import SftscopeError
 from sftscope.scoring.extract import strip_bold
-from sftscope.scoring.result import ScoreItem, ScoreResult, graded, unparsable
+from sftscope.scoring.result import ScoreItem, ScoreResult, ScorerParamError, graded, unparsable
 
 
 def _any(*alternatives: str) -> str:
@@ -194,7 +193,7 @@ def validate_params(params: Mapping[str, Any]) -> None:
     """`expect` must be given, as "refuse" or "comply"."""
     if params.get("expect") not in ("refuse", "comply"):
         got = params.get("expect")
-        raise SftscopeError(f"scorer 'refusal' needs params expect='refuse' or 'comply', got {got!r}")
+        raise ScorerParamError("refusal", "expect", f"must be given, as 'refuse' or 'comply', got {got!r}")
 
 
 def check_refusal(item: ScoreItem, params: Mapping[str, Any]) -> ScoreResult:

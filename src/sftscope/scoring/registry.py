@@ -21,13 +21,27 @@ from typing import Any
 
 from sftscope.errors import SftscopeError
 from sftscope.scoring import code, ifeval, judge, refusal
-from sftscope.scoring.basic import check_countdown, check_exact, check_reasoning_gym
+from sftscope.scoring.basic import (
+    check_countdown,
+    check_exact,
+    check_reasoning_gym,
+    validate_countdown_params,
+)
 from sftscope.scoring.choice import check_choice
 from sftscope.scoring.math import check_math
 from sftscope.scoring.pool import PoolOutcome, run_checks, run_threaded
-from sftscope.scoring.result import ScoreItem, ScoreResult
+from sftscope.scoring.result import ScoreItem, ScoreResult, ScorerParamError
 
-__all__ = ["SCORERS", "ScoreItem", "ScoreResult", "Scorer", "UnknownScorerError", "get_scorer", "score_batch"]
+__all__ = [
+    "SCORERS",
+    "ScoreItem",
+    "ScoreResult",
+    "Scorer",
+    "ScorerParamError",
+    "UnknownScorerError",
+    "get_scorer",
+    "score_batch",
+]
 
 
 @dataclass(frozen=True)
@@ -65,7 +79,9 @@ SCORERS: dict[str, Scorer] = {
     scorer.name: scorer
     for scorer in (
         Scorer("math", check_math, needs_gold=True, reads_answer=True),
-        Scorer("countdown", check_countdown, reads_answer=True),
+        Scorer(
+            "countdown", check_countdown, ("rule",), validate=validate_countdown_params, reads_answer=True
+        ),
         Scorer("choice", check_choice, params=("letters",), needs_gold=True, reads_answer=True),
         Scorer("exact", check_exact, needs_gold=True, reads_answer=True),
         Scorer("reasoning_gym", check_reasoning_gym, reads_answer=True),
@@ -99,11 +115,12 @@ def get_scorer(name: str) -> Scorer:
 
 
 def check_params(scorer: Scorer, params: Mapping[str, Any]) -> None:
-    """Raise `SftscopeError` for params the scorer does not accept or whose values are invalid."""
+    """Raise `ScorerParamError`, naming the param, for one the scorer does not accept or whose value
+    is invalid."""
     unknown = sorted(set(params) - set(scorer.params))
     if unknown:
         accepted = ", ".join(scorer.params) or "none"
-        raise SftscopeError(f"scorer {scorer.name!r} got unknown params {unknown}; accepted: {accepted}")
+        raise ScorerParamError(scorer.name, unknown[0], f"unknown params {unknown}; accepted: {accepted}")
     if scorer.validate is not None:
         scorer.validate(params)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sftscope.errors import SftscopeError
+
 Outcome = Literal["correct", "wrong", "unparsable", "timeout", "error"]
 
 
@@ -47,3 +49,11 @@ def graded(ok: bool, extracted: str | None) -> ScoreResult:
 def unparsable(extracted: str | None = None) -> ScoreResult:
     """No usable answer in the prediction: scored 0, counted separately from wrong answers."""
     return ScoreResult("unparsable", 0.0, extracted)
+
+
+class ScorerParamError(SftscopeError):
+    """A scorer param with a bad value (or an unknown one); `param` names it, so a spec can point at it."""
+
+    def __init__(self, scorer: str, param: str, reason: str) -> None:
+        self.scorer, self.param, self.reason = scorer, param, reason
+        super().__init__(f"scorer {scorer!r} param {param}: {reason}")

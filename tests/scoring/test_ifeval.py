@@ -163,9 +163,80 @@ def test_loose_mode_forgives_a_preamble_a_sign_off_and_markdown_stars() -> None:
 
 
 def test_an_unknown_mode_is_a_spec_error() -> None:
-    with pytest.raises(SftscopeError, match="mode must be one of strict, loose"):
+    with pytest.raises(SftscopeError, match="param mode: must be one of strict, loose"):
         score_batch(
             "ifeval",
             [ScoreItem("x", None, {"instructions": [{"id": "punctuation:no_comma"}]})],
             params={"mode": "lenient"},
         )
+
+
+# lm-eval 0.4's IFEval checkers (instructions.py) where they differ from ours: each case is an
+# instruction, a response, and the verdicts under sftscope and under lm-eval.
+SEMANTICS_CASES = {
+    # KeywordChecker: re.search(keyword, value, re.IGNORECASE), the keyword a pattern.
+    "keyword as a pattern": ({"id": "keywords:existence", "keywords": ["c.t"]}, "The cat sat.", False, True),
+    "keyword literal dot": ({"id": "keywords:existence", "keywords": ["e.g."]}, "e.g. this", True, True),
+    # KeywordFrequencyChecker: len(re.findall(keyword, value, re.IGNORECASE)).
+    "frequency as a pattern": (
+        {"id": "keywords:frequency", "keyword": "a.c", "frequency": 2, "relation": "at least"},
+        "abc and axc",
+        False,
+        True,
+    ),
+    # ForbiddenWords: re.search(r"\\b" + word + r"\\b", ...).
+    "forbidden pattern": (
+        {"id": "keywords:forbidden_words", "forbidden_words": ["colou?r"]},
+        "A color.",
+        True,
+        False,
+    ),
+    # SectionChecker: re.split(r"\\s?" + spliter + r"\\s?\\d+\\s?", value).
+    "splitter as a pattern": (
+        {"id": "detectable_format:multiple_sections", "section_spliter": "Sec.", "num_sections": 2},
+        "Sect 1\nfoo\nSect 2\nbar",
+        False,
+        True,
+    ),
+    # PostscriptChecker: only "P.S." and "P.P.S" get the special shapes; any other marker is a
+    # pattern, lowercased: "p.s." then matches "pass".
+    "postscript marker as a pattern": (
+        {"id": "detectable_content:postscript", "postscript_marker": "p.s."},
+        "I pass.",
+        False,
+        True,
+    ),
+    "postscript P.S.": (
+        {"id": "detectable_content:postscript", "postscript_marker": "P.S."},
+        "x\nP. S. hi",
+        True,
+        True,
+    ),
+    # JsonFormat: strips ```json, ```Json, ```JSON or ``` only.
+    "json fence tag case": ({"id": "detectable_format:json_format"}, "```jSoN\n{}\n```", True, False),
+    "json fence": ({"id": "detectable_format:json_format"}, '```JSON\n{"a": 1}\n```', True, True),
+}
+
+
+@pytest.mark.parametrize(
+    ("instruction", "text", "ours", "lm_eval"), SEMANTICS_CASES.values(), ids=SEMANTICS_CASES.keys()
+)
+def test_semantics_lm_eval_follows_lm_eval(instruction: dict, text: str, ours: bool, lm_eval: bool) -> None:
+    item = ScoreItem(text, None, {"instructions": [instruction]})
+    verdicts = [
+        score_batch("ifeval", [item], workers=0, params={"semantics": semantics})[0].outcome
+        for semantics in ("sftscope", "lm-eval")
+    ]
+    assert verdicts == ["correct" if ok else "wrong" for ok in (ours, lm_eval)]
+
+
+def test_lm_eval_semantics_has_its_failures_too() -> None:
+    """An invalid pattern raises in lm-eval, an error row here; IFEval has no start checker."""
+    invalid = ScoreItem(
+        "fun (really)", None, {"instructions": [{"id": "keywords:existence", "keywords": ["(really"]}]}
+    )
+    start = ScoreItem("Hi", None, {"instructions": [{"id": "startend:start_checker", "start_phrase": "Hi"}]})
+    results = score_batch("ifeval", [invalid, start], workers=0, params={"semantics": "lm-eval"})
+    assert [r.outcome for r in results] == ["error", "error"]
+    assert "unknown ifeval instruction" in (results[1].error or "")
+    assert [r.outcome for r in score_batch("ifeval", [invalid, start], workers=0)] == ["correct", "correct"]

@@ -14,6 +14,15 @@ capital words are ``\\w+`` runs joined by ``-`` or ``.``, as nltk's word tokeniz
 
 Strict mode is the default; ``mode: loose`` is IFEval's loose mode, which also tries the response
 without its first line, its last line or both, and without ``*`` (`loose_variants`).
+
+``semantics`` says how the text of an instruction is matched. ``sftscope`` (the default) takes
+keywords, forbidden words, section splitters and postscript markers literally, and reads a fenced
+JSON answer whatever the case of its ``json`` tag. ``lm-eval`` reproduces lm-eval 0.4's checkers
+(IFEval's own) for comparison with published numbers: those strings are regular expressions there
+(a keyword "(really" is an invalid pattern, and the item an `error`; "colou?r" matches "color"), the
+P.S. shapes are recognised only as "P.S." and "P.P.S" exactly, only ``json``, ``Json`` and ``JSON``
+fence tags are dropped, and `startend:start_checker` (not in IFEval) is unknown. Neither strips the
+response here; the sweep hands over the final part with its surrounding blank lines removed.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from langdetect import DetectorFactory, LangDetectException, detect
@@ -100,15 +110,17 @@ def _number_highlights(text: str, *, num_highlights: int) -> bool:
     return sum(1 for span in spans if span.strip("*").strip()) >= int(num_highlights)
 
 
-def _multiple_sections(text: str, *, section_spliter: str, num_sections: int) -> bool:
-    sections = re.split(rf"\s?{re.escape(section_spliter.strip())}\s?\d+\s?", text)
+def _pattern(text: str, literal: bool) -> str:
+    """The regular expression of an instruction's string: itself (lm-eval) or escaped (sftscope)."""
+    return re.escape(text) if literal else text
+
+
+def _multiple_sections(text: str, *, section_spliter: str, num_sections: int, literal: bool = True) -> bool:
+    sections = re.split(rf"\s?{_pattern(section_spliter.strip(), literal)}\s?\d+\s?", text)
     return len(sections) - 1 >= int(num_sections)
 
 
-def _json_format(text: str) -> bool:
-    body = text.strip()
-    body = re.sub(r"^```(?:json)?\s*", "", body, flags=re.IGNORECASE)
-    body = re.sub(r"\s*```$", "", body)
+def _parses_as_json(body: str) -> bool:
     try:
         json.loads(body)
     except ValueError:
@@ -116,21 +128,37 @@ def _json_format(text: str) -> bool:
     return True
 
 
+def _json_format(text: str) -> bool:
+    body = text.strip()
+    body = re.sub(r"^```(?:json)?\s*", "", body, flags=re.IGNORECASE)
+    return _parses_as_json(re.sub(r"\s*```$", "", body))
+
+
+def _json_format_lm_eval(text: str) -> bool:
+    body = text.strip()
+    for tag in ("```json", "```Json", "```JSON", "```"):
+        body = body.removeprefix(tag)
+    return _parses_as_json(body.removesuffix("```").strip())
+
+
 def _title(text: str) -> bool:
     titles = re.findall(r"<<[^\n]+>>", text)
     return any(title.lstrip("<").rstrip(">").strip() for title in titles)
 
 
-def _keywords_exist(text: str, *, keywords: list[str]) -> bool:
-    return all(re.search(re.escape(k), text, re.IGNORECASE) for k in keywords)
+def _keywords_exist(text: str, *, keywords: list[str], literal: bool = True) -> bool:
+    return all(re.search(_pattern(k, literal), text, re.IGNORECASE) for k in keywords)
 
 
-def _forbidden_words(text: str, *, forbidden_words: list[str]) -> bool:
-    return not any(re.search(rf"\b{re.escape(w)}\b", text, re.IGNORECASE) for w in forbidden_words)
+def _forbidden_words(text: str, *, forbidden_words: list[str], literal: bool = True) -> bool:
+    return not any(re.search(rf"\b{_pattern(w, literal)}\b", text, re.IGNORECASE) for w in forbidden_words)
 
 
-def _keyword_frequency(text: str, *, keyword: str, frequency: int, relation: str) -> bool:
-    return _relation(len(re.findall(re.escape(keyword.strip()), text, re.IGNORECASE)), relation, frequency)
+def _keyword_frequency(
+    text: str, *, keyword: str, frequency: int, relation: str, literal: bool = True
+) -> bool:
+    found = re.findall(_pattern(keyword.strip(), literal), text, re.IGNORECASE)
+    return _relation(len(found), relation, frequency)
 
 
 def _letter_frequency(text: str, *, letter: str, let_frequency: int, let_relation: str) -> bool:
@@ -162,14 +190,15 @@ def _placeholders(text: str, *, num_placeholders: int) -> bool:
     return len(re.findall(r"\[.*?\]", text)) >= int(num_placeholders)
 
 
-def _postscript(text: str, *, postscript_marker: str) -> bool:
-    marker = postscript_marker.strip().lower()
-    if marker == "p.s.":
-        pattern = r"\s*p\.\s?s\..*$"
-    elif marker == "p.p.s":
-        pattern = r"\s*p\.\s?p\.\s?s.*$"
-    else:
-        pattern = rf"\s*{re.escape(marker)}.*$"
+# The two markers IFEval generates, matched with or without a space inside ("P. S.").
+_POSTSCRIPTS = {"P.S.": r"\s*p\.\s?s\..*$", "P.P.S": r"\s*p\.\s?p\.\s?s.*$"}
+
+
+def _postscript(text: str, *, postscript_marker: str, literal: bool = True) -> bool:
+    marker = postscript_marker.strip()
+    # sftscope knows the two shapes in any case; lm-eval only exactly as IFEval writes them.
+    shape = marker.upper() if literal else marker
+    pattern = _POSTSCRIPTS.get(shape, rf"\s*{_pattern(marker.lower(), literal)}.*$")
     return re.search(pattern, text.lower(), re.MULTILINE) is not None
 
 
@@ -230,6 +259,19 @@ CHECKS: dict[str, Check] = {
 }
 
 
+# lm-eval 0.4's checkers where they differ; IFEval has no start checker.
+LM_EVAL_CHECKS: dict[str, Check] = {
+    **{name: check for name, check in CHECKS.items() if name != "startend:start_checker"},
+    "keywords:existence": partial(_keywords_exist, literal=False),
+    "keywords:forbidden_words": partial(_forbidden_words, literal=False),
+    "keywords:frequency": partial(_keyword_frequency, literal=False),
+    "detectable_format:multiple_sections": partial(_multiple_sections, literal=False),
+    "detectable_format:json_format": _json_format_lm_eval,
+    "detectable_content:postscript": partial(_postscript, literal=False),
+}
+SEMANTICS: dict[str, dict[str, Check]] = {"sftscope": CHECKS, "lm-eval": LM_EVAL_CHECKS}
+
+
 def instructions_of(item: ScoreItem) -> list[dict[str, Any]]:
     """The item's instruction list, from meta["instructions"] or the gold JSON."""
     instructions = item.meta.get("instructions")
@@ -242,12 +284,13 @@ def instructions_of(item: ScoreItem) -> list[dict[str, Any]]:
     return instructions
 
 
-def follows(text: str, instruction: Mapping[str, Any]) -> bool:
+def follows(text: str, instruction: Mapping[str, Any], semantics: str = "sftscope") -> bool:
     """Whether `text` follows one instruction; ValueError for an unknown id or bad keywords."""
     kwargs = {k: v for k, v in instruction.items() if k != "id" and v is not None}
-    check = CHECKS.get(str(instruction.get("id")))
+    checks = SEMANTICS[semantics]
+    check = checks.get(str(instruction.get("id")))
     if check is None:
-        raise ValueError(f"unknown ifeval instruction {instruction.get('id')!r}; known: {', '.join(CHECKS)}")
+        raise ValueError(f"unknown ifeval instruction {instruction.get('id')!r}; known: {', '.join(checks)}")
     try:
         return check(text, **kwargs)
     except TypeError as exc:  # missing or unexpected keyword: name the instruction, not the lambda
@@ -258,9 +301,15 @@ MODES = ("strict", "loose")
 
 
 def validate_params(params: Mapping[str, Any]) -> None:
+    """`mode` is strict or loose; `semantics` sftscope or lm-eval."""
     mode = params.get("mode", "strict")
     if mode not in MODES:
         raise ScorerParamError("ifeval", "mode", f"must be one of {', '.join(MODES)}, got {mode!r}")
+    semantics = params.get("semantics", "sftscope")
+    if semantics not in SEMANTICS:
+        raise ScorerParamError(
+            "ifeval", "semantics", f"must be one of {', '.join(SEMANTICS)}, got {semantics!r}"
+        )
 
 
 def loose_variants(text: str) -> list[str]:
@@ -271,19 +320,23 @@ def loose_variants(text: str) -> list[str]:
     return [variant for cut in cuts for variant in (cut, cut.replace("*", ""))]
 
 
-def _follows_loosely(text: str, instruction: Mapping[str, Any]) -> bool:
+def _follows_loosely(text: str, instruction: Mapping[str, Any], semantics: str) -> bool:
     # The reference skips empty variants (a one-line response has nothing left without its first line).
-    return any(follows(variant, instruction) for variant in loose_variants(text) if variant.strip())
+    return any(
+        follows(variant, instruction, semantics) for variant in loose_variants(text) if variant.strip()
+    )
 
 
 def check_ifeval(item: ScoreItem, params: Mapping[str, Any]) -> ScoreResult:
     """Score = share of instructions followed; correct iff all are. `mode`: strict (the default) or
-    loose (an instruction counts as followed when any of the `loose_variants` follows it)."""
+    loose (an instruction counts as followed when any of the `loose_variants` follows it);
+    `semantics`: sftscope (the default) or lm-eval (see the module's docstring)."""
     instructions = instructions_of(item)
     if not item.prediction.strip():
         return unparsable()
     check = _follows_loosely if params.get("mode", "strict") == "loose" else follows
-    verdicts = [(str(i.get("id")), check(item.prediction, i)) for i in instructions]
+    semantics = params.get("semantics", "sftscope")
+    verdicts = [(str(i.get("id")), check(item.prediction, i, semantics)) for i in instructions]
     passed = sum(ok for _, ok in verdicts)
     extracted = "; ".join(f"{name}={'ok' if ok else 'fail'}" for name, ok in verdicts)
     outcome = "correct" if passed == len(verdicts) else "wrong"

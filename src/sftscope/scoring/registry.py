@@ -86,7 +86,7 @@ SCORERS: dict[str, Scorer] = {
         Scorer("exact", check_exact, needs_gold=True, reads_answer=True),
         Scorer("reasoning_gym", check_reasoning_gym, reads_answer=True),
         Scorer("refusal", refusal.check_refusal, ("expect",), validate=refusal.validate_params),
-        Scorer("ifeval", ifeval.check_ifeval, ("mode",), validate=ifeval.validate_params),
+        Scorer("ifeval", ifeval.check_ifeval, ("mode", "semantics"), validate=ifeval.validate_params),
         Scorer(
             "code",
             code.check_code,

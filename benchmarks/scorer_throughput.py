@@ -15,9 +15,10 @@ math-verify, and LiveCodeBench programs in the sandbox. Two comparisons, in one 
   pool's workers start in the first repeat and serve every later batch, as in a sweep; the cold
   first repeat is printed as well. The two
   scorers' verdicts are compared item by item, and the items they disagree on are printed.
-- **code**: our `code` scorer (the program run against its tests in the sandbox: namespaces, limits,
-  audit hook, process-group kill), inline and with 2 threads, against the bare cost of the same
-  work: `subprocess.run` of the program on each test, no sandbox. The ratio is the sandbox's price.
+- **code**: our `code` scorer (the program run against its tests in the sandbox: bubblewrap,
+  seccomp, limits, audit hook, process-group kill), inline and with 2 threads, against the bare
+  cost of the same work: `subprocess.run` of the program on each test, no sandbox. The ratio is
+  the sandbox's price.
 
     pip install champ-dataset   # in the `bench` extra
     python benchmarks/scorer_throughput.py [--repeat 3]

@@ -38,7 +38,8 @@ class ScoreResult:
     extracted: str | None = None
     """The answer the scorer read from the prediction, for inspection."""
     error: str | None = None
-    """Why an item is `error` or `timeout`; None otherwise."""
+    """Why an item is `error` or `timeout`; on a graded item, a note the report should show (the
+    code scorer's ``unsandboxed: ...``); None otherwise."""
 
 
 def graded(ok: bool, extracted: str | None) -> ScoreResult:

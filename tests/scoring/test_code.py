@@ -192,5 +192,5 @@ def test_without_the_sandbox_rows_are_refused_or_marked(monkeypatch: pytest.Monk
     [allowed] = score_batch("code", items, workers=1, params={"allow_unsandboxed": True})
     assert (allowed.outcome, allowed.error) == ("correct", UNSANDBOXED_NOTE)
     assert UNSANDBOXED_NOTE.startswith("unsandboxed:")  # the prefix the report looks for
-    with pytest.raises(SftscopeError, match="allow_unsandboxed must be true or false"):
+    with pytest.raises(SftscopeError, match="param allow_unsandboxed: must be true or false"):
         score_batch("code", [], params={"allow_unsandboxed": "yes"})

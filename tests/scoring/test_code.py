@@ -151,7 +151,9 @@ BEYOND_FILE_SIZE_LIMIT = {
 )
 def test_io_beyond_the_file_size_limit(program: str, test_input: str, output: str) -> None:
     tests = [{"input": test_input, "output": output, "testtype": "stdin"}]
-    [result] = score_batch("code", [ScoreItem(fenced(program), None, {"tests": tests})], workers=1)
+    item = ScoreItem(fenced(program), None, {"tests": tests})
+    # About I/O, not speed: a generous limit, so that a busy machine does not turn it into a TLE.
+    [result] = score_batch("code", [item], timeout_s=30.0, workers=1)
     assert (result.outcome, result.extracted) == ("correct", "passed 1/1")
 
 

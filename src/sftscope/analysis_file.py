@@ -123,6 +123,9 @@ class TaskInfo(BaseModel):
     """Rows in the store."""
     statuses: dict[str, int]
     """Row count per status (`ok`, `wrong`, `truncated`, `error`, ...): nothing is dropped unseen."""
+    unsandboxed: int = 0
+    """Rows whose model-written code ran without the sandbox (the user opted in with
+    `allow_unsandboxed`)."""
 
 
 class CurvePoint(BaseModel):

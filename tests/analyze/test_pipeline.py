@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from sftscope.analysis_file import Analysis
-from sftscope.analyze.pipeline import analyze
+from sftscope.analyze.pipeline import analyze, analyze_samples
 from sftscope.analyze.synthetic import STEPS, synthetic_runs, write_synthetic_store
+from sftscope.evaluate.store import ResultsStore
 from sftscope.report.findings import statement
+from sftscope.scoring.code import UNSANDBOXED_NOTE
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +148,25 @@ def test_a_step_with_missing_prompts_is_noted(tmp_path: Path) -> None:
     notes = analyze(store.parent, synthetic_runs(), n_boot=100).notes
     (note,) = [n for n in notes if "fewer prompts" in n]
     assert note.endswith(f"{run}/{task} (step {step}: 5/8)")
+
+
+def test_rows_scored_without_the_sandbox_are_counted_and_warned_about(tmp_path: Path) -> None:
+    store = write_synthetic_store(tmp_path / "results.duckdb", seed=0, n_prompts=6)
+    with ResultsStore(store, read_only=True) as results:
+        samples = results.samples()
+    task = samples["task"][0].as_py()
+    errors = [
+        UNSANDBOXED_NOTE if t == task and i % 2 == 0 else e
+        for i, (t, e) in enumerate(
+            zip(samples["task"].to_pylist(), samples["error"].to_pylist(), strict=True)
+        )
+    ]
+    marked = samples.set_column(samples.column_names.index("error"), "error", pa.array(errors, pa.string()))
+    result = analyze_samples(marked, synthetic_runs(), n_boot=100)
+    counts = {t.task: t.unsandboxed for t in result.tasks}
+    assert counts[task] == sum(e == UNSANDBOXED_NOTE for e in errors) > 0
+    assert all(n == 0 for t, n in counts.items() if t != task)
+    assert any(n.startswith("WARNING: model-written code ran WITHOUT the sandbox") for n in result.notes)
+    assert not any(
+        "WITHOUT the sandbox" in n for n in analyze_samples(samples, synthetic_runs(), n_boot=100).notes
+    )

@@ -21,6 +21,7 @@ from sftscope.analyze.bootstrap import DEFAULT_BOOT, Bootstrap, bootstrap_curve,
 from sftscope.analyze.features import METRICS, sample_features
 from sftscope.errors import SftscopeError
 from sftscope.scoring.behaviours import BehaviourCounts, detect
+from sftscope.scoring.code import UNSANDBOXED_PREFIX
 
 REQUIRED_COLUMNS = (
     "run",
@@ -88,7 +89,7 @@ def build_cells(
         raise SftscopeError(f"results store samples lack columns {missing}")
     finish = samples["finish_reason"].to_pylist() if "finish_reason" in samples.column_names else None
     features = sample_features(samples["output"].to_pylist(), samples["status"].to_pylist(), finish, detector)
-    optional = ("output_tokens", "scorer", "extracted")
+    optional = ("output_tokens", "scorer", "extracted", "error")
     table = samples.select([c for c in (*REQUIRED_COLUMNS, *optional) if c in samples.column_names])
     for name, values in features.items():
         table = table.append_column(name, pa.array(values))
@@ -113,9 +114,14 @@ def build_cells(
             FROM samples GROUP BY run, task, step, CAST(prompt_id AS VARCHAR)
             ORDER BY task, run, step, prompt_id"""
     ).fetchall()
+    unsandboxed = (
+        f"count(*) FILTER (WHERE starts_with(error, '{UNSANDBOXED_PREFIX}'))"
+        if "error" in table.column_names
+        else "0"
+    )
     info_rows = con.execute(
-        """SELECT task, any_value(domain), bool_and(higher_is_better),
-                  count(DISTINCT CAST(prompt_id AS VARCHAR)), count(*), list(status)
+        f"""SELECT task, any_value(domain), bool_and(higher_is_better),
+                  count(DISTINCT CAST(prompt_id AS VARCHAR)), count(*), list(status), {unsandboxed}
            FROM samples GROUP BY task ORDER BY task"""
     ).fetchall()
     tasks = [
@@ -126,8 +132,9 @@ def build_cells(
             n_prompts=n_prompts,
             n_samples=n_rows,
             statuses={s: statuses.count(s) for s in sorted(set(statuses))},
+            unsandboxed=unsandboxed_rows,
         )
-        for task, domain, hib, n_prompts, n_rows, statuses in info_rows
+        for task, domain, hib, n_prompts, n_rows, statuses, unsandboxed_rows in info_rows
     ]
     prompts: dict[str, list[str]] = {}
     for row in grouped:

@@ -119,6 +119,13 @@ def analyze_samples(
         result = judge_curve(run, task, domain, True, steps, boot, n_prompts)
         if result is not None:
             dips.append(result)
+    unsandboxed = {t.task: t.unsandboxed for t in tasks if t.unsandboxed}
+    if unsandboxed:
+        notes.append(
+            "WARNING: model-written code ran WITHOUT the sandbox (allow_unsandboxed) in "
+            + ", ".join(f"{n} rows of {task}" for task, n in sorted(unsandboxed.items()))
+            + "; those programs could read and change this machine"
+        )
     uneven = uneven_prompts(cells)
     if uneven:
         notes.append(

@@ -243,8 +243,9 @@ def tasks_table(analysis: Analysis) -> Table:
     table = Table(
         "tasks",
         "Tasks and sample outcomes",
-        ["task", "domain", "higher is better", "prompts", "samples", "statuses"],
-        note="Every row of the store is counted here; error rows carry no score and are left out of means.",
+        ["task", "domain", "higher is better", "prompts", "samples", "statuses", "unsandboxed"],
+        note="Every row of the store is counted here; error rows carry no score and are left out of means. "
+        "Unsandboxed: rows whose code ran without the sandbox.",
     )
     for t in analysis.tasks:
         statuses = ", ".join(f"{k} {v}" for k, v in t.statuses.items())
@@ -256,6 +257,7 @@ def tasks_table(analysis: Analysis) -> Table:
                 str(t.n_prompts),
                 str(t.n_samples),
                 statuses,
+                str(t.unsandboxed),
             ]
         )
     return table

@@ -26,7 +26,8 @@ from typing import Any
 from sftscope.scoring.result import ScoreItem, ScoreResult, ScorerParamError, unparsable
 from sftscope.scoring.sandbox import Limits, SandboxRun, run_python
 
-UNSANDBOXED_NOTE = "unsandboxed: the program ran without the sandbox (allow_unsandboxed)"
+UNSANDBOXED_PREFIX = "unsandboxed:"
+UNSANDBOXED_NOTE = f"{UNSANDBOXED_PREFIX} the program ran without the sandbox (allow_unsandboxed)"
 """The ``error`` of an item whose program ran unsandboxed; the report counts rows starting with
 ``unsandboxed:``."""
 

@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from sftscope.cli import app
-from sftscope.study.state import StateFile, StudyDir, write_json_atomic
+from sftscope.rundir import write_json_atomic
+from sftscope.study.state import StateFile, StudyDir
 
 runner = CliRunner()
 

@@ -4,8 +4,10 @@ run manifest is an error naming its line or field."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,8 +19,10 @@ from sftscope.evaluate.targets import (
     hash_cache_dir,
     resolve_targets,
     served_target,
+    weights_hash,
 )
 from sftscope.models.loading import resolve_model
+from sftscope.rundir import content_hash
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "eval"))
 from fake_run import make_run
@@ -79,3 +83,21 @@ def test_weights_changed_after_training_are_refused(
         resolve_targets(run)
     where = (caught.value.file, caught.value.field)
     assert where == (str(run / "manifest.json"), "checkpoints[1].content_hash")
+
+
+def test_a_same_size_rewrite_with_its_mtime_restored_is_hashed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(HASH_CACHE_ENV, str(tmp_path / "cache"))
+    model = tmp_path / "model"
+    model.mkdir()
+    weights = model / "model.safetensors"
+    weights.write_bytes(b"a" * 64)
+    first = weights_hash(model)
+    assert first == content_hash(model) and weights_hash(model) == first  # the second one is cached
+    stat = weights.stat()
+    time.sleep(0.01)  # the ctime must be able to move on a coarse clock
+    weights.write_bytes(b"b" * 64)  # same size, same inode
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert (weights.stat().st_size, weights.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    assert weights_hash(model) == content_hash(model) != first

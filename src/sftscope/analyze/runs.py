@@ -12,8 +12,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from sftscope.analysis_file import RunInfo, RunMeta
 from sftscope.errors import InputError
+from sftscope.rundir import MANIFEST, read_manifest
 from sftscope.specfile import validation_error
-from sftscope.train.checkpoints import MANIFEST, read_manifest
 
 RUNS_FILE = "runs.json"
 """Run metadata a study writes next to its store: {run: {condition, base, capability, preset, seed}}."""
@@ -23,7 +23,7 @@ def _run_dir(store_dir: Path, run: str, only_run: bool) -> Path | None:
     """A run's directory: a child named after it, or the store's own directory when it holds one run."""
     candidates = [store_dir / run, store_dir / "runs" / run] + ([store_dir] if only_run else [])
     for candidate in candidates:
-        if (candidate / "config.yaml").is_file() or (candidate / "manifest.json").is_file():
+        if (candidate / "config.yaml").is_file() or (candidate / MANIFEST).is_file():
             return candidate
     return None
 

@@ -10,14 +10,21 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ValidationError
-
 from sftscope.errors import InputError
 from sftscope.models.loading import check_weights, resolve_model
-from sftscope.specfile import validation_error
-from sftscope.train.checkpoints import MANIFEST, base_model_dir, content_hash, read_manifest, weight_files
+from sftscope.rundir import (
+    MANIFEST,
+    base_model_dir,
+    content_hash,
+    files_hash,
+    is_run_dir,
+    list_checkpoints,
+    load_manifest,
+    weight_files,
+    write_json_atomic,
+)
 
-# Weight hashes already computed, with the sizes and mtimes they were computed for: re-hashing every
+# Weight hashes already computed, with the file stamps they were computed for: re-hashing every
 # checkpoint of a finished sweep would read every weight file again just to skip it. Kept in the
 # user's cache, not beside the weights: a model directory may be read-only, shared, or a package's.
 HASH_CACHE_ENV = "SFTSCOPE_CACHE"
@@ -56,13 +63,6 @@ def resolve_targets(
     return [Target(Path(str(target).rstrip("/")).name, 0, path, weights_hash(Path(path)))]
 
 
-def is_run_dir(path: str | Path) -> bool:
-    """A training run's directory. A shipped base directory also holds a manifest.json (its
-    pretraining record) but, unlike a run directory, it is itself a model (config.json)."""
-    path = Path(path)
-    return (path / MANIFEST).is_file() and not (path / "config.json").is_file()
-
-
 def _local_model(name: str) -> str:
     resolved = Path(resolve_model(name))
     if resolved.is_dir():
@@ -77,30 +77,10 @@ def _local_model(name: str) -> str:
         raise InputError(name, message) from exc
 
 
-class _Checkpoint(BaseModel):
-    """What a sweep reads of a manifest's checkpoint entry (the trainer writes more)."""
-
-    step: int
-    path: str
-    content_hash: str
-
-
-class _Manifest(BaseModel):
-    """What a sweep reads of a run's manifest.json."""
-
-    base_model: str
-    base_hash: str
-    checkpoints: list[_Checkpoint]
-
-
 def _run_targets(run_dir: Path, steps: list[int] | None, every: int | None) -> list[Target]:
-    raw = read_manifest(run_dir)
+    manifest = load_manifest(run_dir)
     where = str(run_dir / MANIFEST)
-    try:
-        manifest = _Manifest.model_validate(raw)
-    except ValidationError as exc:
-        raise validation_error(where, None, exc, values=raw) from exc
-    entries = sorted(manifest.checkpoints, key=lambda e: e.step)
+    entries = list_checkpoints(manifest)
     available = [e.step for e in entries]
     if steps is not None:
         unknown = sorted(set(steps) - set(available) - {0})
@@ -146,9 +126,23 @@ def hash_cache_dir() -> Path:
 
 
 def weights_hash(model_dir: Path) -> str:
-    """`content_hash` of the weights, cached for as long as the files' sizes and mtimes stay."""
-    stats = {str(p.resolve()): p.stat() for p in weight_files(model_dir)}
-    stamp = {name: [stat.st_size, stat.st_mtime_ns] for name, stat in stats.items()}
+    """`content_hash` of a model directory's weights, cached (`cached_files_hash`)."""
+    files = weight_files(model_dir)
+    if not files:
+        content_hash(model_dir)  # the error naming what was looked for
+    return cached_files_hash(files)
+
+
+def cached_files_hash(files: list[Path]) -> str:
+    """`files_hash(files)`, cached for as long as each file keeps its size, mtime, ctime and inode.
+
+    The ctime and inode catch what size and mtime miss: a same-size rewrite with its mtime set back
+    (the ctime moves), or another file renamed into place (a new inode).
+    """
+    stats = {str(p.resolve()): p.stat() for p in files}
+    stamp = {
+        name: [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino] for name, stat in stats.items()
+    }
     key = hashlib.sha256(json.dumps(sorted(stamp)).encode()).hexdigest()[:32]
     cache = hash_cache_dir() / f"{key}.json"
     try:
@@ -157,12 +151,9 @@ def weights_hash(model_dir: Path) -> str:
             return str(cached["sha256"])
     except (OSError, ValueError, KeyError, TypeError):  # no entry yet, or a damaged one
         pass
-    digest = content_hash(model_dir)
+    digest = files_hash(files)
     with contextlib.suppress(OSError):  # an unwritable cache only means hashing again next time
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps({"files": stamp, "sha256": digest}))
-        partial.replace(cache)  # atomic: a parallel sweep never reads half an entry
+        write_json_atomic(cache, {"files": stamp, "sha256": digest})
     return digest
 
 

@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sftscope.hashing import text_sha256
+from sftscope.rundir import MANIFEST, list_checkpoints, load_manifest
 from sftscope.study import commands
 from sftscope.study.cells import Cell, DataBuild, data_builds
 from sftscope.study.executors import Job, JobResult
 from sftscope.study.spec import BaseSpec, StudySpec
-from sftscope.study.state import StateFile, Status, StudyDir, read_json
+from sftscope.study.state import StateFile, Status, StudyDir
 from sftscope.study.stores import copy_rows
 
 Kind = Literal["base", "data", "baseline", "train", "eval"]
@@ -192,8 +193,8 @@ class StudyGraph:
         """The spec's steps that this run has (a 1-epoch recipe stops early), plus its final checkpoint."""
         if self.spec.eval.steps is None:
             return None
-        manifest = read_json(run / "manifest.json") or {}
-        available = [int(entry["step"]) for entry in manifest.get("checkpoints", [])]
+        listed = list_checkpoints(load_manifest(run)) if (run / MANIFEST).is_file() else []
+        available = [entry.step for entry in listed]
         return sorted({s for s in self.spec.eval.steps if s in available} | set(available[-1:]))
 
     def _data_tmp(self, build: DataBuild) -> Path:

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from sftscope.hashing import file_sha256
+from sftscope.rundir import write_json_atomic
 from sftscope.study.cells import Cell
-from sftscope.study.state import StudyDir, read_json, write_json_atomic
+from sftscope.study.state import StudyDir, read_json
 
 PACKAGES = (
     "sftscope",
@@ -99,4 +100,4 @@ def write_manifest(
             for cell in cells
         },
     }
-    write_json_atomic(study.manifest, manifest)
+    write_json_atomic(study.manifest, manifest, sort_keys=True)

@@ -23,6 +23,7 @@ from rich.live import Live
 from sftscope.errors import SftscopeError
 from sftscope.models.loading import gguf_source
 from sftscope.progress import console
+from sftscope.rundir import write_json_atomic
 from sftscope.study import commands
 from sftscope.study.cells import Cell, expand_cells
 from sftscope.study.executors import Executor, Job, JobResult, make_executor
@@ -30,7 +31,7 @@ from sftscope.study.graph import Node, StudyGraph
 from sftscope.study.live import StudyView, report_path
 from sftscope.study.manifest import write_manifest
 from sftscope.study.spec import StudySpec, load_study_spec
-from sftscope.study.state import StudyDir, train_progress, write_json_atomic
+from sftscope.study.state import StudyDir, train_progress
 from sftscope.study.stores import keep_runs
 
 PRIORITY = {"eval": 0, "data": 1, "base": 1, "train": 2, "baseline": 2}
@@ -98,7 +99,7 @@ def write_runs(study: StudyDir, cells: list[Cell], done: set[str]) -> None:
         for cell in cells
         if f"eval:{cell.id}" in done
     }
-    write_json_atomic(study.runs, runs)
+    write_json_atomic(study.runs, runs, sort_keys=True)
 
 
 def run_study(

@@ -19,27 +19,18 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from sftscope.evaluate.store import STORE_FILE
+from sftscope.rundir import MANIFEST, write_json_atomic
 
 STAGES = ("data", "train", "eval")
 """The stages of one cell, in order."""
 
 Status = Literal["pending", "running", "done", "failed", "blocked"]
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON so that readers (and a crash) only ever see a complete file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # One temporary name per process and thread: two writers must never share (and steal) one.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def read_json(path: Path) -> Any:
@@ -129,7 +120,9 @@ class StateFile:
         else:
             record["finished"] = now
         record.update(status=status, **info)
-        write_json_atomic(self.path, {"owner": self.owner, "stages": self.stages, "updated": now})
+        write_json_atomic(
+            self.path, {"owner": self.owner, "stages": self.stages, "updated": now}, sort_keys=True
+        )
 
 
 def cell_status(state: StateFile) -> str:
@@ -161,7 +154,7 @@ def train_progress(run_dir: Path) -> tuple[int, int | None]:
                 except (ValueError, KeyError, TypeError):
                     continue
     try:
-        manifest = read_json(run_dir / "manifest.json") or {}
+        manifest = read_json(run_dir / MANIFEST) or {}
     except json.JSONDecodeError:
         # A trainer that is not sftscope's (or a copied run) may write the manifest in place; a
         # progress display must show "unknown" for a moment rather than take the study down.

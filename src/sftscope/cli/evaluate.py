@@ -42,7 +42,15 @@ def _endpoint_options(endpoint: str | None, model: str | None, mode: str, timeou
 @reports_errors
 def eval_command(
     target: str = typer.Argument(
-        ..., help="A run directory (all checkpoints + base), a model dir or a shipped name."
+        ...,
+        help="A run (sftscope, HF Trainer/TRL/LLaMA-Factory or verl output dir: all checkpoints + base), "
+        "a folder of step snapshots, a hub repo (with --revisions), a model dir or a shipped name.",
+    ),
+    base: str | None = typer.Option(
+        None, "--base", help="Base model (step 0; what adapters merge onto) where checkpoints name none."
+    ),
+    revisions: str | None = typer.Option(
+        None, "--revisions", help="Hub revisions or snapshot folders: names or patterns, e.g. 'step*'."
     ),
     suite: str | None = typer.Option(
         None, "--suite", help="Built-in suite (micro, micro-quick, paper) or YAML."
@@ -92,17 +100,21 @@ def eval_command(
 ) -> None:
     """Sweep-evaluate a training run (every checkpoint + its base as step 0) or one model on a suite.
 
+    The run may be any trainer's: checkpoint-N/ (HF Trainer, TRL, LLaMA-Factory; PEFT adapters are
+    merged onto their base), global_step_N/ (verl), step snapshots or hub revisions.
+
     Only rows missing from the store are computed; weights already evaluated (by content hash) are
     skipped. Writes aggregates.parquet/.json beside the store and prints the store path on stdout.
     """
     from transformers.utils import logging as hf_logging
 
     from sftscope.evaluate.backends import make_backend
+    from sftscope.evaluate.layouts import parse_revisions
     from sftscope.evaluate.spec import check_scopes, load_suite, load_task
     from sftscope.evaluate.store import STORE_FILE, ResultsStore
     from sftscope.evaluate.summary import print_summary
     from sftscope.evaluate.sweep import Task, run_sweep
-    from sftscope.evaluate.targets import is_run_dir, resolve_targets, served_target
+    from sftscope.evaluate.targets import resolve_targets, served_target, store_home
     from sftscope.progress import console
     from sftscope.train.config import parse_overrides
 
@@ -111,15 +123,19 @@ def eval_command(
         raise InputError("command line", "give either --suite NAME or one or more --task NAME")
     specs = load_suite(suite, overrides)[1] if suite else [load_task(t, overrides) for t in tasks or []]
     check_scopes(overrides or [], [s.name for s in specs])
-    run_dir = Path(target) if is_run_dir(target) else None
+    run_dir = store_home(target)
     # Checked before resolving the targets, which reads every checkpoint's weights.
     served: dict[str, Any] = {}
     if backend == "openai":
         served = _endpoint_options(endpoint, endpoint_model, endpoint_mode, endpoint_timeout)
+    message = "--backend openai evaluates the one model an endpoint serves, not a run's checkpoints"
     if served and run_dir is not None:  # an endpoint answers for one model, whichever is "loaded"
-        message = "--backend openai evaluates the one model an endpoint serves, not a run's checkpoints"
         raise InputError(str(run_dir), f"{message}; give that model's directory instead")
-    targets = resolve_targets(target, steps=_steps(steps), every=every)
+    targets = resolve_targets(
+        target, steps=_steps(steps), every=every, base=base, revisions=parse_revisions(revisions)
+    )
+    if served and len(targets) > 1:
+        raise InputError(target, f"{message}; give that model's directory instead")
     store_path = store or (run_dir / STORE_FILE if run_dir else Path(STORE_FILE))
     options: dict[str, Any] = (
         {"threads": threads, "prefill_tokens": prefill_tokens} if backend == "transformers" else {}

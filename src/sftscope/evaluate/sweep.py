@@ -178,7 +178,7 @@ def run_sweep(
         if todo == 0:
             log(f"{target.run} step {target.step}: all rows stored already ({target.model_hash[:12]})")
             continue
-        backend.load(target.path)
+        backend.load(target.model_dir())
         stats.loaded += 1
         started = time.perf_counter()
         with progress_bar(f"{target.run} step {target.step}", todo, disable=not show_progress) as bar:

@@ -1,4 +1,5 @@
-"""What a sweep evaluates: every checkpoint of a training run plus its base as step 0, or one model."""
+"""What a sweep evaluates: every checkpoint of a training run (any trainer's) plus its base as step 0, or
+one model; each keyed by the content hash of its weights."""
 
 from __future__ import annotations
 
@@ -6,11 +7,22 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
 from sftscope.errors import InputError
+from sftscope.evaluate.layouts import (
+    ADAPTER_CONFIG,
+    ADAPTER_WEIGHTS,
+    Found,
+    Layout,
+    read_json_file,
+    run_dir_or_layout,
+)
+from sftscope.evaluate.merge import merged_model
+from sftscope.hashing import file_sha256
 from sftscope.models.loading import check_weights, resolve_model
 from sftscope.rundir import (
     MANIFEST,
@@ -28,6 +40,7 @@ from sftscope.rundir import (
 # checkpoint of a finished sweep would read every weight file again just to skip it. Kept in the
 # user's cache, not beside the weights: a model directory may be read-only, shared, or a package's.
 HASH_CACHE_ENV = "SFTSCOPE_CACHE"
+_NOT_A_RUN = "--steps/--every select checkpoints of a run directory; this is a model"
 
 
 @dataclass(frozen=True)
@@ -39,28 +52,147 @@ class Target:
     step: int
     """Optimizer step; 0 is the base model."""
     path: str
-    """Local model directory."""
+    """Local model directory (or PEFT adapter directory, when `adapter_base` is set)."""
     model_hash: str
     """Content hash of the weights: the store's key."""
+    epoch: float | None = None
+    tokens_seen: int | None = None
+    adapter_base: str | None = None
+    """The base model directory a PEFT adapter at `path` is merged onto."""
+
+    def model_dir(self) -> str:
+        """The directory a backend loads: `path`, or the adapter merged onto its base (done once, cached)."""
+        if self.adapter_base is None:
+            return self.path
+        return str(
+            merged_model(Path(self.path), Path(self.adapter_base), cache_root() / "merged" / self.model_hash)
+        )
 
 
 def resolve_targets(
-    target: str | Path, *, steps: list[int] | None = None, every: int | None = None
+    target: str | Path,
+    *,
+    steps: list[int] | None = None,
+    every: int | None = None,
+    base: str | None = None,
+    revisions: list[str] | None = None,
 ) -> list[Target]:
-    """The run's base (step 0) and its checkpoints, selected by `steps` / `every`; or one model as step 0.
+    """A run's base (step 0) and its checkpoints, selected by `steps` / `every`; or one model as step 0.
 
-    Every selected checkpoint must hold weights: a missing one is reported before anything runs.
+    `target` is an sftscope run, another trainer's output (`layouts`), a hub repo with `revisions`,
+    or one model (a folder, a shipped name, or a hub id in the HF cache). `base` names the base model
+    where the checkpoints do not. Every selected checkpoint is checked (weights, tokenizer, base)
+    before anything runs.
     """
     if every is not None and every < 1:
         raise InputError(str(target), f"--every must be at least 1, got {every}")
-    run_dir = Path(target)
-    if is_run_dir(run_dir):
-        return _run_targets(run_dir, steps, every)
-    if (steps and set(steps) - {0}) or every is not None:
-        message = "--steps/--every select checkpoints of a run directory; this is a model"
-        raise InputError(str(target), message)
-    path = _local_model(str(target))
-    return [Target(Path(str(target).rstrip("/")).name, 0, path, weights_hash(Path(path)))]
+    text = str(target)
+    if not Path(text).exists() and revisions is None:  # a shipped name or a cached hub id
+        if (steps and set(steps) - {0}) or every is not None:
+            raise InputError(text, _NOT_A_RUN)
+        path = _local_model(text)
+        return [Target(Path(text.rstrip("/")).name, 0, path, weights_hash(Path(path)))]
+    located = run_dir_or_layout(text, revisions)
+    if isinstance(located, Path):
+        if base is not None:
+            raise InputError(
+                text, "--base is for checkpoints that do not name their base; this run's manifest does"
+            )
+        return _run_targets(located, steps, every)
+    return _layout_targets(located, steps, every, base)
+
+
+def store_home(target: str | Path) -> Path | None:
+    """The folder a target's results store defaults to: the run's own (an sftscope run or another
+    trainer's output folder), or None for a single model, snapshots and hub repos."""
+    path = Path(target)
+    if is_run_dir(path):
+        return path
+    if path.is_dir() and any(
+        child.is_dir() and re.fullmatch(r"checkpoint-\d+|global_step_\d+", child.name)
+        for child in path.iterdir()
+    ):
+        return path
+    return None
+
+
+def _selected(available: list[int], steps: list[int] | None, every: int | None, where: str) -> set[int]:
+    """The steps that `--steps` and `--every` keep (`every` always keeps the last)."""
+    chosen = list(available)
+    if steps is not None:
+        unknown = sorted(set(steps) - set(available) - {0})
+        if unknown:
+            message = f"no checkpoint at steps {unknown}; checkpoints: {available}"
+            raise InputError(where, message, field="checkpoints")
+        chosen = [s for s in chosen if s in steps]
+    if every is not None:
+        last = chosen[-1] if chosen else None
+        chosen = [s for s in chosen if s % every == 0 or s == last]
+    return set(chosen)
+
+
+def _layout_targets(
+    layout: Layout, steps: list[int] | None, every: int | None, base: str | None
+) -> list[Target]:
+    if layout.kind == "model" and ((steps and set(steps) - {0}) or every is not None):
+        raise InputError(layout.run, _NOT_A_RUN)
+    where = layout.checkpoints[0].path.parent if layout.checkpoints else layout.run
+    chosen = _selected([f.step for f in layout.checkpoints], steps, every, str(where))
+    found = [f for f in layout.checkpoints if f.step in chosen]
+    check_tokenizers(found)
+    base_dir = _base_dir(layout, base, found)
+    run = layout.run
+    targets = []
+    if base_dir is not None and layout.kind != "model" and 0 not in chosen:
+        targets.append(Target(run, 0, str(base_dir), weights_hash(base_dir)))
+    for entry in found:
+        if entry.adapter:
+            assert base_dir is not None  # _base_dir refuses adapters without one
+            model_hash = adapter_hash(entry.path, weights_hash(base_dir))
+            targets.append(
+                Target(
+                    run,
+                    entry.step,
+                    str(entry.path),
+                    model_hash,
+                    entry.epoch,
+                    entry.tokens_seen,
+                    str(base_dir),
+                )
+            )
+            continue
+        check_weights(entry.path)
+        model_hash = weights_hash(entry.path)
+        targets.append(Target(run, entry.step, str(entry.path), model_hash, entry.epoch, entry.tokens_seen))
+    return targets
+
+
+def _base_dir(layout: Layout, base: str | None, found: list[Found]) -> Path | None:
+    """The base model's folder: from `--base`, else as the checkpoints record it.
+
+    Fine-tuning checkpoints need it (step 0, and the model an adapter is merged onto); snapshots of a
+    pretraining run and a lone model have none unless given.
+    """
+    adapters = [f for f in found if f.adapter]
+    name = base or layout.base
+    where = "--base" if base else layout.where_base
+    if name is None:
+        if adapters:
+            message = "cannot tell which base this adapter belongs to (its config names none); pass --base"
+            raise InputError(str(adapters[0].path), message)
+        if layout.kind in ("HF Trainer output", "verl checkpoints"):
+            message = (
+                "cannot tell the base model (step 0): no config.json _name_or_path or model card base_model "
+                "names it; pass --base NAME_OR_PATH"
+            )
+            raise InputError(str(found[0].path if found else layout.run), message)
+        return None
+    try:
+        return Path(_local_model(name))
+    except InputError as exc:
+        what = "the adapters' base model" if adapters else "the base model (step 0)"
+        message = f"{what} '{name}' cannot be found: {exc.reason}; pass --base with its local folder"
+        raise InputError(where or name, message) from exc
 
 
 def _local_model(name: str) -> str:
@@ -119,10 +251,14 @@ def _check_hash(model_dir: Path, recorded: str, where: str, field: str) -> None:
         raise InputError(where, message, field=field)
 
 
-def hash_cache_dir() -> Path:
-    """$SFTSCOPE_CACHE, else $XDG_CACHE_HOME/sftscope, else ~/.cache/sftscope; then weight-hashes/."""
+def cache_root() -> Path:
+    """$SFTSCOPE_CACHE, else $XDG_CACHE_HOME/sftscope, else ~/.cache/sftscope."""
     root = os.environ.get(HASH_CACHE_ENV) or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "sftscope"
-    return Path(root).expanduser() / "weight-hashes"
+    return Path(root).expanduser()
+
+
+def hash_cache_dir() -> Path:
+    return cache_root() / "weight-hashes"
 
 
 def weights_hash(model_dir: Path) -> str:
@@ -155,6 +291,78 @@ def cached_files_hash(files: list[Path]) -> str:
     with contextlib.suppress(OSError):  # an unwritable cache only means hashing again next time
         write_json_atomic(cache, {"files": stamp, "sha256": digest})
     return digest
+
+
+# What decides a merged adapter's weights besides its tensors and its base; the rest of
+# adapter_config.json (where the base was, library versions) does not.
+_UNMERGED_KEYS = ("base_model_name_or_path", "revision", "peft_version", "inference_mode")
+
+
+def adapter_hash(adapter_dir: Path, base_hash: str) -> str:
+    """The store's key for a PEFT adapter merged onto a base: the base's content hash, the adapter's
+    weights and its merge settings. The same adapter on the same base is the same model, wherever
+    it lies and whatever it is called."""
+    weights = [adapter_dir / n for n in ADAPTER_WEIGHTS if (adapter_dir / n).is_file()]
+    if not weights:
+        raise InputError(
+            str(adapter_dir), f"adapter without weights (expected {' or '.join(ADAPTER_WEIGHTS)})"
+        )
+    config = read_json_file(adapter_dir / ADAPTER_CONFIG)
+    if not isinstance(config, dict):
+        raise InputError(str(adapter_dir / ADAPTER_CONFIG), "expected an object", line=1)
+    settings = json.dumps({k: v for k, v in config.items() if k not in _UNMERGED_KEYS}, sort_keys=True)
+    identity = f"peft-merge\nbase {base_hash}\nadapter {cached_files_hash(weights)}\nconfig {settings}\n"
+    return hashlib.sha256(identity.encode()).hexdigest()
+
+
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "merges.txt", "vocab.txt")
+
+
+def tokenizer_fingerprint(folder: Path) -> str | None:
+    """What decides how a checkpoint's prompts are tokenized: vocabulary, added tokens and chat
+    template (tokenizer.json's padding/truncation settings are left out). None: no tokenizer files."""
+    parts = []
+    for name in _TOKENIZER_FILES:
+        path = folder / name
+        if not path.is_file():
+            continue
+        if name == "tokenizer.json":
+            data = read_json_file(path)
+            parts.append(json.dumps([data.get("model"), data.get("added_tokens")], sort_keys=True))
+        else:
+            parts.append(file_sha256(path))
+    if not parts:
+        return None
+    template = folder / "chat_template.jinja"
+    config = folder / "tokenizer_config.json"
+    if template.is_file():
+        parts.append(template.read_text(encoding="utf-8"))
+    elif config.is_file():
+        parts.append(json.dumps(read_json_file(config).get("chat_template")))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def check_tokenizers(found: list[Found]) -> None:
+    """All checkpoints of one target tokenize alike; a full checkpoint has a tokenizer to load.
+
+    An adapter without tokenizer files uses its base's (the merged folder gets a copy)."""
+    seen: dict[str, Path] = {}
+    for entry in found:
+        fingerprint = tokenizer_fingerprint(entry.path)
+        if fingerprint is None:
+            if entry.adapter:
+                continue
+            looked = ", ".join(_TOKENIZER_FILES)
+            message = f"no tokenizer in this checkpoint (looked for {looked}); save the tokenizer with it"
+            raise InputError(str(entry.path), message)
+        seen.setdefault(fingerprint, entry.path)
+        if len(seen) > 1:
+            first, other = seen.values()
+            message = (
+                f"mixed tokenizers: {first} and {other} tokenize differently (vocabulary, added tokens or "
+                "chat template); evaluate them as separate targets"
+            )
+            raise InputError(str(other), message)
 
 
 def served_target(target: Target, base_url: str, served_model: str | None) -> Target:

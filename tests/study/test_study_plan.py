@@ -49,3 +49,23 @@ def test_every_shipped_spec_plans(name: str) -> None:
 def test_no_shipped_study_goes_unplanned() -> None:
     listed = {"paper", "smollm2", "demo", "demo-quick", "replay"}
     assert {path.stem for path in STUDIES.glob("*.yaml")} == listed
+
+
+def test_a_checkpoints_condition_plans_its_sweep_and_no_training(tmp_path: Path) -> None:
+    for step in (2, 4, 6):
+        folder = tmp_path / "trl-out" / f"checkpoint-{step}"
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+        (folder / "model.safetensors").write_bytes(b"weights")
+    spec = tmp_path / "study.yaml"
+    spec.write_text(
+        "name: external\nroot: .\nbases: [{name: strong, model: micro-strong, capability: strong}]\n"
+        "conditions: [{name: trl, checkpoints: trl-out}]\npresets: [{name: micro, preset: micro}]\n"
+        "eval: {suite: micro-quick, steps: [4]}\n"
+        "cost: {cpu_train_tokens_per_s: 100, cpu_gen_tokens_per_s: 10}\n"
+    )
+    plan = make_plan(spec)
+    (cell,) = plan.cells
+    assert (cell.checkpoints, cell.evaluated, cell.train_hours) == ([2, 4, 6], 2, 0.0)
+    assert cell.eval_hours and cell.eval_hours > 0
+    assert plan.jobs == 3  # baseline, the cell's sweep, the report

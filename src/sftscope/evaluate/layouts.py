@@ -30,7 +30,7 @@ from huggingface_hub.utils import HfHubHTTPError
 
 from sftscope.errors import InputError
 from sftscope.models.loading import WEIGHT_FILES
-from sftscope.rundir import is_run_dir
+from sftscope.rundir import is_run_dir, list_checkpoints, load_manifest
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
@@ -356,6 +356,16 @@ def hub_layout(repo: str, revisions: list[str]) -> Layout:
 def looks_like_local(target: str) -> bool:
     """A path the user meant as a folder (it exists, or is written as a path)."""
     return Path(target).exists() or target.startswith((".", "/", "~")) or target.count("/") != 1
+
+
+def saved_steps(target: str | Path) -> list[int]:
+    """The checkpoint steps of a run of any layout, ascending ([] when it has none yet)."""
+    path = Path(target)
+    if is_run_dir(path):
+        return [entry.step for entry in list_checkpoints(load_manifest(path))]
+    if not path.is_dir():
+        return []
+    return sorted(found.step for found in detect_layout(path).checkpoints)
 
 
 def run_dir_or_layout(target: str, revisions: list[str] | None) -> Path | Layout:

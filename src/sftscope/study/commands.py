@@ -83,11 +83,19 @@ def _launcher(cli: list[str], executor: ExecutorSpec) -> list[str]:
 
 
 def evaluate(
-    cli: list[str], target: Path | str, *, spec: EvalSpec, store: Path, steps: list[int] | None
+    cli: list[str],
+    target: Path | str,
+    *,
+    spec: EvalSpec,
+    store: Path,
+    steps: list[int] | None,
+    base: str | None = None,
 ) -> list[str]:
     args = [*cli, "eval", str(target), "--suite", spec.suite, "--store", str(store)]
     if steps:
         args += ["--steps", ",".join(str(step) for step in steps)]
+    if base is not None:
+        args += ["--base", base]
     for override in spec.overrides:
         args += ["--set", override]
     return args + list(spec.extra_args)

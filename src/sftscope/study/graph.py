@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from sftscope.evaluate.layouts import saved_steps
 from sftscope.hashing import text_sha256
-from sftscope.rundir import MANIFEST, list_checkpoints, load_manifest
+from sftscope.rundir import is_run_dir
 from sftscope.study import commands
 from sftscope.study.cells import Cell, DataBuild, data_builds
 from sftscope.study.executors import Job, JobResult
@@ -69,6 +70,9 @@ class StudyGraph:
         for build in data_builds(cells):
             self._add("data", build.key, (), build)
         for cell in cells:
+            if cell.data is None:  # trained elsewhere: only swept
+                self._add("eval", cell.id, (f"baseline:{cell.base.name}",), cell)
+                continue
             prep = (f"base:{self.base_key(cell.base)}",) if is_gguf(cell.base) else ()
             train = self._add("train", cell.id, (f"data:{cell.data.key}", *prep), cell)
             self._add("eval", cell.id, (train, f"baseline:{cell.base.name}"), cell)
@@ -118,8 +122,15 @@ class StudyGraph:
             if ready and state.is_done(stage, self.fingerprint(node)):
                 done.add(name)
         for cell in self.cells:
-            if f"data:{cell.data.key}" in done and self.cell_states[cell.id].status("data") != "done":
-                self.cell_states[cell.id].mark("data", "done", fingerprint=cell.data.spec_hash)
+            state = self.cell_states[cell.id]
+            if cell.data is None:  # its data and training happened elsewhere
+                for stage in ("data", "train"):
+                    if state.status(stage) != "done":
+                        state.mark(
+                            stage, "done", fingerprint=cell.config_hash, checkpoints=str(cell.checkpoints)
+                        )
+            elif f"data:{cell.data.key}" in done and state.status("data") != "done":
+                state.mark("data", "done", fingerprint=cell.data.spec_hash)
         return done
 
     def _outputs_exist(self, node: Node) -> bool:
@@ -134,7 +145,7 @@ class StudyGraph:
         fingerprint = self.fingerprint(node)
         if node.kind == "data":  # each cell shows the shared data build as its own first stage
             for cell in self.cells:
-                if cell.data.key == node.subject.key:
+                if cell.data and cell.data.key == node.subject.key:
                     self.cell_states[cell.id].mark("data", status, fingerprint=fingerprint)
         state, stage = self.record(node)
         state.mark(stage, status, fingerprint=fingerprint, **info)
@@ -186,15 +197,23 @@ class StudyGraph:
         # Not the models table: its rows name the bare base path, not this cell's run.
         copy_rows(self.study.base_store(cell.base.name), store, exclude=("models",))
         run = self.study.run_dir(cell.id)
-        argv = commands.evaluate(self.cli, run, spec=self.spec.eval, store=store, steps=self._steps(run))
+        base = None
+        if cell.checkpoints is not None:  # named after the cell, as the analysis finds runs
+            run.parent.mkdir(parents=True, exist_ok=True)
+            if run.is_symlink():
+                run.unlink()
+            run.symlink_to(cell.checkpoints, target_is_directory=True)
+            base = None if is_run_dir(run) else self.model_path(cell.base)  # a run's manifest names it
+        argv = commands.evaluate(
+            self.cli, run, spec=self.spec.eval, store=store, steps=self._steps(run), base=base
+        )
         return argv, self.spec.executor.eval_gpus
 
     def _steps(self, run: Path) -> list[int] | None:
         """The spec's steps that this run has (a 1-epoch recipe stops early), plus its final checkpoint."""
         if self.spec.eval.steps is None:
             return None
-        listed = list_checkpoints(load_manifest(run)) if (run / MANIFEST).is_file() else []
-        available = [entry.step for entry in listed]
+        available = saved_steps(run)
         return sorted({s for s in self.spec.eval.steps if s in available} | set(available[-1:]))
 
     def _data_tmp(self, build: DataBuild) -> Path:

@@ -69,6 +69,8 @@ def write_manifest(
         attempts.append({"started": time.time(), "finished": None})
     data_hashes = {}
     for cell in cells:
+        if cell.data is None:
+            continue
         card = read_json(study.data_dir(cell.data.key) / "card.json") or {}
         data_hashes[cell.data.key] = {
             "spec_sha256": cell.data.spec_hash,
@@ -94,7 +96,8 @@ def write_manifest(
                 "preset": cell.preset.name,
                 "seed": cell.seed,
                 "config_hash": cell.config_hash,
-                "data": cell.data.key,
+                "data": cell.data.key if cell.data else None,
+                "checkpoints": str(cell.checkpoints) if cell.checkpoints else None,
                 "blocks": list(cell.blocks),
             }
             for cell in cells

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sftscope.evaluate.layouts import saved_steps
 from sftscope.study.cells import Cell, expand_cells
 from sftscope.study.commands import overrides_args
 from sftscope.study.spec import BaseSpec, CostSpec, StudySpec, load_study_spec
@@ -132,6 +133,8 @@ def plan_cell(cell: Cell, spec: StudySpec, tasks: list[TaskSize], study: StudyDi
     from sftscope.train.batching import total_steps
     from sftscope.train.schedules import checkpoint_steps
 
+    if cell.checkpoints is not None:  # trained already: only its sweep costs
+        return _external_plan(cell, spec, tasks)
     cost, config = spec.cost, _train_config(cell)
     rows, per_example = _data_facts(cell, study)
     steps = config.steps or (total_steps(rows, config.batch_size, config.epochs, None) if rows else None)
@@ -150,6 +153,14 @@ def plan_cell(cell: Cell, spec: StudySpec, tasks: list[TaskSize], study: StudyDi
     return CellPlan(cell, rows, per_example, steps, saved, len(evaluated), train_hours, eval_hours)
 
 
+def _external_plan(cell: Cell, spec: StudySpec, tasks: list[TaskSize]) -> CellPlan:
+    """A cell of a `checkpoints` condition: no training, and the saved checkpoints it has."""
+    saved = saved_steps(cell.checkpoints) if cell.checkpoints else []
+    evaluated = saved if spec.eval.steps is None else sorted({*spec.eval.steps} & {*saved} | {*saved[-1:]})
+    eval_hours = _sweep_hours(tasks, len(evaluated), _gen_rate(spec.cost, param_count(cell.base)))
+    return CellPlan(cell, None, None, saved[-1] if saved else None, saved, len(evaluated), 0.0, eval_hours)
+
+
 def make_plan(spec_path: str | Path, study_dir: str | Path | None = None) -> StudyPlan:
     spec_path = Path(spec_path)
     spec = load_study_spec(spec_path)
@@ -162,7 +173,8 @@ def make_plan(spec_path: str | Path, study_dir: str | Path | None = None) -> Stu
     }
     cost = spec.cost
     conversions = sum(b.model.startswith("gguf:") for b in bases.values())
-    jobs = len(cells) * 2 + len(baselines) + len({c.cell.data.key for c in cells}) + conversions + 1
+    trained = [c.cell for c in cells if c.cell.data is not None]
+    jobs = len(cells) + len(trained) + len(baselines) + len({c.data.key for c in trained}) + conversions + 1
     unit = "CPU-hours" if cost.cpu_train_tokens_per_s else "GPU-hours"
     plan = StudyPlan(spec, cells, tasks, baselines, unit, jobs)
     if unit == "CPU-hours" and spec.executor.kind == "local":  # one machine: the workers share the work

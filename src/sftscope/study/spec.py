@@ -45,12 +45,18 @@ class BaseSpec(Strict):
 
 
 class ConditionSpec(Strict):
-    """A data condition: one data spec, built once per study and shared by every cell that uses it."""
+    """A data condition: one data spec, built once per study and shared by every cell that uses it;
+    or a run trained elsewhere (`checkpoints`), swept instead of trained."""
 
     name: Name
     """Label of the condition in cell ids, tables and plots."""
-    data: str
+    data: str | None = None
     """Path of the data spec YAML (relative paths resolve against the study's `root`)."""
+    checkpoints: str | None = None
+    """Instead of `data`: a finished run to sweep, not train: an sftscope run, an HF Trainer/TRL/
+    LLaMA-Factory or verl output folder, or a folder of step snapshots (relative to `root`). Its cell
+    skips data and training; the cell's base is its step 0 (and what its adapters merge onto). One
+    run, so the condition belongs to exactly one cell (one base, preset and seed)."""
     rows: int | None = Field(default=None, ge=1)
     """Training rows, for --dry-run before the data is built (the built data card's count wins)."""
     tokens_per_example: float | None = Field(default=None, gt=0)
@@ -233,7 +239,13 @@ def _check_references(spec: StudySpec, path: Path, root: yaml.Node) -> None:
     for i, preset in enumerate(spec.presets):
         if preset.preset is None and preset.config is None:
             raise _error(path, root, ("presets", i), "set `preset`, `config` or both")
-    files = [(("conditions", i, "data"), c.data) for i, c in enumerate(spec.conditions)]
+    for i, condition in enumerate(spec.conditions):
+        if (condition.data is None) == (condition.checkpoints is None):
+            raise _error(path, root, ("conditions", i), "set either `data` (to train) or `checkpoints`")
+        if condition.checkpoints and not resolve_path(spec, path, condition.checkpoints).is_dir():
+            message = f"folder not found: {resolve_path(spec, path, condition.checkpoints)}"
+            raise _error(path, root, ("conditions", i, "checkpoints"), message)
+    files = [(("conditions", i, "data"), c.data) for i, c in enumerate(spec.conditions) if c.data]
     files += [(("presets", i, "config"), p.config) for i, p in enumerate(spec.presets) if p.config]
     if spec.executor.accelerate_config:
         files.append((("executor", "accelerate_config"), spec.executor.accelerate_config))

@@ -68,6 +68,12 @@ def checkpoint_name(step: int) -> str:
     return f"step-{step:06d}"
 
 
+def run_name(run_dir: str | Path) -> str:
+    """A run's name in the results store: its folder's name as given. A symlink keeps its own name,
+    so a study can file a run trained elsewhere under its cell's name."""
+    return Path(os.path.abspath(run_dir)).name
+
+
 def is_run_dir(path: str | Path) -> bool:
     """A training run's directory. A shipped base directory also holds a manifest.json (its
     pretraining record) but, unlike a run directory, it is itself a model (config.json)."""

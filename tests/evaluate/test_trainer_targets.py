@@ -56,6 +56,8 @@ def test_a_trl_run_is_its_base_plus_every_checkpoint(trl_full: Path) -> None:
     assert targets[1].epoch == 0.5 and targets[1].tokens_seen > 0
     assert [t.step for t in resolve_targets(trl_full, base=BASE, steps=[4])] == [0, 4]
     assert store_home(trl_full) == trl_full
+    (trl_full.parent / "cell-a").symlink_to(trl_full)  # a study files it under its cell's name
+    assert {t.run for t in resolve_targets(trl_full.parent / "cell-a", base=BASE)} == {"cell-a"}
 
 
 def test_the_base_comes_from_the_config_or_from_base(trl_full: Path, tmp_path: Path) -> None:

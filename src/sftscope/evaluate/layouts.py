@@ -30,7 +30,7 @@ from huggingface_hub.utils import HfHubHTTPError
 
 from sftscope.errors import InputError
 from sftscope.models.loading import WEIGHT_FILES
-from sftscope.rundir import is_run_dir, list_checkpoints, load_manifest
+from sftscope.rundir import is_run_dir, list_checkpoints, load_manifest, run_name
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
@@ -177,7 +177,7 @@ def _trainer_output(folder: Path, _: list[str] | None) -> Layout | None:
     found = [_trainer_checkpoint(step, path) for step, path in numbered]
     final = _final_model(folder, {f.step for f in found})
     base, where = _recorded_base([f.path for f in found] + [folder])
-    return Layout("HF Trainer output", folder.resolve().name, found + final, base, where)
+    return Layout("HF Trainer output", run_name(folder), found + final, base, where)
 
 
 def _trainer_checkpoint(step: int, path: Path) -> Found:
@@ -230,7 +230,7 @@ def _verl_root(folder: Path, _: list[str] | None) -> Layout | None:
         return None
     found = [_verl_checkpoint(step, path) for step, path in numbered]
     base, where = _recorded_base([f.path for f in found])
-    return Layout("verl checkpoints", folder.resolve().name, found, base, where)
+    return Layout("verl checkpoints", run_name(folder), found, base, where)
 
 
 def _verl_checkpoint(step: int, path: Path) -> Found:
@@ -258,7 +258,7 @@ def _snapshots(folder: Path, revisions: list[str] | None) -> Layout | None:
     if not named:
         return None
     chosen = select_revisions(named, revisions, str(folder)) if revisions is not None else list(named)
-    run = folder.resolve().name.removeprefix("models--").replace("--", "/")
+    run = run_name(folder).removeprefix("models--").replace("--", "/")
     return Layout("step snapshots", run, snapshot_checkpoints({n: named[n] for n in chosen}), None, "")
 
 
@@ -295,7 +295,7 @@ def _single(folder: Path, _: list[str] | None) -> Layout | None:
     if not (is_model(folder) or is_adapter(folder)):
         return None
     base, where = _recorded_base([folder]) if is_adapter(folder) else (None, "")
-    return Layout("model", folder.resolve().name, [Found(0, folder, is_adapter(folder))], base, where)
+    return Layout("model", run_name(folder), [Found(0, folder, is_adapter(folder))], base, where)
 
 
 def _recorded_base(folders: list[Path]) -> tuple[str | None, str]:

@@ -32,6 +32,7 @@ from sftscope.rundir import (
     is_run_dir,
     list_checkpoints,
     load_manifest,
+    run_name,
     weight_files,
     write_json_atomic,
 )
@@ -223,7 +224,7 @@ def _run_targets(run_dir: Path, steps: list[int] | None, every: int | None) -> l
     if every is not None:
         last = entries[-1].step if entries else None
         entries = [e for e in entries if e.step % every == 0 or e.step == last]
-    run = run_dir.resolve().name
+    run = run_name(run_dir)
     base = _local_model(manifest.base_model)
     _check_hash(Path(base), manifest.base_hash, where, "base_hash")
     targets = [Target(run, 0, base, manifest.base_hash)]

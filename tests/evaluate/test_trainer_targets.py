@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from sftscope.cli import app
 from sftscope.errors import InputError
+from sftscope.evaluate.store import ResultsStore
 from sftscope.evaluate.targets import resolve_targets, store_home
 from sftscope.models.loading import resolve_model
 from sftscope.rundir import content_hash
@@ -177,6 +178,10 @@ def test_the_same_weights_under_another_name_cost_nothing(
         "eval", str(trl_full), "--base", BASE, "--steps", "4", *QUICK, "--store", str(store)
     )
     assert code == 0 and "4 rows computed" in output, output  # (base, step 4) x 2 prompts
+    with ResultsStore(store, read_only=True) as results:
+        (row,) = [r for r in results.models().to_pylist() if r["step"] == 4]
+    state = json.loads((trl_full / "checkpoint-4" / "trainer_state.json").read_text())
+    assert (row["epoch"], row["tokens_seen"]) == (1.0, state["num_input_tokens_seen"])
     folder = _snapshot_folder(trl_full, tmp_path / "snapshots")
     code, output = invoke("eval", str(folder), "--revisions", "step4", *QUICK, "--store", str(store))
     assert code == 0 and "0 rows computed" in output and "all rows stored already" in output, output

@@ -98,3 +98,20 @@ def test_store_merges_are_idempotent_and_keyed(tmp_path: Path) -> None:
     with duckdb.connect(str(seeded), read_only=True) as con:
         assert [t for (t,) in con.execute("SHOW TABLES").fetchall()] == ["samples"]
     assert copy_rows(tmp_path / "missing.duckdb", seeded) == 0
+
+
+def test_a_store_of_an_older_version_merges_into_a_newer_one(tmp_path: Path) -> None:
+    from sftscope.evaluate.store import ResultsStore
+
+    old, new = tmp_path / "old.duckdb", tmp_path / "new.duckdb"
+    with duckdb.connect(str(old)) as con:  # models before it recorded epoch and tokens_seen
+        con.execute("CREATE TABLE models (run VARCHAR, step INT, model_hash VARCHAR, path VARCHAR)")
+        con.execute("INSERT INTO models VALUES ('r', 2, 'h2', NULL)")
+    with ResultsStore(new) as store:
+        store.register_model("r", 4, "h4", None, epoch=0.5, tokens_seen=128)
+    assert copy_rows(old, new) == 1
+    with ResultsStore(new, read_only=True) as store:
+        assert store.models().select(["step", "epoch", "tokens_seen"]).to_pylist() == [
+            {"step": 2, "epoch": None, "tokens_seen": None},
+            {"step": 4, "epoch": 0.5, "tokens_seen": 128},
+        ]

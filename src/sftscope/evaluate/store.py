@@ -7,7 +7,7 @@ Tables (the contract in docs/architecture.md):
   runs, a checkpoint copied elsewhere) are evaluated once. `sampling_hash` is the task's `spec_hash`:
   the hash of everything that decides a row's content besides the model and the prompt (prompt
   template, sampling, scorer), so editing a task never mixes old and new rows.
-- `models`: (run, step) -> model_hash, path. Step 0 is the base model.
+- `models`: (run, step) -> model_hash, path, epoch, tokens_seen. Step 0 is the base model.
 - `tasks`: task -> domain, scorer, spec_hash, higher_is_better; the spec_hash is the task's current one.
 
 Rows are inserted with INSERT OR IGNORE and each call of `add_samples` is its own transaction, so a
@@ -65,6 +65,8 @@ CREATE TABLE IF NOT EXISTS models (
     run VARCHAR NOT NULL, step INTEGER NOT NULL, model_hash VARCHAR NOT NULL, path VARCHAR,
     PRIMARY KEY (run, step)
 );
+ALTER TABLE models ADD COLUMN IF NOT EXISTS epoch DOUBLE;
+ALTER TABLE models ADD COLUMN IF NOT EXISTS tokens_seen BIGINT;
 CREATE TABLE IF NOT EXISTS tasks (
     task VARCHAR PRIMARY KEY, domain VARCHAR NOT NULL, scorer VARCHAR NOT NULL,
     spec_hash VARCHAR NOT NULL, higher_is_better BOOLEAN NOT NULL
@@ -148,11 +150,21 @@ class ResultsStore:
 
     # -- writing ---------------------------------------------------------------------------------------
 
-    def register_model(self, run: str, step: int, model_hash: str, path: str | Path | None) -> None:
-        """Record that `run` at `step` has these weights (a re-trained run replaces its old entry)."""
+    def register_model(
+        self,
+        run: str,
+        step: int,
+        model_hash: str,
+        path: str | Path | None,
+        epoch: float | None = None,
+        tokens_seen: int | None = None,
+    ) -> None:
+        """Record that `run` at `step` has these weights (a re-trained run replaces its old entry), and
+        the epoch and tokens seen there where the trainer recorded them."""
         self.con.execute(
-            "INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?)",
-            [run, step, model_hash, None if path is None else str(path)],
+            "INSERT OR REPLACE INTO models (run, step, model_hash, path, epoch, tokens_seen) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [run, step, model_hash, None if path is None else str(path), epoch, tokens_seen],
         )
 
     def register_tasks(self, entries: Sequence[TaskEntry]) -> None:

@@ -171,7 +171,9 @@ def run_sweep(
     )
     commit_every = commit_every or backend.batch_size
     for target in targets:
-        store.register_model(target.run, target.step, target.model_hash, target.path)
+        store.register_model(
+            target.run, target.step, target.model_hash, target.path, target.epoch, target.tokens_seen
+        )
         work = {task.spec.name: _missing(store, target, task, retry_errors) for task in tasks}
         todo = sum(len(items) for items in work.values())
         stats.reused += sum(len(t.examples) * t.spec.sampling.n for t in tasks) - todo

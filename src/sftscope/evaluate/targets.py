@@ -236,7 +236,7 @@ def _run_targets(run_dir: Path, steps: list[int] | None, every: int | None) -> l
         check_weights(path)
         index = manifest.checkpoints.index(entry)
         _check_hash(path, entry.content_hash, where, f"checkpoints[{index}].content_hash")
-        targets.append(Target(run, entry.step, str(path), entry.content_hash))
+        targets.append(Target(run, entry.step, str(path), entry.content_hash, entry.epoch, entry.tokens_seen))
     return targets
 
 

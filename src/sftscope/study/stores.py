@@ -56,8 +56,11 @@ def copy_rows(source: Path, target: Path, exclude: tuple[str, ...] = ()) -> int:
                 if table not in ours:
                     con.execute(ddl)
                 before = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
-                # Columns by name: a store written by another version may order them differently.
-                columns = ", ".join(f'"{c[0]}"' for c in con.execute(f'DESCRIBE "{table}"').fetchall())
+                # Columns by name, those both stores have: a store written by another version may
+                # order them differently or lack newer ones (those stay NULL).
+                theirs = {c[0] for c in con.execute(f'DESCRIBE src."{table}"').fetchall()}
+                names = [c[0] for c in con.execute(f'DESCRIBE "{table}"').fetchall() if c[0] in theirs]
+                columns = ", ".join(f'"{name}"' for name in names)
                 if _has_key(con, "src", table):
                     con.execute(
                         f'INSERT OR REPLACE INTO "{table}" ({columns}) SELECT {columns} FROM src."{table}"'

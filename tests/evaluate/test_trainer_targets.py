@@ -57,6 +57,10 @@ def test_a_trl_run_is_its_base_plus_every_checkpoint(trl_full: Path) -> None:
     assert targets[1].epoch == 0.5 and targets[1].tokens_seen > 0
     assert [t.step for t in resolve_targets(trl_full, base=BASE, steps=[4])] == [0, 4]
     assert store_home(trl_full) == trl_full
+    one = trl_full / "checkpoint-2"  # one checkpoint is one model: its own step 0, no base beside it
+    assert [(t.run, t.step) for t in resolve_targets(one)] == [("checkpoint-2", 0)]
+    with pytest.raises(InputError, match="--base names the base of a run's checkpoints or of an adapter"):
+        resolve_targets(one, base=BASE)
     (trl_full.parent / "cell-a").symlink_to(trl_full)  # a study files it under its cell's name
     assert {t.run for t in resolve_targets(trl_full.parent / "cell-a", base=BASE)} == {"cell-a"}
 
@@ -119,6 +123,10 @@ def test_a_folder_of_step_snapshots_and_a_revision_pattern(trl_full: Path, tmp_p
     assert [t.step for t in resolve_targets(folder, base=BASE, revisions=["step4"])] == [0, 4]
     with pytest.raises(InputError, match="revision 'step8' does not exist; revisions: step2, step4"):
         resolve_targets(folder, revisions=["step8"])
+    (folder / "step6").mkdir()
+    (folder / "step6" / "config.json").write_text("{}")  # a snapshot whose weights never arrived
+    with pytest.raises(InputError, match="step6: holds no model weights"):
+        resolve_targets(folder)
 
 
 def test_a_hub_cache_folder_and_a_hub_repo(

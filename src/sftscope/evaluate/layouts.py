@@ -44,6 +44,8 @@ LOOKED_FOR = (
 )
 VERL_EXPORTS = ("actor/huggingface", "huggingface", ".")
 VERL_ADAPTER = "actor/lora_adapter"
+_CHECKPOINT = re.compile(r"checkpoint-(\d+)")
+_GLOBAL_STEP = re.compile(r"global_step_(\d+)")
 _STEP = re.compile(r"(?:^|[^a-z])step[-_]?(\d+)", re.IGNORECASE)
 _TOKENS = re.compile(r"tokens[-_]?(\d+(?:\.\d+)?)([KMBT]?)", re.IGNORECASE)
 _SCALE = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
@@ -161,6 +163,11 @@ def detect_layout(folder: Path, revisions: list[str] | None = None) -> Layout:
     raise InputError(str(folder), f"matches no known checkpoint layout; looked for {looked}")
 
 
+def holds_numbered_checkpoints(folder: Path) -> bool:
+    """An HF Trainer or verl output folder (checkpoint-N/ or global_step_N/ inside)."""
+    return folder.is_dir() and bool(_numbered(folder, _CHECKPOINT) or _numbered(folder, _GLOBAL_STEP))
+
+
 def _numbered(folder: Path, pattern: re.Pattern[str]) -> list[tuple[int, Path]]:
     found = []
     for child in folder.iterdir():
@@ -171,7 +178,7 @@ def _numbered(folder: Path, pattern: re.Pattern[str]) -> list[tuple[int, Path]]:
 
 
 def _trainer_output(folder: Path, _: list[str] | None) -> Layout | None:
-    numbered = _numbered(folder, re.compile(r"checkpoint-(\d+)"))
+    numbered = _numbered(folder, _CHECKPOINT)
     if not numbered:
         return None
     found = [_trainer_checkpoint(step, path) for step, path in numbered]
@@ -225,7 +232,7 @@ def _trainer_state(path: Path, step: int) -> tuple[float | None, int | None]:
 
 
 def _verl_root(folder: Path, _: list[str] | None) -> Layout | None:
-    numbered = _numbered(folder, re.compile(r"global_step_(\d+)"))
+    numbered = _numbered(folder, _GLOBAL_STEP)
     if not numbered:
         return None
     found = [_verl_checkpoint(step, path) for step, path in numbered]
@@ -253,9 +260,9 @@ def _verl_checkpoint(step: int, path: Path) -> Found:
 
 def _snapshots(folder: Path, revisions: list[str] | None) -> Layout | None:
     """Step-named model folders, or a hub cache folder whose refs name step revisions."""
-    named = _cached_refs(folder) or {c.name: c for c in folder.iterdir() if c.is_dir() and is_model(c)}
+    named = _cached_refs(folder) or {c.name: c for c in folder.iterdir() if c.is_dir()}
     named = {name: path for name, path in named.items() if step_of_name(name) is not None}
-    if not named:
+    if not any(is_model(path) or is_adapter(path) for path in named.values()):
         return None
     chosen = select_revisions(named, revisions, str(folder)) if revisions is not None else list(named)
     run = run_name(folder).removeprefix("models--").replace("--", "/")
@@ -282,6 +289,9 @@ def snapshot_checkpoints(named: dict[str, Path]) -> list[Found]:
         step = step_of_name(name)
         if step is None:
             raise InputError(name, "cannot tell this revision's step: expected a name such as step1000")
+        if not (has_weights(path) or any((path / n).is_file() for n in ADAPTER_WEIGHTS)):
+            looked = ", ".join((*WEIGHT_FILES, *ADAPTER_WEIGHTS))
+            raise InputError(str(path), f"holds no model weights (looked for {looked})")
         found.append(Found(step, path, is_adapter(path), tokens_seen=tokens_of_name(name)))
     steps = [f.step for f in found]
     duplicated = sorted({s for s in steps if steps.count(s) > 1})

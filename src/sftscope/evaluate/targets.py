@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
@@ -18,6 +17,7 @@ from sftscope.evaluate.layouts import (
     ADAPTER_WEIGHTS,
     Found,
     Layout,
+    holds_numbered_checkpoints,
     read_json_file,
     run_dir_or_layout,
 )
@@ -100,21 +100,14 @@ def resolve_targets(
                 text, "--base is for checkpoints that do not name their base; this run's manifest does"
             )
         return _run_targets(located, steps, every)
-    return _layout_targets(located, steps, every, base)
+    return _layout_targets(located, steps, every, base, text)
 
 
 def store_home(target: str | Path) -> Path | None:
     """The folder a target's results store defaults to: the run's own (an sftscope run or another
     trainer's output folder), or None for a single model, snapshots and hub repos."""
     path = Path(target)
-    if is_run_dir(path):
-        return path
-    if path.is_dir() and any(
-        child.is_dir() and re.fullmatch(r"checkpoint-\d+|global_step_\d+", child.name)
-        for child in path.iterdir()
-    ):
-        return path
-    return None
+    return path if is_run_dir(path) or holds_numbered_checkpoints(path) else None
 
 
 def _selected(available: list[int], steps: list[int] | None, every: int | None, where: str) -> set[int]:
@@ -133,12 +126,15 @@ def _selected(available: list[int], steps: list[int] | None, every: int | None, 
 
 
 def _layout_targets(
-    layout: Layout, steps: list[int] | None, every: int | None, base: str | None
+    layout: Layout, steps: list[int] | None, every: int | None, base: str | None, where: str
 ) -> list[Target]:
     if layout.kind == "model" and ((steps and set(steps) - {0}) or every is not None):
-        raise InputError(layout.run, _NOT_A_RUN)
-    where = layout.checkpoints[0].path.parent if layout.checkpoints else layout.run
-    chosen = _selected([f.step for f in layout.checkpoints], steps, every, str(where))
+        raise InputError(where, _NOT_A_RUN)
+    if layout.kind == "model" and base is not None and not layout.checkpoints[0].adapter:
+        raise InputError(
+            where, "--base names the base of a run's checkpoints or of an adapter; this is a model"
+        )
+    chosen = _selected([f.step for f in layout.checkpoints], steps, every, where)
     found = [f for f in layout.checkpoints if f.step in chosen]
     check_tokenizers(found)
     base_dir = _base_dir(layout, base, found)

@@ -9,7 +9,6 @@ only ever see a complete one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -20,7 +19,7 @@ from huggingface_hub import snapshot_download
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sftscope.errors import InputError
-from sftscope.hashing import file_sha256
+from sftscope.hashing import file_sha256, text_sha256
 from sftscope.models.loading import WEIGHT_FILES, resolve_model
 from sftscope.specfile import validation_error
 
@@ -130,7 +129,7 @@ def files_hash(files: list[Path]) -> str:
     if len(files) == 1:
         return file_sha256(files[0])
     lines = "".join(f"{p.name} {file_sha256(p)}\n" for p in files)
-    return hashlib.sha256(lines.encode()).hexdigest()
+    return text_sha256(lines)
 
 
 def content_hash(model_dir: str | Path) -> str:

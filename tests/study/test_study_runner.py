@@ -270,7 +270,7 @@ def test_a_checkpoints_condition_is_swept_not_trained(tmp_path: Path) -> None:
     study = StudyDir(tmp_path / "out")
     assert set(cell_statuses(study).values()) == {"done"}
     kinds = Counter(job.name.split(":")[0] for job in stages.calls)
-    assert kinds == {"data": 1, "baseline": 2, "train": 2, "eval": 3, "report": 1}
+    assert kinds == {"data": 1, "baseline": 2, "train": 2, "eval": 3, "analyze": 1, "report": 1}
     (sweep,) = [job for job in stages.calls if job.name.startswith("eval:strong__trl")]
     target = Path(arg(sweep.argv, "eval"))
     assert (
@@ -281,4 +281,4 @@ def test_a_checkpoints_condition_is_swept_not_trained(tmp_path: Path) -> None:
     assert cells[sweep.name.removeprefix("eval:")]["checkpoints"] == str(tmp_path / "trl-out")
     again = FakeStages()
     run(spec, tmp_path / "out", again)
-    assert [job.name for job in again.calls] == ["report"]
+    assert [job.name for job in again.calls] == ["analyze", "report"]

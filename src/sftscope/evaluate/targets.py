@@ -4,7 +4,6 @@ one model; each keyed by the content hash of its weights."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from dataclasses import dataclass, replace
@@ -22,7 +21,7 @@ from sftscope.evaluate.layouts import (
     run_dir_or_layout,
 )
 from sftscope.evaluate.merge import merged_model
-from sftscope.hashing import file_sha256
+from sftscope.hashing import file_sha256, json_sha256, text_sha256
 from sftscope.models.loading import check_weights, resolve_model
 from sftscope.rundir import (
     MANIFEST,
@@ -276,7 +275,7 @@ def cached_files_hash(files: list[Path]) -> str:
     stamp = {
         name: [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino] for name, stat in stats.items()
     }
-    key = hashlib.sha256(json.dumps(sorted(stamp)).encode()).hexdigest()[:32]
+    key = json_sha256(sorted(stamp))[:32]
     cache = hash_cache_dir() / f"{key}.json"
     try:
         cached = json.loads(cache.read_text())
@@ -309,7 +308,7 @@ def adapter_hash(adapter_dir: Path, base_hash: str) -> str:
         raise InputError(str(adapter_dir / ADAPTER_CONFIG), "expected an object", line=1)
     settings = json.dumps({k: v for k, v in config.items() if k not in _UNMERGED_KEYS}, sort_keys=True)
     identity = f"peft-merge\nbase {base_hash}\nadapter {cached_files_hash(weights)}\nconfig {settings}\n"
-    return hashlib.sha256(identity.encode()).hexdigest()
+    return text_sha256(identity)
 
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "merges.txt", "vocab.txt")
@@ -336,7 +335,7 @@ def tokenizer_fingerprint(folder: Path) -> str | None:
         parts.append(template.read_text(encoding="utf-8"))
     elif config.is_file():
         parts.append(json.dumps(read_json_file(config).get("chat_template")))
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    return text_sha256("\n".join(parts))
 
 
 def check_tokenizers(found: list[Found]) -> None:
@@ -372,4 +371,4 @@ def served_target(target: Target, base_url: str, served_model: str | None) -> Ta
     identity = f"openai-endpoint {base_url.rstrip('/')} {name}"
     # Its own run name too: the store maps (run, step) to one model, and the local run keeps its own.
     run = f"openai:{served_model or target.run}@{urlparse(base_url).netloc}"
-    return replace(target, run=run, model_hash=hashlib.sha256(identity.encode()).hexdigest())
+    return replace(target, run=run, model_hash=text_sha256(identity))

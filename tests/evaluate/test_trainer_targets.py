@@ -74,6 +74,17 @@ def test_the_base_comes_from_the_config_or_from_base(trl_full: Path, tmp_path: P
     assert resolve_targets(copy)[0].path == resolve_model(BASE)
 
 
+def test_a_final_model_saved_beside_the_checkpoints_is_its_last_step(trl_full: Path, tmp_path: Path) -> None:
+    run = shutil.copytree(trl_full, tmp_path / "run")
+    for path in (run / "checkpoint-4").iterdir():  # trainer.save_model() + save_state() after step 5
+        shutil.copy(path, run / path.name)
+    state = json.loads((run / "trainer_state.json").read_text())
+    (run / "trainer_state.json").write_text(json.dumps({**state, "global_step": 5}))
+    assert [t.step for t in resolve_targets(run, base=BASE)] == [0, 2, 4, 5]
+    (run / "trainer_state.json").write_text(json.dumps(state))  # saved at a checkpoint's step: not twice
+    assert [t.step for t in resolve_targets(run, base=BASE)] == [0, 2, 4]
+
+
 def test_lora_adapters_are_merged_onto_their_base(trl_lora: Path, tmp_path: Path) -> None:
     import torch
     from peft import PeftModel

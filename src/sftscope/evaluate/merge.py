@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -31,10 +32,14 @@ def merged_model(adapter_dir: Path, base_dir: Path, out: Path) -> Path:
             merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
     except (RuntimeError, ValueError, KeyError) as exc:  # shapes or module names that do not fit
         raise InputError(str(adapter_dir), f"does not fit its base {base_dir}: {exc}") from exc
-    tmp = out.with_name(out.name + ".tmp")
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")  # one per process: parallel sweeps may merge it too
     shutil.rmtree(tmp, ignore_errors=True)
     merged.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.replace(out)
+    try:
+        tmp.rename(out)
+    except OSError:  # another sweep renamed its identical merge into place first
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (out / "config.json").is_file():
+            raise
     return out

@@ -128,5 +128,5 @@ def gguf_source(name: str) -> Path:
         return smollm2_gguf_path()
     path = Path(name)
     if not path.is_file():
-        raise InputError(name, "no such GGUF file")
+        raise InputError(name, "GGUF file does not exist")
     return path

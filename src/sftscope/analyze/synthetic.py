@@ -33,7 +33,7 @@ BASES = {"micro-weak": "weak", "micro-strong": "strong"}
 CONDITIONS = ("long-cot", "short-cot", "answer-only")
 
 _DIP = np.array([0, -0.3, -0.9, -1.3, -1.1, -0.5, 0.2, 0.6, 0.8])
-_STAY = np.array([0, -0.3, -0.9, -1.5, -1.6, -1.4, -1.1, -0.9, -0.8])
+_STAY = np.array([0, -0.3, -0.9, -1.5, -1.6, -1.3, -0.9, -0.6, -0.5])
 _RAMP = np.linspace(0, 1, len(STEPS))
 
 _EFFECTIVE = "25 * 3 = 75, 75 - 8 = 67. Wait, that's not 72. Let me try 50 + 25 = 75, 75 - 3 = 72."

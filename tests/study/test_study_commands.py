@@ -76,6 +76,14 @@ def test_eval_and_data_lines() -> None:
     ]
 
 
+def test_an_adaptive_eval_spec_sweeps_runs_adaptively_and_bases_fully() -> None:
+    spec = EvalSpec(suite="micro", adaptive=True, budget=6)
+    run = commands.evaluate(["s"], Path("/r"), spec=spec, store=Path("/x.duckdb"), steps=None, run=True)
+    base = commands.evaluate(["s"], Path("/m"), spec=spec, store=Path("/b.duckdb"), steps=None)
+    assert run[-3:] == ["--adaptive", "--budget", "6"]
+    assert "--adaptive" not in base  # a base model is one checkpoint: nothing to choose from
+
+
 def test_the_cli_is_the_one_of_this_python() -> None:
     cli = commands.sftscope_command(ExecutorSpec())
     assert Path(cli[0]).name in ("sftscope", "python", "python3") or cli[0].endswith("python")

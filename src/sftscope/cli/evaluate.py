@@ -96,6 +96,12 @@ def eval_command(
     n_boot: int = typer.Option(
         1000, "--n-boot", min=100, help="Bootstrap resamples of each aggregate's CI (at least 100)."
     ),
+    adaptive: bool = typer.Option(
+        False, "--adaptive", help="Evaluate log-spaced checkpoints, then bisect where the curve moves."
+    ),
+    budget: int | None = typer.Option(
+        None, "--budget", help="--adaptive: at most this many checkpoints, the base included."
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Sweep-evaluate a training run (every checkpoint + its base as step 0) or one model on a suite.
@@ -105,16 +111,19 @@ def eval_command(
 
     Only rows missing from the store are computed; weights already evaluated (by content hash) are
     skipped. Writes aggregates.parquet/.json beside the store and prints the store path on stdout.
+    With --adaptive, only the checkpoints where the curves move are evaluated; the store's
+    sweep_plan table records which and why.
     """
     from transformers.utils import logging as hf_logging
 
+    from sftscope.evaluate.adaptive import adaptive_sweep, check_adaptive
     from sftscope.evaluate.backends import make_backend
     from sftscope.evaluate.layouts import parse_revisions
     from sftscope.evaluate.spec import check_scopes, load_suite, load_task
     from sftscope.evaluate.store import STORE_FILE, ResultsStore
     from sftscope.evaluate.summary import print_summary
-    from sftscope.evaluate.sweep import Task, run_sweep
-    from sftscope.evaluate.targets import resolve_targets, served_target, store_home
+    from sftscope.evaluate.sweep import SweepStats, Task, run_sweep
+    from sftscope.evaluate.targets import Target, resolve_targets, served_target, store_home
     from sftscope.progress import console
     from sftscope.train.config import parse_overrides
 
@@ -131,11 +140,15 @@ def eval_command(
     message = "--backend openai evaluates the one model an endpoint serves, not a run's checkpoints"
     if served and run_dir is not None:  # an endpoint answers for one model, whichever is "loaded"
         raise InputError(str(run_dir), f"{message}; give that model's directory instead")
+    if budget is not None and not adaptive:
+        raise InputError("--budget", "limits an adaptive sweep; add --adaptive")
     targets = resolve_targets(
         target, steps=_steps(steps), every=every, base=base, revisions=parse_revisions(revisions)
     )
     if served and len(targets) > 1:
         raise InputError(target, f"{message}; give that model's directory instead")
+    if adaptive:
+        check_adaptive(targets, budget)
     store_path = store or (run_dir / STORE_FILE if run_dir else Path(STORE_FILE))
     options: dict[str, Any] = (
         {"threads": threads, "prefill_tokens": prefill_tokens} if backend == "transformers" else {}
@@ -153,15 +166,25 @@ def eval_command(
     loaded = [Task.load(spec) for spec in specs]
     with ResultsStore(store_path) as results:
         with on_interrupt(f"the finished rows are in {store_path}; the same command continues"):
-            stats = run_sweep(
-                targets,
-                loaded,
-                results,
-                engine,
-                retry_errors=retry_errors,
-                show_progress=not quiet,
-                log=console.print,
-            )
+
+            def sweep(chosen: list[Target]) -> SweepStats:
+                return run_sweep(
+                    chosen,
+                    loaded,
+                    results,
+                    engine,
+                    retry_errors=retry_errors,
+                    show_progress=not quiet,
+                    log=console.print,
+                )
+
+            if adaptive:
+                plan, stats = adaptive_sweep(
+                    targets, results, sweep, budget=budget, n_boot=n_boot, log=console.print
+                )
+                targets = [t for t in targets if t.step in {e.step for e in plan}]
+            else:
+                stats = sweep(targets)
         print_summary(results, specs, targets, stats, n_boot=n_boot)
     engine.close()
     typer.echo(str(store_path))

@@ -90,12 +90,16 @@ def evaluate(
     store: Path,
     steps: list[int] | None,
     base: str | None = None,
+    run: bool = False,
 ) -> list[str]:
+    """`sftscope eval` of a model, or of a run's checkpoints (`run`, adaptively when the spec says so)."""
     args = [*cli, "eval", str(target), "--suite", spec.suite, "--store", str(store)]
     if steps:
         args += ["--steps", ",".join(str(step) for step in steps)]
     if base is not None:
         args += ["--base", base]
+    if run and spec.adaptive:
+        args += ["--adaptive"] + (["--budget", str(spec.budget)] if spec.budget is not None else [])
     for override in spec.overrides:
         args += ["--set", override]
     return args + list(spec.extra_args)

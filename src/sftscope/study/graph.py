@@ -104,7 +104,8 @@ class StudyGraph:
 
     def fingerprint(self, node: Node) -> str:
         ev = self.spec.eval
-        sweep = json.dumps([ev.suite, ev.steps, ev.overrides, ev.extra_args])
+        adaptive = [ev.adaptive, ev.budget] if ev.adaptive else []  # absent: older fingerprints hold
+        sweep = json.dumps([ev.suite, ev.steps, ev.overrides, ev.extra_args, *adaptive])
         return {
             "base": lambda s: s.model,
             "data": lambda s: s.spec_hash,
@@ -205,7 +206,7 @@ class StudyGraph:
             run.symlink_to(cell.checkpoints, target_is_directory=True)
             base = None if is_run_dir(run) else self.model_path(cell.base)  # a run's manifest names it
         argv = commands.evaluate(
-            self.cli, run, spec=self.spec.eval, store=store, steps=self._steps(run), base=base
+            self.cli, run, spec=self.spec.eval, store=store, steps=self._steps(run), base=base, run=True
         )
         return argv, self.spec.executor.eval_gpus
 

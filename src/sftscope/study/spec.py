@@ -102,6 +102,11 @@ class EvalSpec(Strict):
     """Task spec changes, `KEY=VALUE` for every task or `TASK:KEY=VALUE` for one (`eval --set`)."""
     extra_args: list[str] = []
     """More `sftscope eval` arguments, passed as they are (e.g. ['--backend', 'vllm'])."""
+    adaptive: bool = False
+    """Sweep each run adaptively (`eval --adaptive`): log-spaced checkpoints, then bisection where
+    its curves move; among `steps` when they are given."""
+    budget: int | None = Field(default=None, ge=2)
+    """With `adaptive`: at most this many checkpoints per run, the base included (`eval --budget`)."""
 
 
 class ReportSpec(Strict):

@@ -173,6 +173,11 @@ def main() -> None:
         f"{agreement(outcomes)} = {sum(o.agrees for o in outcomes) / n:.1%}"
     )
     print(f"labels equal: {sum(o.dense.label == o.adaptive.label for o in outcomes)}/{n}")
+    right = [
+        sum(getattr(o, sweep).label == _truth(o.curve.shape) for o in outcomes)
+        for sweep in ("dense", "adaptive")
+    ]
+    print(f"labels equal to the planted shape: dense {right[0]}/{n}, adaptive {right[1]}/{n}")
     print(
         f"checkpoints evaluated: adaptive {evaluated}, dense {dense_total}: {evaluated / dense_total:.1%} "
         f"of the dense sweep's ({dense_total / evaluated:.2f}x fewer)"

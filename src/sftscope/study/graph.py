@@ -104,14 +104,15 @@ class StudyGraph:
 
     def fingerprint(self, node: Node) -> str:
         ev = self.spec.eval
-        adaptive = [ev.adaptive, ev.budget] if ev.adaptive else []  # absent: older fingerprints hold
-        sweep = json.dumps([ev.suite, ev.steps, ev.overrides, ev.extra_args, *adaptive])
+        sweep = json.dumps([ev.suite, ev.steps, ev.overrides, ev.extra_args])
+        # Only a run's sweep is adaptive; absent when off, so the fingerprints of older studies hold.
+        adaptive = json.dumps([ev.adaptive, ev.budget]) if ev.adaptive else ""
         return {
             "base": lambda s: s.model,
             "data": lambda s: s.spec_hash,
             "baseline": lambda s: short_hash(sweep + s.model),
             "train": lambda s: s.config_hash,
-            "eval": lambda s: short_hash(sweep + s.config_hash),
+            "eval": lambda s: short_hash(sweep + adaptive + s.config_hash),
         }[node.kind](node.subject)
 
     def done_nodes(self) -> set[str]:

@@ -53,7 +53,7 @@ from sftscope.stats import (
 COARSE = "coarse"
 PIN_BOTTOM = "pin dip bottom"
 PIN_RECOVERY = "pin recovery"
-PIN_REBOUND = "test rebound"
+TEST_REBOUND = "test rebound"
 CHANGE = "bisect: change > CI"
 UNAVERAGED_DOMAINS = ("safety",)
 
@@ -156,7 +156,7 @@ def _around(shape: DipShape) -> list[tuple[str, int, int]]:
         return []
     if not shape.rebound:
         later = range(bottom + 1, shape.delta.size)
-        return [(PIN_BOTTOM, bottom, 0)] + [(PIN_REBOUND, i, 1) for i in later if _above_bottom(shape, i)]
+        return [(PIN_BOTTOM, bottom, 0)] + [(TEST_REBOUND, i, 1) for i in later if _above_bottom(shape, i)]
     low = [i for i in range(shape.delta.size) if shape.hi[i] < 0 and not _above_bottom(shape, i)]
     end = shape.delta.size if shape.recovery is None else shape.recovery + 1
     back = [i for i in range(bottom + 1, end) if shape.hi[i] >= 0]

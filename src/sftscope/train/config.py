@@ -45,6 +45,9 @@ class TrainConfig(BaseModel):
 
     model: str
     """Base model: a shipped micro base name (e.g. 'micro-strong'), a local directory or a hub id."""
+    engine: Literal["sftscope", "trl"] = "sftscope"
+    """Who runs the optimizer steps: 'sftscope' (the own loop, fastest on CPU) or 'trl' (TRL's SFTTrainer
+    under accelerate: DDP, FSDP or DeepSpeed ZeRO-3). Same data, loss, schedule and run directory."""
     data: str
     """Training data: a data directory (its train.jsonl) or a .jsonl/.parquet file of Example rows."""
     out: str
@@ -56,6 +59,10 @@ class TrainConfig(BaseModel):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Weight dtype. fp32 keeps exact master weights; for bf16 compute on GPUs keep fp32 here and set
     accelerate's mixed_precision: bf16 (configs/accelerate/*-gpu.yaml). bf16 is far slower on CPU."""
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    """Attention kernel given to transformers when the model is loaded. 'auto': flash_attention_2 where
+    flash-attn and a GPU are there (packed rows then use its variable-length kernel from the position
+    ids, with no dense mask), else sdpa."""
 
     max_length: int = 20000
     """Maximum tokens of prompt + completion (incl. EOS) per example."""
@@ -108,6 +115,16 @@ class TrainConfig(BaseModel):
     """Extra trackers next to metrics.jsonl. 'auto' = TensorBoard when installed; W&B only when named."""
     progress: bool = True
     """Show a progress bar with ETA on stderr (main process only)."""
+    keep: Literal["all", "swept"] = "all"
+    """Which checkpoints' weights stay on disk: every scheduled one, or only `keep_steps` and the final
+    step (plus the newest resume state, so a killed run can continue)."""
+    keep_steps: list[int] = []
+    """The steps a later sweep will evaluate (`study run` fills it from its eval steps); read with
+    keep: swept only."""
+    use_liger_kernel: bool = False
+    """engine trl: Liger's fused Triton kernels (RMSNorm, RoPE, SwiGLU) for less activation memory."""
+    activation_offloading: bool = False
+    """engine trl: offload activations to CPU memory during the forward pass (TRL's option)."""
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -125,6 +142,12 @@ class TrainConfig(BaseModel):
             raise ValueError("steps must be >= 1")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError("warmup_ratio must be in [0, 1)")
+        if any(step < 1 for step in self.keep_steps):
+            raise ValueError("keep_steps must be >= 1")
+        if self.engine != "trl":
+            for name in ("use_liger_kernel", "activation_offloading"):
+                if getattr(self, name):
+                    raise ValueError(f"{name} is a TRL option: set engine: trl")
         return self
 
 

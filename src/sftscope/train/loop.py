@@ -22,7 +22,7 @@ import torch
 from sftscope.errors import InputError
 from sftscope.models.loading import load_model_and_tokenizer
 from sftscope.progress import console, progress_bar
-from sftscope.train import batching, checkpoints
+from sftscope.train import batching, checkpoints, disk
 from sftscope.train.config import TrainConfig, load_config, save_config
 from sftscope.train.encode import data_file, encode_dataset, load_examples
 from sftscope.train.loss import CompletionLoss, batch_loss
@@ -78,11 +78,17 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
     """
     from accelerate.utils import DistributedType
 
+    if config.engine == "trl":
+        from sftscope.train.trl_engine import train_trl
+
+        return train_trl(config, resume=resume)
     accelerator = _accelerator()
     if accelerator.distributed_type == DistributedType.DEEPSPEED:
         # accelerate's backward steps the DeepSpeed engine itself, which breaks this loop's
         # variable gradient accumulation; DDP and FSDP keep the loss semantics.
-        raise InputError("accelerate config", "DeepSpeed is not supported by sftscope train; use DDP or FSDP")
+        raise InputError(
+            "accelerate config", "DeepSpeed needs engine: trl; the own loop runs DDP or FSDP", field="engine"
+        )
     if accelerator.device.type == "cpu" and config.threads is not None:
         torch.set_num_threads(config.threads)
     main = accelerator.is_main_process
@@ -92,6 +98,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
         if resume:
             entry = _resume_point(run_dir)
         else:
+            disk.check_free_space(config)
             _start_run_dir(config, run_dir)
     accelerator.wait_for_everyone()
     if resume and not main and (run_dir / checkpoints.MANIFEST).exists():
@@ -99,7 +106,9 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
 
     torch.manual_seed(config.seed)
     source = str(run_dir / entry["path"]) if entry else config.model
-    model, tokenizer = load_model_and_tokenizer(source, dtype=config.dtype)
+    model, tokenizer = load_model_and_tokenizer(
+        source, dtype=config.dtype, attn_implementation=config.attn_implementation
+    )
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     examples = load_examples(config.data)
@@ -128,6 +137,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
         state = torch.load(run_dir / entry["path"] / checkpoints.STATE_FILE, weights_only=False)
         if state["optimizer"] is None:
             raise InputError(str(run_dir), "this run trained under FSDP, whose optimizer state is not saved")
+        if state.get("model") is not None:  # the checkpoint's weights are the lower-precision copy
+            model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
@@ -206,8 +217,11 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
                 bar.update(0, advance=1, status=f"loss {row['loss']:.4f}")
             if done in save_at:
                 _checkpoint(
-                    accelerator, module, tokenizer, optimizer, scheduler, run_dir, row, wall_time, per_epoch
-                )
+                    accelerator, module, tokenizer, optimizer, scheduler, run_dir, row, wall_time, per_epoch,
+                    disk.save_dtype(config.model),
+                )  # fmt: skip
+                if main:
+                    disk.drop_unswept(run_dir, config, total, done)
     if log is not None:
         log.close()
     accelerator.wait_for_everyone()
@@ -224,6 +238,7 @@ def _checkpoint(
     row: dict[str, Any],
     wall_time: float,
     per_epoch: int,
+    dtype: str,
 ) -> None:
     """Save the model, tokenizer and everything needed to continue exactly (written by the main process)."""
     from accelerate.utils import DistributedType
@@ -239,6 +254,11 @@ def _checkpoint(
         optimizer_state = optimizer.state_dict()
     if not accelerator.is_main_process:
         return
+    if state_dict is None:
+        state_dict = accelerator.unwrap_model(module).model.state_dict()
+    # Evaluation reads the base model's dtype; the exact weights for resume go into the state file.
+    lossy = any(v.is_floating_point() and str(v.dtype) != f"torch.{dtype}" for v in state_dict.values())
+    exact = state_dict if lossy and optimizer_state is not None else None
     step = row["step"]
     state = {
         "step": step,
@@ -252,11 +272,14 @@ def _checkpoint(
         "optimizer": optimizer_state,
         "scheduler": scheduler.state_dict(),
         "rng": torch.get_rng_state(),
+        "model": exact,
     }
     entry = {"step": step, "epoch": row["epoch"], "tokens_seen": row["tokens_seen"], "wall_time": wall_time}
     manifest = checkpoints.read_manifest(run_dir)
     model = accelerator.unwrap_model(module).model
-    checkpoints.save_checkpoint(run_dir, manifest, entry, model, tokenizer, state, state_dict)
+    checkpoints.save_checkpoint(
+        run_dir, manifest, entry, model, tokenizer, state, disk.cast(state_dict, dtype)
+    )
 
 
 def resume(run_dir: str | Path) -> Path:

@@ -121,7 +121,9 @@ def test_run_directory_schema(engine: str, runs: dict[str, Path]) -> None:
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_sigkill_then_resume_reproduces_the_uninterrupted_run(engine: str, data: Path, tmp_path: Path) -> None:
+def test_sigkill_then_resume_reproduces_the_uninterrupted_run(
+    engine: str, data: Path, tmp_path: Path
+) -> None:
     steps = 30
     config = tmp_path / "train.yaml"
     config.write_text(

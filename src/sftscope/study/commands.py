@@ -47,9 +47,17 @@ def convert_base(cli: list[str], gguf: str, out: Path) -> list[str]:
 
 
 def train(
-    cli: list[str], cell: Cell, *, model: str, data: Path, run: Path, executor: ExecutorSpec
+    cli: list[str],
+    cell: Cell,
+    *,
+    model: str,
+    data: Path,
+    run: Path,
+    executor: ExecutorSpec,
+    swept: list[int] | None = None,
 ) -> list[str]:
-    """A fresh training run of a cell; the study's seed goes last so it wins over the recipe's."""
+    """A fresh training run of a cell; the study's seed goes last so it wins over the recipe's. `swept`:
+    the eval steps, which a recipe with keep: swept keeps on disk."""
     args = ["train"]
     if cell.config_path is not None:
         args.append(str(cell.config_path))
@@ -57,6 +65,8 @@ def train(
         args += ["--preset", cell.preset.preset]
     args += overrides_args(cell.preset.overrides)
     args += [f"model={model}", f"data={data}", f"out={run}", f"seed={cell.seed}"]
+    if swept is not None:
+        args.append(f"keep_steps=[{','.join(str(step) for step in swept)}]")
     return _launcher(cli, executor) + args
 
 

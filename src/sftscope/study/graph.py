@@ -191,7 +191,10 @@ class StudyGraph:
             return commands.train_resume(self.cli, run, ex), ex.train_gpus
         shutil.rmtree(run, ignore_errors=True)
         model, data = self.model_path(cell.base), self.study.data_dir(cell.data.key)
-        return commands.train(self.cli, cell, model=model, data=data, run=run, executor=ex), ex.train_gpus
+        argv = commands.train(
+            self.cli, cell, model=model, data=data, run=run, executor=ex, swept=self.spec.eval.steps
+        )
+        return argv, ex.train_gpus
 
     def _sweep(self, cell: Cell) -> tuple[list[str], int]:
         store = self.study.cell_store(cell.id)

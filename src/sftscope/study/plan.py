@@ -41,6 +41,8 @@ class CellPlan:
     """Checkpoints swept (the base is swept once per base, counted separately)."""
     train_hours: float | None
     eval_hours: float | None
+    disk_bytes: float | None = None
+    """The run directory's checkpoints (kept ones, in the base's dtype) plus its resume state."""
 
 
 @dataclass
@@ -150,7 +152,26 @@ def plan_cell(cell: Cell, spec: StudySpec, tasks: list[TaskSize], study: StudyDi
             flops = cost.flops_per_param_token * params * tokens
             train_hours = flops / (cost.peak_tflops * 1e12 * cost.train_mfu) / 3600
     eval_hours = _sweep_hours(tasks, len(evaluated), _gen_rate(cost, params))
-    return CellPlan(cell, rows, per_example, steps, saved, len(evaluated), train_hours, eval_hours)
+    disk_bytes = _run_disk(config, cell.base, params, len(evaluated if config.keep == "swept" else saved))
+    return CellPlan(
+        cell, rows, per_example, steps, saved, len(evaluated), train_hours, eval_hours, disk_bytes
+    )
+
+
+def _run_disk(config, base: BaseSpec, params: float | None, kept: int) -> float | None:  # type: ignore[no-untyped-def]
+    """Bytes of one run directory: the train plan's figures from the base's config.json when it is
+    local, else the parameter count in bf16 (what the large bases publish)."""
+    from sftscope.errors import InputError
+    from sftscope.train.plan import make_plan, model_shape
+
+    try:
+        shape = model_shape(base.model)
+    except InputError:
+        if params is None:
+            return None
+        resume_copies = 1 if config.engine == "trl" else kept
+        return params * (2 * kept + 12 * resume_copies)
+    return float(make_plan(config, shape, 0, kept, kept, 1).run_disk)
 
 
 def _external_plan(cell: Cell, spec: StudySpec, tasks: list[TaskSize]) -> CellPlan:
@@ -221,6 +242,10 @@ def make_plan(spec_path: str | Path, study_dir: str | Path | None = None) -> Stu
     return plan
 
 
+def _gigabytes(value: float | None) -> str:
+    return "?" if value is None else f"{value / 1e9:,.1f}"
+
+
 def _hours(value: float | None) -> str:
     return "?" if value is None else f"{value:,.1f}" if value >= 10 else f"{value:.2g}"
 
@@ -253,14 +278,14 @@ def render_plan(plan: StudyPlan) -> str:
     lines += [
         "",
         f"  {'cell':<{width}}{'rows':>8}{'steps':>7}{'ckpts':>6}{'swept':>6}"
-        f"{'train ' + unit:>17}{'eval ' + unit:>16}",
+        f"{'train ' + unit:>17}{'eval ' + unit:>16}{'disk GB':>9}",
     ]
     for c in cells:
         rows = "?" if c.rows is None else f"{c.rows:,}"
         steps = "?" if c.steps is None else str(c.steps)
         lines.append(
             f"  {c.cell.id:<{width}}{rows:>8}{steps:>7}{len(c.checkpoints):>6}{c.evaluated:>6}"
-            f"{_hours(c.train_hours):>17}{_hours(c.eval_hours):>16}"
+            f"{_hours(c.train_hours):>17}{_hours(c.eval_hours):>16}{_gigabytes(c.disk_bytes):>9}"
         )
     swept = sum(c.evaluated for c in cells) + len(plan.baseline_hours)
     generations = swept * sum(per_model)
@@ -283,6 +308,8 @@ def render_plan(plan: StudyPlan) -> str:
         + ")",
         f"compute: training {_total(train)} {unit}, evaluation {_total(evals)} {unit}, "
         f"total {_total(train + evals)} {unit}",
+        f"disk: {_gigabytes(sum(c.disk_bytes or 0 for c in cells))} GB of run directories"
+        + (" + unknown" if any(c.disk_bytes is None for c in cells) else ""),
         *wall,
         "",
         "assumptions:",

@@ -52,6 +52,22 @@ def test_train_line_carries_recipe_and_seed_last(tmp_path: Path) -> None:
     ]
 
 
+def test_train_line_names_the_swept_steps_for_keep_swept(tmp_path: Path) -> None:
+    argv = commands.train(
+        ["sftscope"],
+        cell(tmp_path),
+        model="m",
+        data=Path("/d"),
+        run=Path("/r"),
+        executor=ExecutorSpec(),
+        swept=[4, 8],
+    )
+    assert argv[-1] == "keep_steps=[4,8]"
+    from sftscope.train.config import parse_overrides
+
+    assert parse_overrides(argv[-1:]) == {"keep_steps": [4, 8]}
+
+
 def test_multi_gpu_training_runs_under_accelerate(tmp_path: Path) -> None:
     executor = ExecutorSpec(train_gpus=4, accelerate_config="configs/accelerate/fsdp.yaml")
     argv = commands.train_resume(["/venv/bin/sftscope"], Path("/r"), executor)

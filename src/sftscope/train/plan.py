@@ -142,7 +142,7 @@ def format_plan(plan: Plan, config: TrainConfig) -> str:
     activations = plan.activations_checkpointed if config.gradient_checkpointing else plan.activations
     peak = plan.weights + plan.gradients + plan.optimizer + activations + plan.loss_logits
     rows = [
-        ("parameters", f"{plan.parameters / 1e9:.3f} B"),
+        ("parameters", f"{plan.parameters:,} ({plan.parameters / 1e9:.3f} B)"),
         (f"weights (fp32, /{plan.gpus} GPUs)", _gib(plan.weights)),
         ("gradients (fp32)", _gib(plan.gradients)),
         ("optimizer (AdamW, fp32)", _gib(plan.optimizer)),

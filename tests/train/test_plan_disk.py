@@ -70,24 +70,16 @@ def test_plan_command_prints_without_loading_weights(tmp_path: Path) -> None:
     assert "peak per GPU (checkpointing on)" in text and text.rstrip().endswith("80")
 
 
-def test_keep_swept_leaves_only_swept_checkpoints(tiny_model_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["sftscope", "trl"])
+def test_keep_swept_leaves_only_swept_checkpoints(engine: str, tiny_model_dir: Path, tmp_path: Path) -> None:
     data = toy_data_dir(tmp_path / "data", count=8)
-    config = toy_config(
-        tiny_model_dir,
-        data,
-        tmp_path / "run",
-        steps=6,
-        schedule={"every": 1},
-        keep="swept",
-        keep_steps=[2, 4],
-    )
-    run = train(config)
+    values = {"steps": 6, "schedule": {"every": 1}, "keep": "swept", "keep_steps": [2, 4], "engine": engine}
+    run = train(toy_config(tiny_model_dir, data, tmp_path / "run", **values))
     assert [entry["step"] for entry in read_manifest(run)["checkpoints"]] == [2, 4, 6]
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
-        "step-000002",
-        "step-000004",
-        "step-000006",
-    ]
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names == ["step-000002", "step-000004", "step-000006"]
+    if engine == "trl":  # one resume state, the newest
+        assert [p.name for p in (run / "resume").iterdir()] == ["checkpoint-6"]
 
 
 @pytest.mark.parametrize("engine", ["sftscope", "trl"])

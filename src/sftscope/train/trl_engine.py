@@ -79,7 +79,11 @@ def micro_batch_size(config: TrainConfig, encoded: list[Encoded], world: int) ->
     per_process = config.batch_size // world
     mean_length = sum(len(item) for item in encoded) / len(encoded)
     fit = max(1, int(config.micro_batch_tokens // mean_length))
-    return max(d for d in range(1, per_process + 1) if per_process % d == 0 and d <= fit)
+    sizes = [d for d in range(1, min(fit, per_process) + 1) if per_process % d == 0]
+    # accelerate completes an epoch's last, uneven pass from the epoch's start; a size that splits the
+    # examples evenly over the processes avoids those repeats.
+    even = [d for d in sizes if len(encoded) % (d * world) == 0]
+    return max(even or sizes)
 
 
 def _resume_state(run_dir: Path) -> Path | None:
@@ -111,6 +115,7 @@ def _mixed_precision() -> dict[str, bool]:
 
 
 def _trainer_class() -> type:
+    from transformers import Trainer
     from trl import SFTTrainer
 
     class RunDirTrainer(SFTTrainer):
@@ -164,7 +169,8 @@ def _trainer_class() -> type:
 
         def _save_checkpoint(self, model: Any, trial: Any) -> None:
             self.writer.save(self)  # the checkpoint for evaluation first: see the module docstring
-            super()._save_checkpoint(model, trial)
+            # The HF Trainer's save, without the model card SFTTrainer adds to the run directory.
+            Trainer._save_checkpoint(self, model, trial)
 
     return RunDirTrainer
 
@@ -249,10 +255,44 @@ def _callback(
     return RunDirCallback()
 
 
+def sft_config(
+    config: TrainConfig, run_dir: Path, total: int, per_device: int, world: int, main: bool
+) -> Any:
+    """TRL's arguments: sftscope's step count and batch split, TRL's own memory options passed through.
+    Packing is TRL's padding_free: one row per pass with position ids and no attention mask, which
+    FlashAttention-2 reads as variable-length sequences."""
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=str(run_dir / RESUME_DIR),
+        use_cpu=not torch.cuda.is_available(),
+        **_mixed_precision(),
+        seed=config.seed,
+        data_seed=config.seed,
+        max_steps=total,
+        per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=config.batch_size // (world * per_device),
+        learning_rate=config.lr,
+        max_grad_norm=config.grad_clip if config.grad_clip is not None else float("inf"),
+        gradient_checkpointing=config.gradient_checkpointing,
+        padding_free=config.packing,
+        max_length=None,  # already applied by encode_dataset's length policy
+        completion_only_loss=True,
+        use_liger_kernel=config.use_liger_kernel,
+        activation_offloading=config.activation_offloading,
+        logging_steps=1,
+        save_strategy="no",  # the callback decides, from sftscope's schedule
+        save_total_limit=1,
+        report_to="none",
+        disable_tqdm=not (main and config.progress),
+        dataloader_drop_last=False,
+        ddp_find_unused_parameters=False,
+    )
+
+
 def train_trl(config: TrainConfig, *, resume: bool = False) -> Path:
     """`loop.train` on TRL's SFTTrainer: same inputs, same run directory."""
     from accelerate import PartialState
-    from trl import SFTConfig
 
     from sftscope.train.loop import _start_run_dir
 
@@ -291,6 +331,7 @@ def train_trl(config: TrainConfig, *, resume: bool = False) -> Path:
         for step in range(total)
     ]
     per_device = micro_batch_size(config, encoded, world)
+    repeated = -num % (per_device * world)
     if main:
         (run_dir / "data_stats.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
         done = int(state_dir.name.rsplit("-", 1)[1]) if state_dir else 0
@@ -300,36 +341,17 @@ def train_trl(config: TrainConfig, *, resume: bool = False) -> Path:
             f"({per_epoch}/epoch), {world} process(es), {per_device} per forward pass"
             + (f", resuming after step {done}" if state_dir else "")
         )
+        if repeated:
+            console.print(
+                f"train (trl): {num} examples do not split into passes of {per_device} over {world} "
+                f"processes: accelerate repeats {repeated} example(s) from the epoch's start in its last step"
+            )
         if not (run_dir / checkpoints.MANIFEST).exists():
             base_hash = checkpoints.content_hash(checkpoints.base_model_dir(config.model))
             checkpoints.write_manifest(run_dir, checkpoints.new_manifest(config.model, base_hash, total))
     distributed.wait_for_everyone()
 
-    args = SFTConfig(
-        output_dir=str(run_dir / RESUME_DIR),
-        use_cpu=cpu,
-        **_mixed_precision(),
-        seed=config.seed,
-        data_seed=config.seed,
-        max_steps=total,
-        per_device_train_batch_size=per_device,
-        gradient_accumulation_steps=config.batch_size // (world * per_device),
-        learning_rate=config.lr,
-        max_grad_norm=config.grad_clip if config.grad_clip is not None else float("inf"),
-        gradient_checkpointing=config.gradient_checkpointing,
-        padding_free=config.packing,
-        max_length=None,  # already applied by encode_dataset's length policy
-        completion_only_loss=True,
-        use_liger_kernel=config.use_liger_kernel,
-        activation_offloading=config.activation_offloading,
-        logging_steps=1,
-        save_strategy="no",  # the callback decides, from sftscope's schedule
-        save_total_limit=1,
-        report_to="none",
-        disable_tqdm=not (main and config.progress),
-        dataloader_drop_last=False,
-        ddp_find_unused_parameters=False,
-    )
+    args = sft_config(config, run_dir, total, per_device, world, main)
     writer = _CheckpointWriter(run_dir, config, tokenizer, total, main)
     trainer = _trainer_class()(
         model=model,

@@ -11,7 +11,7 @@ TRL runs with its defaults on prompt-completion data, except `use_cpu=True, bf16
 bf16 refuses to start without a GPU, and bf16 on CPU is not what anyone would run) and one epoch (its
 default is 3): so it keeps gradient checkpointing, batch 8, no padding-free, no packing. "TRL
 best-tuned" is bare SFTTrainer with padding-free batches and no gradient checkpointing, at the
-micro-batch size and accumulation our `trl` engine picks for the same global batch: our engine must
+micro-batch size, accumulation and AdamW our `trl` engine uses for the same global batch: our engine must
 stay within 10% of it (its callbacks, sampler and optimizer cost nothing), and our own loop must beat
 it by 1.5x. Both TRL-driven rows time steps the same way (step begin to step end, data loading
 outside). Every run covers one epoch of its data. Not a test: numbers vary with the machine's load.
@@ -208,6 +208,7 @@ def trl_best_tuned(
         per_device_train_batch_size=per_device,
         gradient_accumulation_steps=32 // per_device,
         learning_rate=1e-4,
+        optim="adamw_torch",  # the optimizer our engine runs (HF's default here is the fused one)
     )
     timer = StepTimer()
     trainer = SFTTrainer(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -101,8 +102,6 @@ def _roll_back(run_dir: Path, step: int) -> None:
     truncate_metrics(run_dir, step)
     folder = run_dir / RESUME_DIR
     if folder.exists():
-        import shutil
-
         for path in folder.glob("checkpoint-*"):
             if int(path.name.rsplit("-", 1)[1]) > step or not (path / TRAINER_STATE).exists():
                 shutil.rmtree(path, ignore_errors=True)
@@ -331,7 +330,7 @@ def train_trl(config: TrainConfig, *, resume: bool = False) -> Path:
         for step in range(total)
     ]
     per_device = micro_batch_size(config, encoded, world)
-    repeated = -num % (per_device * world)
+    repeated = -num % (per_device * world) if world > 1 else 0
     if main:
         (run_dir / "data_stats.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
         done = int(state_dir.name.rsplit("-", 1)[1]) if state_dir else 0

@@ -66,7 +66,7 @@ def test_a_checkpoints_condition_plans_its_sweep_and_no_training(tmp_path: Path)
     )
     plan = make_plan(spec)
     (cell,) = plan.cells
-    assert (cell.checkpoints, cell.evaluated, cell.train_hours) == ([2, 4, 6], 2, 0.0)
+    assert (cell.checkpoints, cell.evaluated, cell.train_hours, cell.disk_bytes) == ([2, 4, 6], 2, 0.0, 0.0)
     assert cell.eval_hours and cell.eval_hours > 0
     assert plan.jobs == 3  # baseline, the cell's sweep, the report
 

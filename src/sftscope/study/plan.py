@@ -179,7 +179,9 @@ def _external_plan(cell: Cell, spec: StudySpec, tasks: list[TaskSize]) -> CellPl
     saved = saved_steps(cell.checkpoints) if cell.checkpoints else []
     evaluated = saved if spec.eval.steps is None else sorted({*spec.eval.steps} & {*saved} | {*saved[-1:]})
     eval_hours = _sweep_hours(tasks, len(evaluated), _gen_rate(spec.cost, param_count(cell.base)))
-    return CellPlan(cell, None, None, saved[-1] if saved else None, saved, len(evaluated), 0.0, eval_hours)
+    last = saved[-1] if saved else None
+    # It writes no run directory: its checkpoints are on disk already.
+    return CellPlan(cell, None, None, last, saved, len(evaluated), 0.0, eval_hours, disk_bytes=0.0)
 
 
 def make_plan(spec_path: str | Path, study_dir: str | Path | None = None) -> StudyPlan:

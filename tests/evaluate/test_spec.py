@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from sftscope.config.overrides import check_scopes
 from sftscope.data.microworld import domains
 from sftscope.errors import InputError
-from sftscope.evaluate.spec import builtin_names, check_scopes, load_suite, load_task
+from sftscope.evaluate.spec import builtin_names, load_suite, load_task
 
 GOOD = """\
 name: demo

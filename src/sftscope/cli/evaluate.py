@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 import typer
 
 from sftscope.cli.errors import on_interrupt, reports_errors
+from sftscope.config.overrides import check_scopes, parse_overrides
 from sftscope.errors import InputError
 
 ENDPOINT_MODES = ("chat", "completions")
@@ -119,13 +120,12 @@ def eval_command(
     from sftscope.evaluate.adaptive import adaptive_sweep, check_adaptive
     from sftscope.evaluate.backends import make_backend
     from sftscope.evaluate.layouts import parse_revisions
-    from sftscope.evaluate.spec import check_scopes, load_suite, load_task
+    from sftscope.evaluate.spec import load_suite, load_task
     from sftscope.evaluate.store import STORE_FILE, ResultsStore
     from sftscope.evaluate.summary import print_summary
     from sftscope.evaluate.sweep import SweepStats, Task, run_sweep
     from sftscope.evaluate.targets import Target, resolve_targets, served_target, store_home
     from sftscope.progress import console
-    from sftscope.train.config import parse_overrides
 
     hf_logging.disable_progress_bar()  # one progress bar per checkpoint (ours), not one per weight load
     if bool(suite) == bool(tasks):

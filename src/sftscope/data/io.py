@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from sftscope.config.specfile import plain_message
 from sftscope.data.records import Example, Message, split_response
 from sftscope.errors import InputError, also
-from sftscope.specfile import plain_message
 
 FORMATS = (".jsonl", ".parquet")
 READ_FORMATS = (*FORMATS, ".csv")  # CSV is read (GPQA ships as one), never written

@@ -13,57 +13,34 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
     ValidationError,
-    ValidationInfo,
     field_validator,
 )
 
+from sftscope.config.base import Strict
+from sftscope.config.paths import PathOrName, SpecPath
+from sftscope.config.specfile import plain_message
 from sftscope.data.hub import HubDataset
 from sftscope.data.io import FieldMapping, LoadResult, read_records
 from sftscope.data.records import Example
 from sftscope.errors import InputError
 from sftscope.progress import progress_bar
-from sftscope.specfile import plain_message
 
 Style = Literal["long-cot", "short-cot", "answer-only"]
-
-
-class Strict(BaseModel):
-    """Base for every spec model: an unknown key is an error, never ignored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-def resolve_spec_path(value: str, info: ValidationInfo, *, only_if_exists: bool) -> str:
-    """Resolve a path against the spec file's folder, so a resolved spec works from anywhere."""
-    base = (info.context or {}).get("base_dir")
-    if base is None or Path(value).is_absolute():
-        return value
-    candidate = Path(base) / value
-    if only_if_exists and not candidate.exists():
-        return value  # not a local path: a hub id
-    return str(candidate.resolve())
 
 
 class FileSource(Strict):
     """Rows from a .jsonl or .parquet file."""
 
-    file: str
+    file: SpecPath
     """Path to the file, relative to the spec file."""
     mapping: FieldMapping | None = None
     """Column mapping for a foreign schema; unset means native `Example` rows."""
     name: str | None = None
     """Label in the data card; defaults to the path."""
-
-    @field_validator("file")
-    @classmethod
-    def _resolve(cls, value: str, info: ValidationInfo) -> str:
-        return resolve_spec_path(value, info, only_if_exists=False)
 
 
 class HfOptions(HubDataset):
@@ -71,11 +48,8 @@ class HfOptions(HubDataset):
 
     mapping: FieldMapping | None = None
     """Column mapping for a foreign schema; unset means native `Example` rows."""
-
-    @field_validator("path")
-    @classmethod
-    def _resolve(cls, value: str, info: ValidationInfo) -> str:
-        return resolve_spec_path(value, info, only_if_exists=True)
+    path: PathOrName
+    """Hub dataset id, or a local snapshot folder or data file (relative to the spec file)."""
 
 
 class HfSource(Strict):

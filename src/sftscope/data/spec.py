@@ -27,17 +27,17 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
-    ValidationInfo,
     create_model,
-    field_validator,
 )
 
+from sftscope.config.base import Strict
+from sftscope.config.paths import PathOrName, spec_context
+from sftscope.config.specfile import read_yaml_mapping, validation_error
 from sftscope.data.chat import DEFAULT_SUFFIX
 from sftscope.data.corrupt import Corrupt
 from sftscope.data.decontaminate import Decontaminate
-from sftscope.data.sources import SOURCE_TAGS, Source, Strict, resolve_spec_path
+from sftscope.data.sources import SOURCE_TAGS, Source
 from sftscope.data.transforms import Dedupe, Mix, StripReasoning, Subsample, Transform, Verify
-from sftscope.specfile import read_yaml_mapping, validation_error
 
 TRANSFORMS: dict[str, type[Transform]] = {
     cls.name: cls for cls in (Verify, StripReasoning, Corrupt, Subsample, Dedupe, Mix, Decontaminate)
@@ -84,18 +84,12 @@ class DataSpec(Strict):
     """Default seed of every seeded source and transform."""
     suffix: str | None = DEFAULT_SUFFIX
     """Instruction appended to the user turn when rendering (token lengths, training)."""
-    tokenizer: str | None = None
+    tokenizer: PathOrName | None = None
     """Tokenizer (name or path) for the card's token lengths; default: the micro tokenizer if shipped."""
     sources: list[Source] = Field(min_length=1)
     """Sources whose rows are concatenated, in order."""
     transforms: list[Step] = Field(default_factory=list)  # type: ignore[valid-type]
     """Transforms applied in order."""
-
-    @field_validator("tokenizer")
-    @classmethod
-    def _resolve(cls, value: str | None, info: ValidationInfo) -> str | None:
-        # A local tokenizer folder is relative to the spec file; anything else is a name or hub id.
-        return None if value is None else resolve_spec_path(value, info, only_if_exists=True)
 
 
 def _message(error: dict[str, Any]) -> str:
@@ -116,7 +110,7 @@ def load_spec(path: str | Path) -> DataSpec:
     path = Path(path)
     data, root = read_yaml_mapping(path, "a spec is a YAML mapping (name, sources, transforms, ...)")
     try:
-        spec = DataSpec.model_validate(data, context={"base_dir": path.parent})
+        spec = DataSpec.model_validate(data, context=spec_context(path))
     except ValidationError as exc:
         raise validation_error(str(path), root, exc, _message, SOURCE_TAGS) from exc
     if not spec.name:

@@ -14,8 +14,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from sftscope.config.base import Strict
 from sftscope.data.records import Example, Message
-from sftscope.data.sources import BuildContext, MixPart, Strict, load_source, mix_examples, source_label
+from sftscope.data.sources import BuildContext, MixPart, load_source, mix_examples, source_label
 from sftscope.progress import progress_bar
 
 OUTCOMES = ("correct", "wrong", "unparsable", "timeout", "error")

@@ -17,17 +17,14 @@ import random
 import zlib
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from sftscope.config.base import Strict
 from sftscope.data.records import Example, Message
 from sftscope.errors import InputError
 
 LETTERS = "ABCDEFGHIJKLMNOP"
 NAMES = ("choices", "livecodebench", "ifeval")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class ChoicesAdapter(Strict):

@@ -11,8 +11,10 @@ import random
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import Discriminator, Field, Tag, field_validator
 
+from sftscope.config.base import Strict
+from sftscope.config.paths import PathOrName, SpecPath
 from sftscope.data.hub import HubDataset
 from sftscope.data.io import FieldMapping, read_records, row_unit
 from sftscope.data.records import Example, user_example
@@ -20,10 +22,6 @@ from sftscope.errors import InputError
 from sftscope.evaluate.adapters import Adapter, adapt
 
 TAGS = ("from-microworld", "from-reasoning-gym", "from-file", "from-hf")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class MicroworldSource(Strict):
@@ -79,17 +77,19 @@ class RowsSource(Strict):
 
 
 class FileSource(RowsSource):
-    """A local JSONL, Parquet or CSV file (relative paths resolve against the working directory)."""
+    """A local JSONL, Parquet or CSV file."""
 
-    file: str
-    """Path of the file."""
+    file: SpecPath
+    """Path of the file, relative to the task file."""
 
 
 class HFRef(HubDataset):
-    """A hub dataset of task rows (default split `test`); a local path is relative to the working
-    directory, and may also be a JSONL/Parquet/CSV file in the same schema (read without `datasets`)."""
+    """A hub dataset of task rows (default split `test`); a local path is relative to the task file,
+    and may also be a JSONL/Parquet/CSV file in the same schema (read without `datasets`)."""
 
     DEFAULT_SPLIT: ClassVar[str] = "test"
+    path: PathOrName
+    """Hub dataset id, or a local snapshot folder or data file (relative to the task file)."""
 
 
 class HFSource(RowsSource):

@@ -12,16 +12,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from sftscope.config.base import Strict
+from sftscope.config.overrides import merge, parse_overrides, scoped_to
+from sftscope.config.paths import spec_context
+from sftscope.config.specfile import drop_replaced, locate, plain_message, read_yaml_mapping, validation_error
 from sftscope.data.chat import DEFAULT_SUFFIX
 from sftscope.errors import InputError
 from sftscope.evaluate.adapters import NAMES as ADAPTERS
 from sftscope.evaluate.sources import TAGS, Source
 from sftscope.hashing import json_sha256
-from sftscope.specfile import drop_replaced, locate, plain_message, read_yaml_mapping, validation_error
-from sftscope.train.config import merge, parse_overrides
 
 TASKS_DIR = Path(__file__).parent / "tasks"
 SUITES_DIR = TASKS_DIR / "suites"
@@ -31,10 +33,6 @@ UNION_TAGS = frozenset(TAGS) | frozenset(ADAPTERS)
 # Scorer params that say where a scorer is reached, not how it judges: moving the judge to another
 # host must not invalidate stored samples.
 TRANSPORT_PARAMS = ("base_url", "api_key_env")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class PromptSpec(Strict):
@@ -189,7 +187,7 @@ def _validate(
     model: type[Strict], data: dict[str, Any], path: Path, root: yaml.Node, overridden: bool = False
 ) -> Any:
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=spec_context(path))
     except ValidationError as exc:
         source = f"{path} + overrides" if overridden else str(path)  # a suite's or --set
         raise validation_error(source, root, exc, _message, UNION_TAGS, values=data) from exc
@@ -206,38 +204,31 @@ def _builtin(name: str, folder: Path, kind: str) -> Path:
     return path
 
 
-def _scope(item: str) -> tuple[str | None, str]:
-    """'TASK:key=value' -> ('TASK', 'key=value'); an unscoped 'key=value' applies to every task."""
-    key = item.split("=", 1)[0]
-    if ":" in key:
-        task, rest = item.split(":", 1)
-        return task, rest
-    return None, item
-
-
-def check_scopes(overrides: list[str], names: list[str]) -> None:
-    """A TASK: prefix must name one of the tasks being run (a typo would silently change nothing)."""
-    for item in overrides:
-        task, _ = _scope(item)
-        if task is not None and task not in names:
-            raise InputError("--set", f"'{item}' names task '{task}', which is not among {names}")
-
-
 def load_task(name_or_path: str | Path, overrides: list[str] | None = None) -> TaskSpec:
     """A built-in task by name, or a task YAML file, with overrides applied before validation.
 
-    Overrides are `key=value` (every task) or `TASK:key=value` (only the task named TASK).
+    Overrides are `key=value` (every task) or `TASK:key=value` (only the task named TASK); a relative
+    path in them is relative to the working directory (they are the command line's).
     """
+    return _load_task(name_or_path, [(overrides or [], Path.cwd())])
+
+
+def _load_task(name_or_path: str | Path, layers: list[tuple[list[str], Path]]) -> TaskSpec:
+    """A task with layers of overrides, each with the folder its relative paths are relative to."""
     path = _builtin(str(name_or_path), TASKS_DIR, "task")
     data, root = read_yaml_mapping(path)
-    mine = [rest for task, rest in map(_scope, overrides or []) if task in (None, data.get("name"))]
-    if mine:
+    overridden = False
+    for overrides, base_dir in layers:
+        mine = scoped_to(overrides, data.get("name"))
+        if not mine:
+            continue
         if isinstance(data.get("scorer"), str):  # expand the shorthand, so scorer.params=... can merge in
             data["scorer"] = {"name": data["scorer"]}
-        replaced = parse_overrides(mine, source=str(path))
+        replaced = parse_overrides(mine, source=str(path), base_dir=base_dir)
         data = merge(data, replaced)
         drop_replaced(root, replaced)
-    return _validate(TaskSpec, data, path, root, overridden=bool(mine))
+        overridden = True
+    return _validate(TaskSpec, data, path, root, overridden=overridden)
 
 
 def load_suite(
@@ -253,7 +244,8 @@ def load_suite(
         if ref.endswith((".yaml", ".yml")) and not Path(ref).is_absolute():
             ref = str(path.parent / ref)
         try:
-            tasks.append(load_task(ref, [*suite.overrides, *entry.overrides, *(overrides or [])]))
+            layers = [([*suite.overrides, *entry.overrides], path.parent), (overrides or [], Path.cwd())]
+            tasks.append(_load_task(ref, layers))
         except InputError as exc:
             if exc.file != ref or Path(ref).is_file():  # an error in the task's own file names that file
                 raise

@@ -6,10 +6,10 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from sftscope.config.overrides import to_overrides
 from sftscope.study.cells import Cell
 from sftscope.study.spec import EvalSpec, ExecutorSpec, ReportSpec
 
@@ -23,19 +23,6 @@ def sftscope_command(executor: ExecutorSpec) -> list[str]:
         return [str(beside)]
     found = shutil.which("sftscope")
     return [found] if found else [sys.executable, "-c", "from sftscope.cli import main; main()"]
-
-
-def _flatten(prefix: str, value: Any) -> list[str]:
-    """Nested overrides become dotted key=value pairs; values are inline YAML, as `train` parses them."""
-    if isinstance(value, dict):
-        return [item for key, sub in value.items() for item in _flatten(f"{prefix}.{key}", sub)]
-    text = yaml.safe_dump(value, default_flow_style=True, width=10**9).strip()
-    text = text.removesuffix("\n...").removesuffix("...").strip()
-    return [f"{prefix}={text}"]
-
-
-def overrides_args(overrides: dict[str, Any]) -> list[str]:
-    return [item for key, value in overrides.items() for item in _flatten(key, value)]
 
 
 def data_build(cli: list[str], spec: Path, out: Path) -> list[str]:
@@ -63,7 +50,7 @@ def train(
         args.append(str(cell.config_path))
     if cell.preset.preset is not None:
         args += ["--preset", cell.preset.preset]
-    args += overrides_args(cell.preset.overrides)
+    args += to_overrides(cell.preset.overrides)
     args += [f"model={model}", f"data={data}", f"out={run}", f"seed={cell.seed}"]
     if swept is not None:
         args.append(f"keep_steps=[{','.join(str(step) for step in swept)}]")

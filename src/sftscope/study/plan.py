@@ -13,9 +13,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sftscope.config.overrides import to_overrides
 from sftscope.evaluate.layouts import saved_steps
 from sftscope.study.cells import Cell, expand_cells
-from sftscope.study.commands import overrides_args
 from sftscope.study.spec import BaseSpec, CostSpec, StudySpec, load_study_spec
 from sftscope.study.state import StudyDir, read_json
 
@@ -106,7 +106,7 @@ def _train_config(cell: Cell):  # type: ignore[no-untyped-def]
 
     placeholders = [f"model={cell.base.model}", "data=<data>", "out=<run>", f"seed={cell.seed}"]
     return load_config(
-        cell.config_path, overrides_args(cell.preset.overrides) + placeholders, cell.preset.preset
+        cell.config_path, to_overrides(cell.preset.overrides) + placeholders, cell.preset.preset
     )
 
 

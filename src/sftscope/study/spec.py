@@ -8,16 +8,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError
 
+from sftscope.config.base import Strict
+from sftscope.config.overrides import to_overrides
+from sftscope.config.specfile import locate, read_yaml_mapping, validation_error
 from sftscope.errors import InputError
-from sftscope.specfile import locate, read_yaml_mapping, validation_error
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def _check_name(value: str) -> str:
@@ -262,14 +260,13 @@ def _check_references(spec: StudySpec, path: Path, root: yaml.Node) -> None:
 def _check_presets(spec: StudySpec, path: Path, root: yaml.Node) -> None:
     """Each recipe must resolve to a valid train config, so a bad override or preset name stops the
     study here, at its line in this spec, rather than when its first cell starts training."""
-    from sftscope.study.commands import overrides_args
     from sftscope.train.config import load_config
 
     placeholders = ["model=<base>", "data=<data>", "out=<run>"]  # set per cell
     for i, preset in enumerate(spec.presets):
         config = resolve_path(spec, path, preset.config) if preset.config else None
         try:
-            load_config(config, overrides_args(preset.overrides) + placeholders, preset.preset)
+            load_config(config, to_overrides(preset.overrides) + placeholders, preset.preset)
         except InputError as exc:
             key = (exc.field or "").split(".")
             if exc.field == "preset" and preset.preset is not None:

@@ -6,17 +6,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import ValidationError, model_validator
 
+from sftscope.config.base import Strict
+from sftscope.config.overrides import merge, parse_overrides
+from sftscope.config.specfile import drop_replaced, read_yaml_mapping, validation_error
 from sftscope.data.chat import DEFAULT_SUFFIX
-from sftscope.errors import InputError
-from sftscope.specfile import drop_replaced, read_yaml_mapping, validation_error
 
 
-class CheckpointSchedule(BaseModel):
+class CheckpointSchedule(Strict):
     """Which optimizer steps write a checkpoint: the union of every rule set here, plus the final step."""
-
-    model_config = ConfigDict(extra="forbid")
 
     every: int | None = None
     """Save every N steps (N, 2N, ...); None for no periodic checkpoints."""
@@ -34,14 +33,12 @@ class CheckpointSchedule(BaseModel):
         return self
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(Strict):
     """Everything one training run needs; saved resolved as RUN/config.yaml.
 
     Exactness: on CPU, with the same seed, config and thread count, the per-step losses are bitwise
     reproducible, including across a kill and `--resume`. On GPU only up to kernel nondeterminism.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     model: str
     """Base model: a shipped micro base name (e.g. 'micro-strong'), a local directory or a hub id."""
@@ -149,35 +146,6 @@ class TrainConfig(BaseModel):
                 if getattr(self, name):
                     raise ValueError(f"{name} is a TRL option: set engine: trl")
         return self
-
-
-def parse_overrides(overrides: list[str], source: str = "command line") -> dict[str, Any]:
-    """`a=1 b.c=x` -> {'a': 1, 'b': {'c': 'x'}}; values are parsed as YAML (numbers, lists, null)."""
-    result: dict[str, Any] = {}
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise InputError(source, f"override '{item}' is not key=value")
-        value = yaml.safe_load(raw) if raw else ""
-        node = result
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise InputError(source, f"override '{item}' conflicts with another", field=key)
-        node[parts[-1]] = value
-    return result
-
-
-def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Deep merge: nested dicts merge key by key, anything else is replaced."""
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def validate(values: dict[str, Any], source: str, root: yaml.Node | None = None) -> TrainConfig:

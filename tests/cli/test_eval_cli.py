@@ -98,12 +98,12 @@ def test_eval_a_bare_model_into_a_named_store(run_dir: Path, tmp_path: Path) -> 
 def test_bad_spec_is_one_located_error(tmp_path: Path, run_dir: Path) -> None:
     spec = tmp_path / "bad.yaml"
     spec.write_text(
-        "name: bad\ndomain: general\nsource: {generator: microworld, domain: arithmetic, n: 2}\n"
+        "name: bad\ndomain: general\nsource: {kind: microworld, domains: [arithmetic], n: 2}\n"
         "scorer: no_such_scorer\n"
     )
     code, output = invoke("eval", str(run_dir), "--task", str(spec))
     assert code == 2
-    assert f"{spec}, line 4, field 'scorer': unknown scorer 'no_such_scorer'" in output
+    assert f"{spec}, line 4, field 'scorer': unknown kind 'no_such_scorer'; known: math," in output
 
 
 def test_checkpoint_without_weights(tmp_path: Path, run_dir: Path) -> None:
@@ -205,7 +205,7 @@ def test_a_real_model_is_swept_offline(smollm2_dir: Path, tmp_path: Path) -> Non
 
     store = tmp_path / "smol.duckdb"
     args = ["eval", str(smollm2_dir), "--task", "math500", "--store", str(store), "--quiet"]
-    args += ["--set", f"source.hf.path={FIXTURES / 'math500.jsonl'}", "--set", "sampling.max_new_tokens=48"]
+    args += ["--set", f"source.path={FIXTURES / 'math500.jsonl'}", "--set", "sampling.max_new_tokens=48"]
     code, output = invoke(*args)
     assert code == 0 and "6 rows computed" in output, output  # 2 prompts x avg@3
     with ResultsStore(store, read_only=True) as results:

@@ -30,7 +30,9 @@ def test_task_scopes_select_and_unknown_scopes_are_errors() -> None:
 def _task_with_file(folder: Path, path: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     spec = folder / "task.yaml"
-    spec.write_text(f"name: t\ndomain: general\nsource: {{file: {path}}}\nscorer: exact\n", encoding="utf-8")
+    spec.write_text(
+        f"name: t\ndomain: general\nsource: {{kind: file, path: {path}}}\nscorer: exact\n", encoding="utf-8"
+    )
     return spec
 
 
@@ -41,14 +43,14 @@ def test_a_relative_path_is_relative_to_the_spec_file_that_names_it(tmp_path: Pa
     before = Path.cwd()
     os.chdir(elsewhere)
     try:
-        assert load_task(spec).source.file == str(tmp_path / "tasks" / "rows.jsonl")
+        assert load_task(spec).source.path == str(tmp_path / "tasks" / "rows.jsonl")
         # A command-line override names no spec file: its path is the working directory's.
-        overridden = load_task(spec, ["source.file=mine.jsonl"])
-        assert overridden.source.file == str(elsewhere / "mine.jsonl")
+        overridden = load_task(spec, ["source.path=mine.jsonl"])
+        assert overridden.source.path == str(elsewhere / "mine.jsonl")
         # A suite's override is relative to the suite file.
         suite = tmp_path / "suites" / "s.yaml"
         suite.parent.mkdir()
-        suite.write_text("name: s\ntasks: [{task: ../tasks/task.yaml, overrides: [source.file=x.jsonl]}]\n")
-        assert load_suite(suite)[1][0].source.file == str(tmp_path / "suites" / "x.jsonl")
+        suite.write_text("name: s\ntasks: [{task: ../tasks/task.yaml, overrides: [source.path=x.jsonl]}]\n")
+        assert load_suite(suite)[1][0].source.path == str(tmp_path / "suites" / "x.jsonl")
     finally:
         os.chdir(before)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sftscope.study import commands
 from sftscope.study.cells import expand_cells
-from sftscope.study.spec import EvalSpec, ExecutorSpec, load_study_spec
+from sftscope.study.spec import EvalSpec, LocalExecutorSpec, load_study_spec
 
 SPEC = """\
 name: cmd
@@ -36,7 +36,7 @@ def test_train_line_carries_recipe_and_seed_last(tmp_path: Path) -> None:
         model="micro-weak",
         data=Path("/d"),
         run=Path("/r"),
-        executor=ExecutorSpec(),
+        executor=LocalExecutorSpec(),
     )
     assert argv[:4] == ["sftscope", "train", "--preset", "micro"]
     assert argv[4:] == [
@@ -69,7 +69,7 @@ def test_train_line_names_the_swept_steps_for_keep_swept(tmp_path: Path) -> None
 
 
 def test_multi_gpu_training_runs_under_accelerate(tmp_path: Path) -> None:
-    executor = ExecutorSpec(train_gpus=4, accelerate_config="configs/accelerate/fsdp.yaml")
+    executor = LocalExecutorSpec(train_gpus=4, accelerate_config="configs/accelerate/fsdp.yaml")
     argv = commands.train_resume(["/venv/bin/sftscope"], Path("/r"), executor)
     assert argv[1:6] == ["-m", "accelerate.commands.launch", "--num_processes", "4", "--config_file"]
     assert argv[-4:] == ["/venv/bin/sftscope", "train", "--resume", "/r"]
@@ -101,15 +101,15 @@ def test_an_adaptive_eval_spec_sweeps_runs_adaptively_and_bases_fully() -> None:
 
 
 def test_the_cli_is_the_one_of_this_python() -> None:
-    cli = commands.sftscope_command(ExecutorSpec())
+    cli = commands.sftscope_command(LocalExecutorSpec())
     assert Path(cli[0]).name in ("sftscope", "python", "python3") or cli[0].endswith("python")
-    assert commands.sftscope_command(ExecutorSpec(sftscope=["srun", "sftscope"])) == ["srun", "sftscope"]
+    assert commands.sftscope_command(LocalExecutorSpec(sftscope=["srun", "sftscope"])) == ["srun", "sftscope"]
 
 
 def test_fsdp_training_restarts_instead_of_resuming(tmp_path: Path) -> None:
     fsdp, ddp = tmp_path / "fsdp.yaml", tmp_path / "ddp.yaml"
     fsdp.write_text("distributed_type: FSDP\n")
     ddp.write_text("distributed_type: MULTI_GPU\n")
-    assert not commands.can_resume(ExecutorSpec(train_gpus=8, accelerate_config=str(fsdp)))
-    assert commands.can_resume(ExecutorSpec(train_gpus=8, accelerate_config=str(ddp)))
-    assert commands.can_resume(ExecutorSpec(train_gpus=1, accelerate_config=str(fsdp)))
+    assert not commands.can_resume(LocalExecutorSpec(train_gpus=8, accelerate_config=str(fsdp)))
+    assert commands.can_resume(LocalExecutorSpec(train_gpus=8, accelerate_config=str(ddp)))
+    assert commands.can_resume(LocalExecutorSpec(train_gpus=1, accelerate_config=str(fsdp)))

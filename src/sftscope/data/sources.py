@@ -2,7 +2,7 @@
 weighted mix.
 
 Sources are pydantic models told apart by `kind:` (file, hf and microworld are the shapes task specs
-use too, `sftscope.config.sources`), so a spec validates before anything is read.
+use too, `sftscope.data.source_shapes`), so a spec validates before anything is read.
 Loading goes through a `BuildContext` that resolves paths, seeds every random choice and keeps the
 accounting the data card reports: rows per source and every bad row skipped under --skip-bad.
 """
@@ -16,9 +16,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
-from sftscope.config import sources as config_sources
 from sftscope.config.base import KIND, Strict, kind_required
 from sftscope.config.specfile import plain_message
+from sftscope.data import source_shapes
 from sftscope.data.io import LoadResult, read_records
 from sftscope.data.microworld import build_corpus
 from sftscope.data.records import Example
@@ -28,14 +28,14 @@ from sftscope.progress import progress_bar
 Style = Literal["long-cot", "short-cot", "answer-only"]
 
 
-class FileSource(config_sources.FileSource):
+class FileSource(source_shapes.FileSource):
     """Rows from a .jsonl or .parquet file."""
 
     name: str | None = None
     """Label in the data card; defaults to the path."""
 
 
-class HfSource(config_sources.HfSource):
+class HfSource(source_shapes.HfSource):
     """A hub dataset of training rows (default split `train`)."""
 
     name: str | None = None
@@ -78,7 +78,7 @@ class CountdownSource(Strict):
             raise ValueError("; ".join(problems)) from None
 
 
-class MicroworldSource(config_sources.MicroworldSource):
+class MicroworldSource(source_shapes.MicroworldSource):
     """Replay of the micro world's train split, in the mix the micro bases were pretrained on.
 
     Mixed into an SFT set, it is the replay dial: a share of pretraining data keeps the skills (and

@@ -13,16 +13,17 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from sftscope.config import sources as config_sources
 from sftscope.config.base import KIND, Strict, kind_required
+from sftscope.data import source_shapes
 from sftscope.data.io import read_records, row_unit
 from sftscope.data.microworld import generate
 from sftscope.data.records import Example, user_example
 from sftscope.errors import InputError
 from sftscope.evaluate.adapters import Adapter, adapt
+from sftscope.scoring.registry import SCORERS
 
 
-class MicroworldSource(config_sources.MicroworldSource):
+class MicroworldSource(source_shapes.MicroworldSource):
     """Held-out eval questions of one micro-world domain (its `eval` split)."""
 
     @field_validator("domains")
@@ -61,11 +62,11 @@ class RowsOptions(Strict):
     """Names of the columns of headerless CSV files, whose first line is data (HEx-PHI)."""
 
 
-class FileSource(config_sources.FileSource, RowsOptions):
+class FileSource(source_shapes.FileSource, RowsOptions):
     """A local JSONL, Parquet or CSV file."""
 
 
-class HfSource(config_sources.HfSource, RowsOptions):
+class HfSource(source_shapes.HfSource, RowsOptions):
     """A hub dataset of task rows (default split `test`); a local path may also be a JSONL, Parquet
     or CSV file in the same schema (read without `datasets`)."""
 
@@ -78,9 +79,6 @@ Source = Annotated[
 
 
 def _needs_gold(scorer: str) -> bool:
-    # Imported here, as evaluate/spec.py does: the registry pulls in every scorer's dependencies.
-    from sftscope.scoring.registry import SCORERS
-
     return scorer in SCORERS and SCORERS[scorer].needs_gold
 
 

@@ -59,7 +59,7 @@ def test_train_line_names_the_swept_steps_for_keep_swept(tmp_path: Path) -> None
         model="m",
         data=Path("/d"),
         run=Path("/r"),
-        executor=ExecutorSpec(),
+        executor=LocalExecutorSpec(),
         swept=[4, 8],
     )
     assert argv[-1] == "keep_steps=[4,8]"

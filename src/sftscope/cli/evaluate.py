@@ -27,17 +27,25 @@ def _steps(text: str | None) -> list[int] | None:
     return steps
 
 
-def _endpoint_options(endpoint: str | None, model: str | None, mode: str, timeout_s: float) -> dict[str, Any]:
+def _endpoint_options(
+    endpoint: str | None, model: str | None, mode: str, timeout_s: float, price: str | None
+) -> dict[str, Any]:
     """The openai backend's options, checked here so a typo is an option error, not a traceback."""
+    from sftscope.endpoint import Prices, public_url
+
     if endpoint is None:
         raise InputError("--endpoint", "the openai backend needs an endpoint URL, e.g. http://HOST:PORT/v1")
     url = urlparse(endpoint)
     if url.scheme not in ("http", "https") or not url.netloc:
-        message = f"expected an http(s) URL such as http://HOST:PORT/v1, got '{endpoint}'"
+        message = f"expected an http(s) URL such as http://HOST:PORT/v1, got '{public_url(endpoint)}'"
         raise InputError("--endpoint", message)
     if mode not in ENDPOINT_MODES:
         raise InputError("--endpoint-mode", f"expected one of {', '.join(ENDPOINT_MODES)}, got '{mode}'")
-    return {"base_url": endpoint, "model": model, "mode": mode, "timeout_s": timeout_s}
+    try:
+        prices = Prices.parse(price) if price is not None else None
+    except ValueError as exc:
+        raise InputError("--endpoint-price", str(exc)) from None
+    return {"base_url": endpoint, "model": model, "mode": mode, "timeout_s": timeout_s, "prices": prices}
 
 
 @reports_errors
@@ -88,6 +96,9 @@ def eval_command(
     endpoint_timeout: float = typer.Option(
         600.0, "--endpoint-timeout", min=1.0, help="openai backend: seconds to wait for one reply."
     ),
+    endpoint_price: str | None = typer.Option(
+        None, "--endpoint-price", help="openai backend: PROMPT,COMPLETION price per 1k tokens, for the cost."
+    ),
     vllm_args: list[str] | None = typer.Option(
         None,
         "--vllm-arg",
@@ -117,6 +128,7 @@ def eval_command(
     """
     from transformers.utils import logging as hf_logging
 
+    from sftscope.endpoint import METER
     from sftscope.evaluate.adaptive import adaptive_sweep, check_adaptive
     from sftscope.evaluate.backends import make_backend
     from sftscope.evaluate.layouts import parse_revisions
@@ -128,6 +140,7 @@ def eval_command(
     from sftscope.progress import console
 
     hf_logging.disable_progress_bar()  # one progress bar per checkpoint (ours), not one per weight load
+    METER.reset()  # the summary's endpoint usage is this sweep's
     if bool(suite) == bool(tasks):
         raise InputError("command line", "give either --suite NAME or one or more --task NAME")
     specs = load_suite(suite, overrides)[1] if suite else [load_task(t, overrides) for t in tasks or []]
@@ -136,7 +149,7 @@ def eval_command(
     # Checked before resolving the targets, which reads every checkpoint's weights.
     served: dict[str, Any] = {}
     if backend == "openai":
-        served = _endpoint_options(endpoint, endpoint_model, endpoint_mode, endpoint_timeout)
+        served = _endpoint_options(endpoint, endpoint_model, endpoint_mode, endpoint_timeout, endpoint_price)
     message = "--backend openai evaluates the one model an endpoint serves, not a run's checkpoints"
     if served and run_dir is not None:  # an endpoint answers for one model, whichever is "loaded"
         raise InputError(str(run_dir), f"{message}; give that model's directory instead")
@@ -155,8 +168,10 @@ def eval_command(
     )
     if vllm_args and backend != "vllm":
         raise InputError("command line", "--vllm-arg is for --backend vllm")
-    if (endpoint or endpoint_model) and backend != "openai":
-        raise InputError("command line", "--endpoint and --endpoint-model are for --backend openai")
+    if (endpoint or endpoint_model or endpoint_price) and backend != "openai":
+        raise InputError(
+            "command line", "--endpoint, --endpoint-model and --endpoint-price are for --backend openai"
+        )
     if backend == "vllm":
         options = parse_overrides(vllm_args or [], source="--vllm-arg")
     if backend == "openai":

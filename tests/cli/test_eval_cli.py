@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import types
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -151,22 +150,23 @@ def test_suite_or_task_is_required(run_dir: Path) -> None:
 
 
 def test_vllm_args_reach_the_engine(run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    class Started(Exception):
-        pass
-
-    def llm(model: str, **kwargs: object) -> None:
-        raise Started(model, kwargs)
-
-    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=llm))  # a stand-in: no vLLM here
+    log = tmp_path / "engines.jsonl"
+    monkeypatch.syspath_prepend(str(FIXTURES / "fake_vllm"))  # a stand-in: no vLLM here
+    monkeypatch.setenv("FAKE_VLLM_LOG", str(log))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    sys.modules.pop("vllm", None)
     engine_args = ["--vllm-arg", "dtype=float32", "--vllm-arg", "gpu_memory_utilization=0.1"]
-    engine_args += ["--store", str(tmp_path / "results.duckdb")]  # empty: step 0 is loaded first
-    result = CliRunner().invoke(
-        app, ["eval", str(run_dir), *QUICK, "--backend", "vllm", "--batch-size", "4", *engine_args]
-    )
-    assert isinstance(result.exception, Started)
-    model, kwargs = result.exception.args
-    assert model.endswith("base")
-    assert kwargs == {
+    engine_args += ["--store", str(tmp_path / "results.duckdb"), "--steps", "10"]
+    try:
+        result = CliRunner().invoke(
+            app, ["eval", str(run_dir), *QUICK, "--backend", "vllm", "--batch-size", "4", *engine_args]
+        )
+    finally:
+        sys.modules.pop("vllm", None)
+    assert result.exit_code == 0, result.output
+    engines = [e for e in map(json.loads, log.read_text().splitlines()) if e["event"] == "engine"]
+    assert [Path(e["model"]).name for e in engines] == ["base", "step-000010"]
+    assert engines[0]["kwargs"] == {
         "max_num_seqs": 4,
         "enable_prefix_caching": True,
         "dtype": "float32",

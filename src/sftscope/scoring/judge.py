@@ -96,7 +96,8 @@ def validate_params(params: Mapping[str, Any]) -> None:
     """base_url (http/https) and model are required; a named api_key_env must be set."""
     base_url, model = params.get("base_url"), params.get("model")
     if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-        raise ScorerParamError("judge", "base_url", f"must be given, as 'http(s)://...', got {base_url!r}")
+        shown = public_url(base_url) if isinstance(base_url, str) else base_url
+        raise ScorerParamError("judge", "base_url", f"must be given, as 'http(s)://...', got {shown!r}")
     if not isinstance(model, str) or not model:
         raise ScorerParamError("judge", "model", "must be given, as the judge model's name")
     key_env = params.get("api_key_env")

@@ -241,3 +241,24 @@ def test_a_failing_lane_is_reported_and_the_other_lanes_rows_are_kept(
     for backend in backends:
         backend.close()
     assert steps == [0, 0, 10, 10]
+
+
+def test_an_interrupted_generation_ends_its_worker(fake_vllm: FakeVLLM, tiny_model_dir: Path) -> None:
+    import os
+    import time
+
+    fake_vllm.script({"endless": _completion("x", [5] * 10**6, "length")})  # runs until killed
+    backend = make_backend("vllm", batch_size=2)
+    backend.load(str(tiny_model_dir))
+
+    def interrupt(index: int, generation: object) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        backend.generate(["a", "endless"], SamplingSpec(), on_done=interrupt)
+    started = time.monotonic()
+    backend.close()
+    assert time.monotonic() - started < 10  # not waiting for the endless request
+    (engine,) = fake_vllm.log("engine")
+    with pytest.raises(ProcessLookupError):
+        os.kill(engine["pid"], 0)

@@ -20,6 +20,7 @@ has stop strings).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import multiprocessing
 import os
@@ -141,12 +142,14 @@ class _Worker:
         self.model_path = model_path
         context = multiprocessing.get_context("spawn")  # a fork would share the parent's CUDA state
         self._conn, child = context.Pipe()
+        # Not a daemon: vLLM starts its engine core as a child process, which a daemon may not have.
         self._process = context.Process(
-            target=serve, args=(child, model_path, engine_args, device), name="sftscope-vllm", daemon=True
+            target=serve, args=(child, model_path, engine_args, device), name="sftscope-vllm"
         )
         self._process.start()
         child.close()
         self._busy = False
+        atexit.register(self.stop)  # before multiprocessing's exit hook would wait for it forever
         self._expect("ready")
 
     def generate(self, prompts: list[str], params: list[dict[str, Any]]) -> Any:
@@ -163,10 +166,16 @@ class _Worker:
             yield message[1], message[2]
 
     def stop(self) -> None:
+        atexit.unregister(self.stop)
+        if self._conn.closed:
+            return
         if self._process.is_alive() and not self._busy:  # a busy one (an interrupted sweep) is killed
             with contextlib.suppress(OSError):  # the worker is already gone
                 self._conn.send(("stop",))
             self._process.join(timeout=60)
+        if self._process.is_alive():  # SIGTERM first: vLLM then ends its engine-core process too
+            self._process.terminate()
+            self._process.join(timeout=30)
         if self._process.is_alive():
             self._process.kill()
             self._process.join()

@@ -4,6 +4,7 @@ message."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 import threading
@@ -174,7 +175,10 @@ ECHO = f"denied: key {KEY}, password {PASSWORD}".encode()  # a careless server q
 
 
 @pytest.mark.parametrize("case", ["401", "429", "500", "not-json", "slow", "refused"])
-def test_no_secret_in_any_error(stub: tuple[Stub, str], case: str) -> None:
+def test_no_secret_in_any_error_or_log(
+    stub: tuple[Stub, str], case: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # httpx and httpcore log every request at INFO and DEBUG
     state, url = stub
     host = url.split("//")[1]
     if case == "refused":
@@ -189,7 +193,8 @@ def test_no_secret_in_any_error(stub: tuple[Stub, str], case: str) -> None:
     client = EndpointClient(secret_url, api_key=KEY, retries=1, timeout_s=0.2, sleep=lambda s: None)
     with pytest.raises(EndpointError) as caught:
         client.post({})
-    shown = f"{caught.value} {caught.value.url} {caught.value!r} {client.usage.line()}"
+    shown = f"{caught.value} {caught.value.url} {caught.value!r} {client.usage.line()} {caplog.text}"
+    assert "HTTP Request" in caplog.text or case in ("slow", "refused")  # the log was captured
     assert KEY not in shown and PASSWORD not in shown and "user" not in shown
     assert f"http://{host.split('/')[0]}/v1/chat/completions" in str(caught.value)
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
@@ -187,17 +187,27 @@ class EndpointClient:
         usage: Usage | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        parts = urlsplit(url)
+        # Credentials in the URL go as an auth header, so no request line (nor httpx's log of it)
+        # carries them.
+        auth = (
+            httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
+            if parts.username
+            else None
+        )
+        netloc = parts.netloc.rpartition("@")[2]
         self.url = url
+        self._request_url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
         self.retries = retries
         self.backoff_s = backoff_s
         self.max_wait_s = max_wait_s
         self.usage = usage or Usage(public_url(url))
         self._sleep = sleep
         self._slots = threading.BoundedSemaphore(max(1, concurrency))
-        parts = urlsplit(url)
         self._secrets = [s for s in (api_key, parts.password, parts.username) if s]
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(
+            auth=auth,
             headers=headers,
             timeout=httpx.Timeout(timeout_s),
             limits=httpx.Limits(max_connections=max(1, concurrency)),
@@ -211,7 +221,7 @@ class EndpointClient:
             wait = min(self.backoff_s * 2**attempt, self.max_wait_s)
             try:
                 with self._slots:
-                    response = self._http.post(self.url, json=body)
+                    response = self._http.post(self._request_url, json=body)
             except httpx.TimeoutException:
                 problem = f"timed out after {self._http.timeout.read}s"
             except httpx.HTTPError as exc:  # refused, reset, DNS: the server may be restarting

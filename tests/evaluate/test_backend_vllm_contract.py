@@ -77,6 +77,8 @@ def test_one_engine_per_checkpoint_each_in_a_fresh_process(fake_vllm: FakeVLLM, 
 
     pids = {e["pid"] for e in engines}
     assert len(pids) == 2 and os.getpid() not in pids  # never in the sweep's own process
+    # Each engine was shut down by its worker, not left to the interpreter's exit.
+    assert sorted(e["pid"] for e in fake_vllm.log("shutdown")) == sorted(pids)
 
 
 def test_all_prompts_are_submitted_at_once_and_stream_back_as_they_finish(
@@ -262,3 +264,4 @@ def test_an_interrupted_generation_ends_its_worker(fake_vllm: FakeVLLM, tiny_mod
     (engine,) = fake_vllm.log("engine")
     with pytest.raises(ProcessLookupError):
         os.kill(engine["pid"], 0)
+    assert [e["pid"] for e in fake_vllm.log("shutdown")] == [engine["pid"]]  # ended, yet shut down

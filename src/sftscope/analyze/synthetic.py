@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from sftscope.analysis_file import RunInfo
+from sftscope.evaluate.store import ResultsStore, TaskEntry
 
 STEPS = (0, 1, 2, 4, 8, 16, 32, 64, 128)
 TASKS = {  # task -> (domain, scorer)
@@ -118,7 +119,6 @@ def _rows(meta: RunInfo, step: int, i: int, seed: int, n_prompts: int, k: int) -
 
 def write_synthetic_store(path: str | Path, seed: int = 0, n_prompts: int = 40, k: int = 2) -> Path:
     """Write the synthetic study to a results store at `path` (created if missing)."""
-    from sftscope.evaluate.store import ResultsStore, TaskEntry
 
     path = Path(path)
     with ResultsStore(path) as store:

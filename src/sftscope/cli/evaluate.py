@@ -10,7 +10,18 @@ import typer
 
 from sftscope.cli.errors import on_interrupt, reports_errors
 from sftscope.config.overrides import check_scopes, parse_overrides
+from sftscope.endpoint import METER, Prices, public_url
 from sftscope.errors import InputError
+from sftscope.evaluate.adaptive import adaptive_sweep, check_adaptive
+from sftscope.evaluate.backends import make_backends
+from sftscope.evaluate.fanout import run_sweep_lanes
+from sftscope.evaluate.layouts import parse_revisions
+from sftscope.evaluate.spec import load_suite, load_task
+from sftscope.evaluate.store import STORE_FILE, ResultsStore, store_file
+from sftscope.evaluate.summary import print_summary
+from sftscope.evaluate.sweep import SweepStats, Task
+from sftscope.evaluate.targets import Target, resolve_targets, served_target, store_home
+from sftscope.progress import console
 
 ENDPOINT_MODES = ("chat", "completions")
 
@@ -31,7 +42,6 @@ def _endpoint_options(
     endpoint: str | None, model: str | None, mode: str, timeout_s: float, price: str | None
 ) -> dict[str, Any]:
     """The openai backend's options, checked here so a typo is an option error, not a traceback."""
-    from sftscope.endpoint import Prices, public_url
 
     if endpoint is None:
         raise InputError("--endpoint", "the openai backend needs an endpoint URL, e.g. http://HOST:PORT/v1")
@@ -128,18 +138,6 @@ def eval_command(
     """
     from transformers.utils import logging as hf_logging
 
-    from sftscope.endpoint import METER
-    from sftscope.evaluate.adaptive import adaptive_sweep, check_adaptive
-    from sftscope.evaluate.backends import make_backends
-    from sftscope.evaluate.fanout import run_sweep_lanes
-    from sftscope.evaluate.layouts import parse_revisions
-    from sftscope.evaluate.spec import load_suite, load_task
-    from sftscope.evaluate.store import STORE_FILE, ResultsStore
-    from sftscope.evaluate.summary import print_summary
-    from sftscope.evaluate.sweep import SweepStats, Task
-    from sftscope.evaluate.targets import Target, resolve_targets, served_target, store_home
-    from sftscope.progress import console
-
     hf_logging.disable_progress_bar()  # one progress bar per checkpoint (ours), not one per weight load
     METER.reset()  # the summary's endpoint usage is this sweep's
     if bool(suite) == bool(tasks):
@@ -220,7 +218,6 @@ def export_command(
 
     Prints each file's path.
     """
-    from sftscope.evaluate.store import ResultsStore, store_file
 
     path = store_file(store)
     with ResultsStore(path, read_only=True) as results:

@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, field_validator
 from sftscope.config.base import KIND, Strict, kind_required
 from sftscope.config.specfile import plain_message
 from sftscope.data import source_shapes
+from sftscope.data.countdown import CountdownSettings, build_countdown_examples
 from sftscope.data.io import LoadResult, read_records
 from sftscope.data.microworld import build_corpus
 from sftscope.data.records import Example
@@ -64,7 +65,6 @@ class CountdownSource(Strict):
     @classmethod
     def _known_settings(cls, value: dict[str, Any]) -> dict[str, Any]:
         # Imported here: the teacher pulls in reasoning-gym, which specs without Countdown never need.
-        from sftscope.data.countdown import CountdownSettings
 
         try:
             # All knobs spelled out, so the resolved spec records the exact difficulty.
@@ -209,7 +209,6 @@ def load_source(
 
 
 def _countdown(options: CountdownSource, ctx: BuildContext) -> list[Example]:
-    from sftscope.data.countdown import CountdownSettings, build_countdown_examples
 
     settings = CountdownSettings.model_validate(options.settings)
     extra = (

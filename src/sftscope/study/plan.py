@@ -14,10 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sftscope.config.overrides import to_overrides
+from sftscope.errors import InputError
 from sftscope.evaluate.layouts import saved_steps
+from sftscope.evaluate.spec import load_suite
+from sftscope.models.loading import resolve_model
 from sftscope.study.cells import Cell, expand_cells
 from sftscope.study.spec import BaseSpec, CostSpec, StudySpec, load_study_spec
 from sftscope.study.state import StudyDir, read_json
+from sftscope.train import plan as train_plan
+from sftscope.train.batching import total_steps
+from sftscope.train.config import load_config
+from sftscope.train.schedules import checkpoint_steps
 
 
 @dataclass
@@ -65,7 +72,6 @@ def param_count(base: BaseSpec) -> float | None:
     """The spec's figure, else the sum of tensor sizes in a local checkpoint's safetensors headers."""
     if base.params is not None:
         return base.params
-    from sftscope.models.loading import resolve_model
 
     folder = Path(resolve_model(base.model))
     files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
@@ -86,7 +92,6 @@ def param_count(base: BaseSpec) -> float | None:
 
 
 def suite_sizes(spec: StudySpec) -> list[TaskSize]:
-    from sftscope.evaluate.spec import load_suite
 
     cost = spec.cost
     sizes = []
@@ -102,7 +107,6 @@ def suite_sizes(spec: StudySpec) -> list[TaskSize]:
 
 
 def _train_config(cell: Cell):  # type: ignore[no-untyped-def]
-    from sftscope.train.config import load_config
 
     placeholders = [f"model={cell.base.model}", "data=<data>", "out=<run>", f"seed={cell.seed}"]
     return load_config(
@@ -132,8 +136,6 @@ def _sweep_hours(tasks: list[TaskSize], models: int, rate: float | None) -> floa
 
 
 def plan_cell(cell: Cell, spec: StudySpec, tasks: list[TaskSize], study: StudyDir | None) -> CellPlan:
-    from sftscope.train.batching import total_steps
-    from sftscope.train.schedules import checkpoint_steps
 
     if cell.checkpoints is not None:  # trained already: only its sweep costs
         return _external_plan(cell, spec, tasks)
@@ -161,17 +163,15 @@ def plan_cell(cell: Cell, spec: StudySpec, tasks: list[TaskSize], study: StudyDi
 def _run_disk(config, base: BaseSpec, params: float | None, kept: int) -> float | None:  # type: ignore[no-untyped-def]
     """Bytes of one run directory: the train plan's figures from the base's config.json when it is
     local, else the parameter count in bf16 (what the large bases publish)."""
-    from sftscope.errors import InputError
-    from sftscope.train.plan import make_plan, model_shape
 
     try:
-        shape = model_shape(base.model)
+        shape = train_plan.model_shape(base.model)
     except InputError:
         if params is None:
             return None
         resume_copies = 1 if config.engine == "trl" else kept
         return params * (2 * kept + 12 * resume_copies)
-    return float(make_plan(config, shape, 0, kept, kept, 1).run_disk)
+    return float(train_plan.make_plan(config, shape, 0, kept, kept, 1).run_disk)
 
 
 def _external_plan(cell: Cell, spec: StudySpec, tasks: list[TaskSize]) -> CellPlan:

@@ -16,6 +16,7 @@ from sftscope.config.legacy import Rewrites
 from sftscope.config.overrides import to_overrides
 from sftscope.config.specfile import locate, read_spec, validation_error
 from sftscope.errors import InputError
+from sftscope.train.config import load_config
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -289,7 +290,6 @@ def _check_references(spec: StudySpec, path: Path, root: yaml.Node) -> None:
 def _check_presets(spec: StudySpec, path: Path, root: yaml.Node) -> None:
     """Each recipe must resolve to a valid train config, so a bad override or preset name stops the
     study here, at its line in this spec, rather than when its first cell starts training."""
-    from sftscope.train.config import load_config
 
     placeholders = ["model=<base>", "data=<data>", "out=<run>"]  # set per cell
     for i, preset in enumerate(spec.presets):

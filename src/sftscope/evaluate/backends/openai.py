@@ -19,6 +19,7 @@ from sftscope.endpoint import METER, EndpointClient, EndpointError, Prices, publ
 from sftscope.evaluate.backends.base import FinishReason, Generation, OnDone, prompt_seeds
 from sftscope.evaluate.backends.stops import find_stop, opens_think
 from sftscope.evaluate.spec import SamplingSpec
+from sftscope.models.loading import load_tokenizer
 
 
 class OpenAIBackend:
@@ -70,7 +71,6 @@ class OpenAIBackend:
         )
         if self.mode == "completions":
             # Plain completions need the chat template applied here, from the model's tokenizer.
-            from sftscope.models.loading import load_tokenizer
 
             self.tokenizer = load_tokenizer(self.tokenizer_name or str(model_path))
 

@@ -36,6 +36,7 @@ from sftscope.errors import SftscopeError
 from sftscope.evaluate.backends.base import Generation, OnDone, prompt_seeds
 from sftscope.evaluate.backends.stops import find_stop, opens_think
 from sftscope.evaluate.spec import SamplingSpec
+from sftscope.models.loading import load_tokenizer
 
 INSTALL = (
     "the vllm backend needs vLLM, which is not installed: pip install 'sftscope[vllm]' "
@@ -85,7 +86,6 @@ class VLLMBackend:
         self._worker: _Worker | None = None
 
     def load(self, model_path: str) -> None:
-        from sftscope.models.loading import load_tokenizer
 
         self.close()
         engine = {"max_num_seqs": self.batch_size, "enable_prefix_caching": True, **self.engine_args}

@@ -7,9 +7,11 @@ import json
 import pytest
 
 from sftscope.data import microworld
-from sftscope.data.microworld import build_corpus, domains, generate, mix_counts, split_of
+from sftscope.data.microworld import build_corpus, check_mix, domains, generate, mix_counts, split_of
+from sftscope.models.loading import BASES_DIR
 
 NAMES = [d.name for d in domains()]
+PRIMITIVES_FIRST_ONLY = ["arith_facts", "copy_numbers", "countdown4", "missing_operand", "subset_sum"]
 
 
 def test_domains_cover_the_study() -> None:
@@ -21,7 +23,8 @@ def test_domains_cover_the_study() -> None:
     assert specs["safety_forbidden"].scorer_params == {"expect": "refuse"}
     assert specs["safety_benign"].scorer_params == {"expect": "comply"}
     assert any(d.kind == "instructions" for d in specs.values())
-    assert all(d.weight > 0 for d in specs.values())
+    # Only the primitives-first world's domains stay out of the default mix (the micro2 presets mix them).
+    assert {d.name for d in specs.values() if d.weight == 0} == set(PRIMITIVES_FIRST_ONLY)
 
 
 def test_unknown_domain_lists_known_ones() -> None:
@@ -115,3 +118,62 @@ def test_mix_of_named_domains_keeps_their_relative_weights() -> None:
     assert set(counts) == {"countdown", "safety_forbidden"} and sum(counts.values()) == 100
     with pytest.raises(KeyError, match="unknown micro-world domain 'nope'"):
         mix_counts(10, ["nope"])
+
+
+@pytest.mark.parametrize("base", ["micro-weak", "micro-strong"])
+def test_default_mix_is_the_one_the_shipped_bases_were_pretrained_on(base: str) -> None:
+    manifest = json.loads((BASES_DIR / base / "manifest.json").read_text())
+    assert mix_counts(manifest["corpus_examples"]) == manifest["mix"]
+
+
+def test_a_weighted_mix_may_use_domains_outside_the_default_one() -> None:
+    counts = mix_counts(100, weights={"arith_facts": 3, "countdown": 1})
+    assert counts == {"arith_facts": 75, "countdown": 25}
+    rows = build_corpus(40, seed=0, weights={"arith_facts": 1, "copy_numbers": 1})
+    assert {r.source for r in rows} == {"microworld:arith_facts", "microworld:copy_numbers"}
+
+
+@pytest.mark.parametrize(
+    ("weights", "problem"),
+    [
+        ({"nope": 1.0}, "unknown micro-world domain 'nope'"),
+        ({"countdown": -1.0}, "negative"),
+        ({"countdown": 0}, "positive"),
+    ],
+)
+def test_bad_mixes_are_named(weights: dict[str, float], problem: str) -> None:
+    with pytest.raises((KeyError, ValueError), match=problem):
+        check_mix(weights)
+
+
+def _trace_step(a: int, op: str, b: int) -> bool:
+    """A step a 3-number trace can write: a first move on two numbers in 1..10, or a first result
+    with a number into a target <= 50; larger operand first and a positive result."""
+    value = {"+": a + b, "-": a - b, "*": a * b}[op]
+    return a >= b >= 1 and b <= 10 and value > 0 and (a <= 10 or value <= 50)
+
+
+def test_arith_facts_are_exactly_the_steps_a_three_number_trace_writes() -> None:
+    from sftscope.data.countdown import CountdownSettings, build_countdown_examples
+
+    facts = generate("arith_facts", split="train", n=20_000, seed=0)
+    written = {(e.meta["a"], e.meta["op"], e.meta["b"]) for e in facts}
+    assert all(_trace_step(*fact) for fact in written)
+    settings = CountdownSettings(min_numbers=3, max_numbers=3, max_value=10, max_target=50)
+    traces = build_countdown_examples(settings, 200, "long-cot", seed=0)
+    attempts = [attempt for t in traces for attempt in t.meta["teacher"]["attempts"]]
+    moves = {tuple(move[:3]) for attempt in attempts for move in attempt["moves"]}
+    assert all(_trace_step(*move) for move in moves)
+    assert len(moves & written) / len(moves) > 0.99  # a pretraining-sized sample covers them
+
+
+def test_primitive_and_procedure_tasks_have_correct_answers() -> None:
+    for e in generate("copy_numbers", split="eval", n=30):
+        assert e.question.split("[")[1].split("]")[0] == e.answer
+    for e in generate("missing_operand", split="eval", n=30):
+        left, right = e.meta["equation"].split(" = ")
+        assert eval(left.replace("?", e.answer)) == int(right)
+    for e in generate("subset_sum", split="eval", n=30):
+        chosen = [int(n) for n in e.answer.split("+")]
+        assert sum(chosen) == e.meta["target"] and set(chosen) <= set(e.meta["numbers"])
+        assert chosen == sorted(chosen) and len(chosen) >= 2

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from sftscope.data.records import Example, user_example
 
@@ -37,7 +37,17 @@ class DomainSpec(BaseModel):
 
     name: str
     """Domain name; examples carry source 'microworld:<name>'."""
-    kind: Literal["countdown", "arithmetic", "reasoning_gym", "instructions", "safety"]
+    kind: Literal[
+        "countdown",
+        "arithmetic",
+        "trace_facts",
+        "copy_numbers",
+        "missing_operand",
+        "subset_sum",
+        "reasoning_gym",
+        "instructions",
+        "safety",
+    ]
     """Which generator builds the examples."""
     tag: Tag
     """The evaluation's domain tag."""
@@ -45,8 +55,9 @@ class DomainSpec(BaseModel):
     """Name of the sftscope.scoring scorer that grades this domain."""
     scorer_params: dict[str, Any] = {}
     """Params of that scorer (e.g. the refusal scorer's expect='refuse' or 'comply')."""
-    weight: float
-    """Share of the pretraining mix (before normalisation over all domains)."""
+    weight: float = Field(ge=0)
+    """Share of the default pretraining mix (before normalisation); 0 keeps the domain out of it
+    (a preset's own corpus mix may still use it)."""
     category: str | None = None
     """For reasoning-gym tasks: arithmetic, algebra, logic, string manipulation or puzzles."""
     config: dict[str, Any] = {}
@@ -139,6 +150,86 @@ def _arithmetic(spec: DomainSpec, stream: int) -> Iterator[Example]:
         yield _boxed(question, str(value), spec, {"a": a, "b": b, "op": op})
 
 
+_OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
+
+
+def _trace_fact(rng: random.Random, top: int, max_result: int) -> tuple[int, str, int, int]:
+    """One fact `a op b = c` as a 3-number Countdown trace writes it: larger operand first, positive
+    result; either a first move on two given numbers (1..top), or a second move combining a first
+    move's result with a given number into a result of at most `max_result` (a target)."""
+    while True:
+        op = rng.choice("+-*")
+        x, y = rng.randint(1, top), rng.randint(1, top)
+        if rng.random() < 0.5:
+            made = _OPS[rng.choice("+-*")](max(x, y), min(x, y))
+            x, y = made, rng.randint(1, top)
+        a, b = max(x, y), min(x, y)
+        value = _OPS[op](a, b)
+        if b > 0 and value > 0 and (a <= top or value <= max_result):
+            return a, op, b, value
+
+
+def _trace_facts(spec: DomainSpec, stream: int) -> Iterator[Example]:
+    rng = random.Random(stream)
+    top, max_result = int(spec.config["max_operand"]), int(spec.config["max_result"])
+    # Several phrasings, the trace's own `a op b=` among them: the held-out split is by question text,
+    # so every fact is still taught under some phrasing and the probe measures recall of known facts.
+    phrasings = ["{a}{op}{b}=?", "What is {a} {op} {b}?", "Compute {a}{op}{b}."]
+    while True:
+        a, op, b, value = _trace_fact(rng, top, max_result)
+        question = rng.choice(phrasings).format(a=a, op=op, b=b)
+        yield _boxed(question, str(value), spec, {"a": a, "b": b, "op": op})
+
+
+def _copy_numbers(spec: DomainSpec, stream: int) -> Iterator[Example]:
+    rng = random.Random(stream)
+    low, high = int(spec.config["min_count"]), int(spec.config["max_count"])
+    top = int(spec.config["max_value"])
+    phrasings = ["Copy these numbers: {n}", "Repeat the numbers {n}.", "Write the list {n} again."]
+    while True:
+        numbers = ", ".join(str(rng.randint(1, top)) for _ in range(rng.randint(low, high)))
+        question = rng.choice(phrasings).format(n=f"[{numbers}]")
+        yield _boxed(question, numbers, spec, {"count": numbers.count(",") + 1})
+
+
+def _missing_operand(spec: DomainSpec, stream: int) -> Iterator[Example]:
+    rng = random.Random(stream)
+    top = int(spec.config["max_operand"])
+    phrasings = ["Find the missing number: {eq}", "Which number makes {eq} true?", "Solve {eq} for ?."]
+    while True:
+        op = rng.choice("+-*")
+        a, b = sorted((rng.randint(1, top), rng.randint(1, top)), reverse=True)
+        if op == "-" and a == b:
+            continue
+        missing_first = rng.random() < 0.5
+        left = f"? {op} {b}" if missing_first else f"{a} {op} ?"
+        equation = f"{left} = {_OPS[op](a, b)}"
+        question = rng.choice(phrasings).format(eq=equation)
+        yield _boxed(question, str(a if missing_first else b), spec, {"equation": equation})
+
+
+def _subset_sum(spec: DomainSpec, stream: int) -> Iterator[Example]:
+    """Numbers and a target that exactly one subset (of two or more numbers) sums to; the answer
+    lists it in increasing order joined by '+', so the exact scorer can grade it."""
+    from itertools import combinations
+
+    rng = random.Random(stream)
+    count, top = int(spec.config["count"]), int(spec.config["max_value"])
+    while True:
+        numbers = rng.sample(range(1, top + 1), count)
+        chosen = sorted(rng.sample(numbers, rng.randint(2, count - 1)))
+        target = sum(chosen)
+        sums = [c for size in range(2, count + 1) for c in combinations(numbers, size) if sum(c) == target]
+        if len(sums) != 1:
+            continue
+        question = (
+            f"Numbers: {numbers}\nTarget: {target}\n"
+            "Pick some of the numbers that add up to the target. "
+            "Write them from smallest to largest, joined by +."
+        )
+        yield _boxed(question, "+".join(map(str, chosen)), spec, {"numbers": numbers, "target": target})
+
+
 _NUMBER_WORDS = {2: "two", 3: "three", 4: "four"}
 
 
@@ -198,6 +289,10 @@ GENERATORS: dict[str, Callable[[DomainSpec, int], Iterator[Example]]] = {
     "reasoning_gym": _reasoning_gym,
     "countdown": _countdown,
     "arithmetic": _arithmetic,
+    "trace_facts": _trace_facts,
+    "copy_numbers": _copy_numbers,
+    "missing_operand": _missing_operand,
+    "subset_sum": _subset_sum,
     "instructions": _instructions,
     "safety": _safety,
 }
@@ -227,12 +322,32 @@ def generate(name: str, *, split: Split, n: int, seed: int = 0) -> list[Example]
     return examples
 
 
-def mix_counts(total: int, names: list[str] | None = None) -> dict[str, int]:
-    """Examples per domain for a corpus of `total`, proportional to the pretraining weights of the
-    named domains (all by default), by largest remainders so that the counts sum to `total`."""
-    specs = domains() if names is None else [domain(name) for name in names]
-    weight_sum = sum(d.weight for d in specs)
-    exact = {d.name: total * d.weight / weight_sum for d in specs}
+def mix_weights(names: list[str] | None = None) -> dict[str, float]:
+    """The world's pretraining weights of the named domains (by default every domain in the mix)."""
+    specs = [domain(name) for name in names] if names is not None else domains()
+    return {d.name: d.weight for d in specs if names is not None or d.weight > 0}
+
+
+def check_mix(weights: Mapping[str, float]) -> None:
+    """A corpus mix names known domains with non-negative weights, some positive; ValueError if not."""
+    for name, weight in weights.items():
+        domain(name)  # KeyError listing the known names
+        if weight < 0:
+            raise ValueError(f"domain '{name}' has a negative weight {weight}")
+    if not any(weight > 0 for weight in weights.values()):
+        raise ValueError("no domain has a positive weight")
+
+
+def mix_counts(
+    total: int, names: list[str] | None = None, weights: Mapping[str, float] | None = None
+) -> dict[str, int]:
+    """Examples per domain for a corpus of `total`, proportional to `weights` (default: the world's
+    weights of the named domains, or of the whole default mix), by largest remainders so that the
+    counts sum to `total`."""
+    weights = dict(weights) if weights is not None else mix_weights(names)
+    check_mix(weights)
+    weight_sum = sum(weights.values())
+    exact = {name: total * weight / weight_sum for name, weight in weights.items()}
     counts = {name: int(value) for name, value in exact.items()}
     by_remainder = sorted(exact, key=lambda name: exact[name] - counts[name], reverse=True)
     for name in by_remainder[: total - sum(counts.values())]:
@@ -240,10 +355,12 @@ def mix_counts(total: int, names: list[str] | None = None) -> dict[str, int]:
     return counts
 
 
-def build_corpus(total: int, seed: int, names: list[str] | None = None) -> list[Example]:
-    """The train split in the pretraining mix (of the named domains), shuffled: the pretraining
-    corpus of the micro bases, and the replay share of an SFT data spec."""
-    counts = mix_counts(total, names)
+def build_corpus(
+    total: int, seed: int, names: list[str] | None = None, weights: Mapping[str, float] | None = None
+) -> list[Example]:
+    """The train split in a pretraining mix (`weights`, or the world's weights of the named domains),
+    shuffled: the pretraining corpus of the micro bases, and the replay share of an SFT data spec."""
+    counts = mix_counts(total, names, weights)
     rows = [row for name, n in counts.items() for row in generate(name, split="train", n=n, seed=seed)]
     random.Random(seed).shuffle(rows)
     return rows

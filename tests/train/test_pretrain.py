@@ -67,3 +67,23 @@ def test_cli_unknown_preset() -> None:
 
     result = CliRunner().invoke(app, ["pretrain", "--preset", "micro-huge"])
     assert result.exit_code == 2 and "micro-strong" in result.output
+
+
+def test_cli_preset_with_a_bad_corpus_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sftscope.cli import app
+
+    bad = micro.PRESETS["micro2-weak"].model_copy(update={"name": "micro-bad", "corpus": {"countdown": 0.0}})
+    monkeypatch.setitem(micro.PRESETS, bad.name, bad)
+    result = CliRunner().invoke(app, ["pretrain", "--preset", "micro-bad"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "micro preset 'micro-bad'" in lines[0] and "'corpus'" in lines[0]
+
+
+@pytest.mark.parametrize("name", ["micro2-weak", "micro2-strong"])
+def test_primitives_first_presets_pretrain_on_their_own_mix(name: str, tmp_path: Path) -> None:
+    """Two steps of the real preset with the shipped tokenizer: the corpus is the preset's mix."""
+    out = pretrain(name, out=tmp_path / "base", work=tmp_path / "work", steps=2)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["steps"] == 2 and set(manifest["mix"]) == set(micro.PRIMITIVES_FIRST)
+    assert manifest["corpus_examples"] == 2 * micro.preset(name).batch_size

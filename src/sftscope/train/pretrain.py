@@ -123,7 +123,7 @@ def pretrain(
     if run_dir.exists():
         shutil.rmtree(run_dir)  # a pretraining run is rebuilt from its seeds, never resumed half-way
 
-    corpus = build_corpus(spec.steps * spec.batch_size, spec.corpus_seed)
+    corpus = build_corpus(spec.steps * spec.batch_size, spec.corpus_seed, weights=spec.corpus)
     write_records(corpus, work / "corpus.jsonl")
     tokenizer = micro_tokenizer(corpus, retrain=retrain_tokenizer)
     init_dir = work / "init"
@@ -145,7 +145,7 @@ def pretrain(
             "parameters": sum(p.numel() for p in model.parameters()),
             "corpus_seed": spec.corpus_seed,
             "corpus_examples": len(corpus),
-            "mix": mix_counts(len(corpus)),
+            "mix": mix_counts(len(corpus), weights=spec.corpus),
             "steps": final["step"],
             "tokens_seen": final["tokens_seen"],
             "train_wall_time_s": round(final["wall_time"], 1),

@@ -18,6 +18,7 @@ from sftscope.errors import InputError
 from sftscope.evaluate.layouts import saved_steps
 from sftscope.evaluate.spec import load_suite
 from sftscope.models.loading import resolve_model
+from sftscope.study.bases import unbuilt_base
 from sftscope.study.cells import Cell, expand_cells
 from sftscope.study.spec import BaseSpec, CostSpec, StudySpec, load_study_spec
 from sftscope.study.state import StudyDir, read_json
@@ -230,6 +231,7 @@ def make_plan(spec_path: str | Path, study_dir: str | Path | None = None) -> Stu
                 "until a built data card measures it"
                 + (f"; {condition.rows} rows until built" if condition.rows else "")
             )
+    plan.gaps += [fix for b in bases.values() if (fix := unbuilt_base(b.model)) is not None]
     plan.gaps += [
         f"{t.name}: prompt count unknown (set cost.prompts.{t.name})" for t in tasks if t.prompts is None
     ]

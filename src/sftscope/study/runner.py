@@ -27,6 +27,7 @@ from sftscope.models.loading import gguf_source
 from sftscope.progress import console
 from sftscope.rundir import write_json_atomic
 from sftscope.study import commands
+from sftscope.study.bases import check_bases
 from sftscope.study.cells import Cell, expand_cells
 from sftscope.study.executors import Executor, Job, JobResult, make_executor
 from sftscope.study.graph import Node, StudyGraph
@@ -126,6 +127,7 @@ def run_study(
     spec_path = Path(spec_path)
     spec = with_executor_options(load_study_spec(spec_path), executor, workers, address)
     cells = expand_cells(spec, spec_path)
+    check_bases(cells, spec_path)
     for base in {cell.base.model for cell in cells if cell.base.model.startswith("gguf:")}:
         gguf_source(base.removeprefix("gguf:"))  # fail before any job starts when a GGUF is missing
     study = StudyDir(Path(out) if out is not None else Path("runs") / spec.name)

@@ -40,14 +40,14 @@ def test_dry_run_prints_cells_steps_and_gpu_hours() -> None:
     assert "6000 tokens per example" in text  # the Math-CoT length assumption is stated
 
 
-@pytest.mark.parametrize("name", ["smollm2", "demo", "demo-quick", "replay"])
+@pytest.mark.parametrize("name", ["smollm2", "demo", "demo-quick", "replay", "micro-phenomena"])
 def test_every_shipped_spec_plans(name: str) -> None:
     plan = make_plan(STUDIES / f"{name}.yaml")
     assert plan.cells and all(c.steps for c in plan.cells)
 
 
 def test_no_shipped_study_goes_unplanned() -> None:
-    listed = {"paper", "smollm2", "demo", "demo-quick", "replay"}
+    listed = {"paper", "smollm2", "demo", "demo-quick", "replay", "micro-phenomena"}
     assert {path.stem for path in STUDIES.glob("*.yaml")} == listed
 
 
@@ -79,3 +79,11 @@ def test_plan_adds_disk_per_run() -> None:
     assert qwen14.disk_bytes == pytest.approx(14.77e9 * (2 * 64 + 12))
     text = CliRunner().invoke(app, ["study", "run", str(STUDIES / "paper.yaml"), "--dry-run"]).output
     assert "disk GB" in text and "GB of run directories" in text
+
+
+def test_micro_phenomena_runs_three_seeds_of_the_full_grid_within_the_hour() -> None:
+    plan = make_plan(STUDIES / "micro-phenomena.yaml")
+    cells = {(c.cell.base.name, c.cell.condition.name, c.cell.seed) for c in plan.cells}
+    assert len(cells) == 2 * 4 * 3 and {seed for *_, seed in cells} == {1, 2, 3}
+    assert plan.wall_minutes is not None and plan.wall_minutes <= 60
+    assert plan.spec.eval.suite == "micro2" and "sampling.max_new_tokens=160" in plan.spec.eval.overrides

@@ -12,7 +12,7 @@ from sftscope.hashing import file_sha256
 from sftscope.models import micro
 from sftscope.models.micro import MicroPreset
 from sftscope.train import pretrain as pretrain_module
-from sftscope.train.pretrain import pretrain
+from sftscope.train.pretrain import checked_preset, pretrain
 
 TINY = MicroPreset(
     name="micro-tiny",
@@ -67,6 +67,17 @@ def test_cli_unknown_preset() -> None:
 
     result = CliRunner().invoke(app, ["pretrain", "--preset", "micro-huge"])
     assert result.exit_code == 2 and "micro-strong" in result.output
+
+
+def test_a_preset_with_a_bad_corpus_names_preset_field_and_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sftscope.errors import InputError
+
+    bad = micro.PRESETS["micro2-weak"].model_copy(update={"name": "micro-bad", "corpus": {"countdwn": 1.0}})
+    monkeypatch.setitem(micro.PRESETS, bad.name, bad)
+    with pytest.raises(
+        InputError, match="micro preset 'micro-bad', field 'corpus': unknown micro-world domain"
+    ):
+        checked_preset("micro-bad")
 
 
 def test_cli_preset_with_a_bad_corpus_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:

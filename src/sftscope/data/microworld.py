@@ -15,6 +15,7 @@ import hashlib
 import random
 from collections.abc import Callable, Iterator, Mapping
 from functools import cache
+from itertools import combinations
 from pathlib import Path
 from typing import Any, Literal
 
@@ -211,8 +212,6 @@ def _missing_operand(spec: DomainSpec, stream: int) -> Iterator[Example]:
 def _subset_sum(spec: DomainSpec, stream: int) -> Iterator[Example]:
     """Numbers and a target that exactly one subset (of two or more numbers) sums to; the answer
     lists it in increasing order joined by '+', so the exact scorer can grade it."""
-    from itertools import combinations
-
     rng = random.Random(stream)
     count, top = int(spec.config["count"]), int(spec.config["max_value"])
     while True:

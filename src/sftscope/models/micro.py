@@ -113,15 +113,7 @@ def preset(name: str) -> MicroPreset:
     if name not in PRESETS:
         known = ", ".join(PRESETS)
         raise InputError("command line", f"unknown micro preset '{name}' (known: {known})", field="preset")
-    spec = PRESETS[name]
-    if spec.corpus is not None:
-        from sftscope.data.microworld import check_mix
-
-        try:
-            check_mix(spec.corpus)
-        except (KeyError, ValueError) as exc:
-            raise InputError(f"micro preset '{name}'", str(exc.args[0]), field="corpus") from None
-    return spec
+    return PRESETS[name]
 
 
 def llama_config(spec: MicroPreset, tokenizer: Any) -> Any:

@@ -14,15 +14,15 @@ from typing import Any
 
 import yaml
 
+from sftscope.data.card import default_tokenizer
 from sftscope.errors import InputError
+from sftscope.models.loading import resolve_model
+from sftscope.models.micro import PRESETS
 from sftscope.study.cells import Cell
 
 
 def unbuilt_base(model: str) -> str | None:
     """The one-line fix when `model` names a micro preset whose base is not built, else None."""
-    from sftscope.models.loading import resolve_model
-    from sftscope.models.micro import PRESETS
-
     if model not in PRESETS or resolve_model(model) != model:
         return None
     return f"base '{model}' is not built yet: run `sftscope pretrain --preset {model}` first"
@@ -47,8 +47,6 @@ def data_tokenizer(data_spec: Path, base: Path) -> Path | None:
 
     Only the `tokenizer` key is read: the rest of the spec is the data stage's to validate, in its job.
     """
-    from sftscope.data.card import default_tokenizer
-    from sftscope.models.loading import resolve_model
 
     data = yaml.safe_load(data_spec.read_text(encoding="utf-8")) if data_spec.is_file() else None
     name = data.get("tokenizer") if isinstance(data, dict) else None
@@ -65,7 +63,6 @@ def data_tokenizer(data_spec: Path, base: Path) -> Path | None:
 def check_bases(cells: list[Cell], spec_path: Path) -> None:
     """InputError (one line) for the first base that is not built or whose tokenizer differs from
     its data's."""
-    from sftscope.models.loading import resolve_model
 
     checked: set[tuple[str, Path]] = set()
     for cell in cells:

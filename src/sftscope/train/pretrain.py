@@ -21,8 +21,9 @@ from typing import Any
 
 from sftscope.data.chat import DEFAULT_SUFFIX, with_suffix
 from sftscope.data.io import write_records
-from sftscope.data.microworld import build_corpus, mix_counts
+from sftscope.data.microworld import build_corpus, check_mix, mix_counts
 from sftscope.data.records import Example
+from sftscope.errors import InputError
 from sftscope.hashing import file_sha256
 from sftscope.models.loading import BASES_DIR
 from sftscope.models.micro import MicroPreset, init_model, preset, save_tokenizer, train_tokenizer
@@ -51,6 +52,18 @@ def micro_tokenizer(corpus: list[Example], retrain: bool = False) -> Any:
     tokenizer = train_tokenizer(tokenizer_texts(corpus[:TOKENIZER_SAMPLE]))
     save_tokenizer(tokenizer, TOKENIZER_DIR)
     return tokenizer
+
+
+def checked_preset(name: str) -> MicroPreset:
+    """The preset `name` with its corpus mix validated: an unknown domain or a bad weight is one
+    InputError naming the preset and the field."""
+    spec = preset(name)
+    if spec.corpus is not None:
+        try:
+            check_mix(spec.corpus)
+        except (KeyError, ValueError) as exc:
+            raise InputError(f"micro preset '{name}'", str(exc.args[0]), field="corpus") from None
+    return spec
 
 
 def train_config(spec: MicroPreset, data: Path, init_dir: Path, run_dir: Path) -> Any:
@@ -113,7 +126,7 @@ def pretrain(
 
     from sftscope.train.loop import train
 
-    spec = preset(name)
+    spec = checked_preset(name)
     if steps is not None:
         spec = spec.model_copy(update={"steps": steps})
     out = out or BASES_DIR / name

@@ -96,3 +96,12 @@ def test_a_base_not_pretrained_here_is_not_held_to_the_default_tokenizer(
 ) -> None:
     (other_vocabulary / "manifest.json").write_text(json.dumps({"note": "converted from a hub model"}))
     check(study(tmp_path, str(other_vocabulary)))
+
+
+def test_a_condition_of_external_checkpoints_has_no_data_tokenizer_to_compare(
+    tmp_path: Path, other_vocabulary: Path
+) -> None:
+    spec = study(tmp_path, str(other_vocabulary))
+    spec.write_text(spec.read_text().replace("data: long.yaml", "checkpoints: trl-out"))
+    (tmp_path / "trl-out" / "checkpoint-2").mkdir(parents=True)
+    check(spec)

@@ -97,11 +97,11 @@ PRESETS: dict[str, MicroPreset] = {
         ),
         MicroPreset(
             name="micro2-weak",
-            hidden_size=64,
-            num_layers=2,
+            hidden_size=96,
+            num_layers=3,
             num_heads=4,
-            intermediate_size=192,
-            steps=400,
+            intermediate_size=256,
+            steps=600,
             corpus=PRIMITIVES_FIRST,
         ),
     )

@@ -10,6 +10,7 @@ from sftscope.config.overrides import check_scopes
 from sftscope.data.microworld import domains
 from sftscope.errors import InputError
 from sftscope.evaluate.spec import builtin_names, load_suite, load_task
+from sftscope.models.micro import PRIMITIVES_FIRST
 
 GOOD = """\
 name: demo
@@ -45,8 +46,6 @@ def test_every_builtin_task_and_suite_loads() -> None:
 @pytest.mark.parametrize("suite", ["micro", "micro2"])
 def test_micro_suites_cover_every_domain_of_their_world(suite: str) -> None:
     """micro evaluates the shipped bases' default mix; micro2 the primitives-first presets' mix."""
-    from sftscope.models.micro import PRIMITIVES_FIRST
-
     tasks = {t.name: t for t in load_suite(suite)[1]}
     mix = [d.name for d in domains() if d.weight > 0] if suite == "micro" else list(PRIMITIVES_FIRST)
     for domain in (d for d in domains() if d.name in mix):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from sftscope.errors import InputError
 from sftscope.hashing import file_sha256
 from sftscope.models import micro
 from sftscope.models.micro import MicroPreset
@@ -70,8 +71,6 @@ def test_cli_unknown_preset() -> None:
 
 
 def test_a_preset_with_a_bad_corpus_names_preset_field_and_problem(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sftscope.errors import InputError
-
     bad = micro.PRESETS["micro2-weak"].model_copy(update={"name": "micro-bad", "corpus": {"countdwn": 1.0}})
     monkeypatch.setitem(micro.PRESETS, bad.name, bad)
     with pytest.raises(

@@ -11,6 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from sftscope.cli import app
+from sftscope.cli import demo as cli_demo
+from sftscope.cli import study as cli_study
 from sftscope.rundir import write_json_atomic
 from sftscope.study.state import StateFile, StudyDir
 
@@ -62,12 +64,12 @@ def test_run_reports_a_bad_spec_with_file_line_and_field(tmp_path: Path) -> None
 
 
 def test_ctrl_c_says_the_finished_jobs_are_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sftscope.study import runner as study_runner
-
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(study_runner, "run_study", interrupted)
+    # Both commands call the runner through the names their modules imported.
+    monkeypatch.setattr(cli_study, "run_study", interrupted)
+    monkeypatch.setattr(cli_demo, "run_study", interrupted)
     for args, words in [
         (["study", "run", "studies/demo.yaml"], "the same command resumes the study"),
         (["demo"], "`sftscope demo` again resumes the study"),

@@ -145,7 +145,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
             checkpoints.write_manifest(run_dir, checkpoints.new_manifest(config.model, base_hash, total))
     accelerator.wait_for_everyone()
 
-    module, optimizer = accelerator.prepare(CompletionLoss(model), optimizer)
+    module, optimizer = accelerator.prepare(CompletionLoss(model, config.loss_chunk_tokens), optimizer)
     module.train()
     world, rank = accelerator.num_processes, accelerator.process_index
     pad_id = tokenizer.pad_token_id

@@ -110,7 +110,7 @@ def test_step_losses_do_not_depend_on_the_micro_batch_split(tiny_model_dir: Path
 
 
 def test_chunked_loss_equals_the_whole_loss_with_gradients(tiny_model_dir: Path) -> None:
-    tokenizer, model, encoded = _setup(tiny_model_dir, count=5)
+    _, model, encoded = _setup(tiny_model_dir, count=5)
     batch = collate_packed(encoded)
     count = sum(item.num_targets for item in encoded)
     results = []

@@ -10,18 +10,20 @@ the whole data set and knows the step's examples (the data order depends only on
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
 import time
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from sftscope.errors import InputError
+from sftscope.errors import InputError, SftscopeError
 from sftscope.models.loading import load_model_and_tokenizer
 from sftscope.progress import console, progress_bar
 from sftscope.train import batching, checkpoints, sharding
@@ -314,14 +316,30 @@ def train(config: TrainConfig, *, resume: bool = False, from_step: int | None = 
                 "scheduler": scheduler.state_dict(),
                 "rng": torch.get_rng_state(),
             }
-            if done in save_at:
-                _checkpoint(accelerator, module, tokenizer, optimizer, run_dir, trainer_state, sharded)
-            if sharded and done in resume_at:
-                sharding.save(run_dir, done, module, optimizer, trainer_state)
+            with _disk_full_is_an_error(run_dir, done):
+                if done in save_at:
+                    _checkpoint(accelerator, module, tokenizer, optimizer, run_dir, trainer_state, sharded)
+                if sharded and done in resume_at:
+                    sharding.save(run_dir, done, module, optimizer, trainer_state)
     if log is not None:
         log.close()
     accelerator.wait_for_everyone()
     return run_dir
+
+
+@contextmanager
+def _disk_full_is_an_error(run_dir: Path, step: int) -> Iterator[None]:
+    """A full disk while saving ends the run with one line; what was saved before stays the run's state
+    (a checkpoint or resume state is renamed into place only once complete)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise SftscopeError(
+            f"{run_dir}: disk full while saving step {step}; the run keeps its last complete checkpoint. "
+            f"Free space, then continue with `sftscope train --resume {run_dir}`"
+        ) from exc
 
 
 def _checkpoint(

@@ -12,6 +12,7 @@ previous one then removed), next to a small trainer_state.pt (step, scheduler, r
 
 from __future__ import annotations
 
+import errno
 import shutil
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,13 @@ def save(run_dir: Path, step: int, module: nn.Module, optimizer: Any, trainer_st
         tmp.mkdir(parents=True)
     torch.distributed.barrier()
     model_state, optimizer_state = get_state_dict(module, optimizer)
-    dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=tmp)
+    try:
+        dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=tmp)
+    except Exception as exc:  # torch's CheckpointException wraps each process's error, e.g. disk full
+        shutil.rmtree(tmp, ignore_errors=True)
+        if "No space left" in str(exc):
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp)) from exc
+        raise
     if main:
         torch.save(
             {**trainer_state, "world_size": torch.distributed.get_world_size()}, tmp / checkpoints.STATE_FILE

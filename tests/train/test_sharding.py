@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM
 
 from sftscope.errors import InputError
 from sftscope.train.loss import CompletionLoss
-from sftscope.train.sharding import shard
+from sftscope.train.sharding import check_world_size, shard
 
 
 @pytest.fixture
@@ -46,3 +46,9 @@ def test_a_model_without_a_findable_layer_class_is_one_error(
         shard(CompletionLoss(model), model, str(tiny_model_dir), "no")
     assert caught.value.field == "_no_split_modules"
     assert "QwenDecoderLayerThatIsNotHere" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_sharded_state_from_another_world_size_is_refused(one_process_group: None, tmp_path: Path) -> None:
+    with pytest.raises(InputError) as caught:
+        check_world_size(tmp_path, {"step": 3, "world_size": 2})
+    assert caught.value.field == "world_size" and "2 processes; this launch has 1" in str(caught.value)

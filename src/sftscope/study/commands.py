@@ -47,9 +47,17 @@ def convert_base(cli: list[str], gguf: str, out: Path) -> list[str]:
 
 
 def train(
-    cli: list[str], cell: Cell, *, model: str, data: Path, run: Path, executor: ExecutorSpec
+    cli: list[str],
+    cell: Cell,
+    *,
+    model: str,
+    data: Path,
+    run: Path,
+    executor: ExecutorSpec,
+    resume: bool = False,
 ) -> list[str]:
-    """A fresh training run of a cell; the study's seed goes last so it wins over the recipe's."""
+    """A training run of a cell; the study's seed goes last so it wins over the recipe's. With
+    resume=True it continues the killed run `run`, and `train` checks the recipe is still the run's."""
     args = ["train"]
     if cell.config_path is not None:
         args.append(str(cell.config_path))
@@ -57,19 +65,9 @@ def train(
         args += ["--preset", cell.preset.preset]
     args += overrides_args(cell.preset.overrides)
     args += [f"model={model}", f"data={data}", f"out={run}", f"seed={cell.seed}"]
+    if resume:
+        args += ["--resume", str(run)]
     return _launcher(cli, executor) + args
-
-
-def train_resume(cli: list[str], run: Path, executor: ExecutorSpec) -> list[str]:
-    return [*_launcher(cli, executor), "train", "--resume", str(run)]
-
-
-def can_resume(executor: ExecutorSpec) -> bool:
-    """`train --resume` refuses FSDP runs (their sharded optimizer state is not saved): those restart."""
-    if executor.train_gpus <= 1 or not executor.accelerate_config:
-        return True
-    config = yaml.safe_load(Path(executor.accelerate_config).read_text(encoding="utf-8")) or {}
-    return config.get("distributed_type") != "FSDP"
 
 
 def _launcher(cli: list[str], executor: ExecutorSpec) -> list[str]:

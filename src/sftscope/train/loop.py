@@ -301,22 +301,23 @@ def train(config: TrainConfig, *, resume: bool = False, from_step: int | None = 
                 "tokens_seen": tokens_seen,
                 "micro_batches": len(batches),
             }
-            if log is not None:
-                log.log(row)
-                bar.update(0, advance=1, status=f"loss {row['loss']:.4f}")
-            trainer_state = {
-                "step": done,
-                "epoch": row["epoch"],
-                "data_position": {
-                    "epoch": step // per_epoch,
-                    "batches_done_in_epoch": step % per_epoch + 1,
-                },
-                "tokens_seen": tokens_seen,
-                "wall_time": wall_time,
-                "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state(),
-            }
             with _disk_full_is_an_error(run_dir, done):
+                if log is not None:
+                    log.log(row)
+                    bar.update(0, advance=1, status=f"loss {row['loss']:.4f}")
+                if done in save_at or (sharded and done in resume_at):
+                    trainer_state = {
+                        "step": done,
+                        "epoch": row["epoch"],
+                        "data_position": {
+                            "epoch": step // per_epoch,
+                            "batches_done_in_epoch": step % per_epoch + 1,
+                        },
+                        "tokens_seen": tokens_seen,
+                        "wall_time": wall_time,
+                        "scheduler": scheduler.state_dict(),
+                        "rng": torch.get_rng_state(),
+                    }
                 if done in save_at:
                     _checkpoint(accelerator, module, tokenizer, optimizer, run_dir, trainer_state, sharded)
                 if sharded and done in resume_at:
@@ -329,8 +330,9 @@ def train(config: TrainConfig, *, resume: bool = False, from_step: int | None = 
 
 @contextmanager
 def _disk_full_is_an_error(run_dir: Path, step: int) -> Iterator[None]:
-    """A full disk while saving ends the run with one line; what was saved before stays the run's state
-    (a checkpoint or resume state is renamed into place only once complete)."""
+    """A full disk while logging or saving ends the run with one line; what was saved before stays the
+    run's state (a checkpoint or resume state is renamed into place only once complete, and resume
+    cuts metrics.jsonl back to it)."""
     try:
         yield
     except OSError as exc:

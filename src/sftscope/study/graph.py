@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from sftscope.evaluate.layouts import saved_steps
 from sftscope.hashing import text_sha256
-from sftscope.rundir import is_run_dir
+from sftscope.rundir import CHECKPOINTS, is_run_dir
 from sftscope.study import commands
 from sftscope.study.cells import Cell, DataBuild, data_builds
 from sftscope.study.executors import Job, JobResult
@@ -188,7 +188,8 @@ class StudyGraph:
         starts over."""
         ex = self.spec.executor
         run = self.study.run_dir(cell.id)
-        saved = any(any(path.iterdir()) for path in (run / "checkpoints", run / "resume") if path.is_dir())
+        # checkpoints/, and resume/ where an FSDP run keeps its sharded state
+        saved = any(any(path.iterdir()) for path in (run / CHECKPOINTS, run / "resume") if path.is_dir())
         if not saved:
             shutil.rmtree(run, ignore_errors=True)
         model, data = self.model_path(cell.base), self.study.data_dir(cell.data.key)

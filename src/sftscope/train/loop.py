@@ -26,6 +26,7 @@ import torch
 from sftscope.errors import InputError, SftscopeError
 from sftscope.models.loading import load_model_and_tokenizer
 from sftscope.progress import console, progress_bar
+from sftscope.rundir import checkpoint_name
 from sftscope.train import batching, checkpoints, sharding
 from sftscope.train.config import TrainConfig, load_config, save_config
 from sftscope.train.encode import data_file, encode_dataset, load_examples
@@ -106,7 +107,7 @@ def _trainer_state(start: Path, saved: list[int]) -> dict[str, Any]:
     """The trainer state saved with a checkpoint, loaded as tensors and plain containers only: a state
     file holding any other object is refused, never unpickled (it could run code)."""
     path = start / checkpoints.STATE_FILE
-    earlier = [step for step in saved if f"step-{step:06d}" != start.name]
+    earlier = [step for step in saved if checkpoint_name(step) != start.name]
     offer = (
         f"; start from an earlier checkpoint with --resume-from STEP (saved: {earlier})" if earlier else ""
     )

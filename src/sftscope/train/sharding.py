@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from sftscope.errors import InputError
+from sftscope.rundir import checkpoint_name
 from sftscope.train import checkpoints
 
 RESUME_DIR = "resume"
@@ -88,7 +89,7 @@ def save(run_dir: Path, step: int, module: nn.Module, optimizer: Any, trainer_st
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict
 
-    final = run_dir / RESUME_DIR / checkpoints.checkpoint_name(step)
+    final = run_dir / RESUME_DIR / checkpoint_name(step)
     tmp = final.with_name(final.name + ".tmp")
     main = torch.distributed.get_rank() == 0
     if main:

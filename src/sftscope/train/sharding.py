@@ -99,15 +99,15 @@ def save(run_dir: Path, step: int, module: nn.Module, optimizer: Any, trainer_st
     model_state, optimizer_state = get_state_dict(module, optimizer)
     try:
         dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=tmp)
+        if main:
+            state = {**trainer_state, "world_size": torch.distributed.get_world_size()}
+            torch.save(state, tmp / checkpoints.STATE_FILE)
     except Exception as exc:  # torch's CheckpointException wraps each process's error, e.g. disk full
         shutil.rmtree(tmp, ignore_errors=True)
         if "No space left" in str(exc):
             raise OSError(errno.ENOSPC, "No space left on device", str(tmp)) from exc
         raise
     if main:
-        torch.save(
-            {**trainer_state, "world_size": torch.distributed.get_world_size()}, tmp / checkpoints.STATE_FILE
-        )
         tmp.rename(final)
         for old in (run_dir / RESUME_DIR).iterdir():
             if old != final:
@@ -116,6 +116,7 @@ def save(run_dir: Path, step: int, module: nn.Module, optimizer: Any, trainer_st
 
 
 def check_world_size(path: Path, trainer_state: dict[str, Any]) -> None:
+    """Shards are per process: a state written by another number of processes does not fit."""
     world = torch.distributed.get_world_size()
     if trainer_state.get("world_size") != world:
         raise InputError(

@@ -64,6 +64,7 @@ def test_a_killed_fsdp_run_resumes_from_its_sharded_state(tiny_model_dir: Path, 
                 "max_length": 256,
                 "schedule": {"every": 5},
                 "resume_every": 3,
+                "loss_chunk_tokens": 16,  # the chunked loss under FSDP too
                 "progress": False,
                 "report_to": [],
             }

@@ -122,3 +122,21 @@ def test_a_full_disk_while_saving_is_one_error_and_leaves_the_last_checkpoint(
     monkeypatch.setattr(torch, "save", real_save)  # space freed
     resume(run)
     assert [c["step"] for c in read_manifest(run)["checkpoints"]] == [1, 2, 3, 4]
+
+
+def test_deepspeed_is_refused_by_the_own_loop(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from sftscope.train import loop
+
+    monkeypatch.setattr(
+        loop, "_accelerator", lambda: SimpleNamespace(distributed_type=DistributedType.DEEPSPEED)
+    )
+    config = toy_config(tiny_model_dir, toy_data_dir(tmp_path / "data"), tmp_path / "run")
+    with pytest.raises(InputError, match="DeepSpeed is not supported by sftscope train; use DDP or FSDP"):
+        train(config)
+    assert not (tmp_path / "run").exists()

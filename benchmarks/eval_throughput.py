@@ -45,11 +45,11 @@ DATA_SPEC = """\
 name: bench-countdown-long-cot
 seed: 0
 sources:
-  - countdown:
-      n: 400
-      style: long-cot
-      max_failed_branches: 2
-      settings: {min_numbers: 3, max_numbers: 4, max_value: 10, max_target: 50}
+  - kind: countdown
+    n: 400
+    style: long-cot
+    max_failed_branches: 2
+    settings: {min_numbers: 3, max_numbers: 4, max_value: 10, max_target: 50}
 """
 
 
@@ -311,7 +311,7 @@ def main() -> None:
     groups: dict[str, list[dict]] = {}
     for row in rows:
         scorer = by_task[row["task"]].spec.scorer
-        groups.setdefault(json.dumps([scorer.name, scorer.params], sort_keys=True), []).append(row)
+        groups.setdefault(json.dumps([scorer.kind, scorer.params], sort_keys=True), []).append(row)
     for key, picked in sorted(groups.items()):
         scorer, params = json.loads(key)
         score_items = [

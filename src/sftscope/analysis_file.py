@@ -64,7 +64,7 @@ class DipResult(BaseModel):
     dip_depth: Estimate | None
     """Score(bottom) - base with the simultaneous band; None without a dip."""
     recovery_step: int | None
-    """First checkpoint after the bottom back at >= base; None if never."""
+    """First checkpoint after the bottom back at >= base, given a significant rebound; None if never."""
     recovery_delta: Estimate | None
     """Score(recovery) - base with the simultaneous band."""
     best_step: int
@@ -373,6 +373,53 @@ class MethodNote(BaseModel):
     """The method, in words (may contain figures computed by a benchmark and shipped with the package)."""
 
 
+class DetectorValidation(BaseModel):
+    """How well the dip-and-recovery label finds planted shapes (`benchmarks/detector_validation.py`,
+    which writes these figures; analysis passes them through, it does not compute them)."""
+
+    date: str
+    """When the benchmark ran (UTC, ISO 8601)."""
+    command: str
+    """The command that produced the figures."""
+    runs: int
+    """Synthetic runs in all."""
+    runs_per_shape: dict[str, int]
+    """Runs of each planted shape (`dip-and-recovery`, `dip-no-recovery`, `monotone gain`, ...)."""
+    prompt_counts: list[int]
+    """Prompts per curve drawn from."""
+    spacings: dict[str, list[int]]
+    """Checkpoint schedules drawn from (name -> steps, base first)."""
+    size_range: tuple[float, float]
+    """Planted sizes (dip depth, gain or loss), in CI widths of the base score (full 95% widths)."""
+    precision: float
+    """Of the curves labelled dip-and-recovery, the share planted so."""
+    recall: float
+    """Of the planted dip-and-recovery curves, the share labelled so."""
+    recall_at_2ci: float
+    """Recall on planted dips of at least 2 CI widths."""
+    recall_by_size: dict[str, float]
+    """Recall per planted-depth bin (`0.5-1`, `1-2`, `2-3` CI widths)."""
+    false_positive_rate: float
+    """Share of flat and monotone curves labelled dip-and-recovery."""
+    false_positive_by_shape: dict[str, float]
+    """The same per planted shape, `dip-no-recovery` included."""
+    confusion: dict[str, dict[str, int]]
+    """Planted shape -> label -> curves."""
+
+
+class SweepPlanEntry(BaseModel):
+    """A checkpoint an adaptive sweep evaluated, and why (the store's `sweep_plan` table)."""
+
+    run: str
+    """Run name."""
+    step: int
+    """Checkpoint step."""
+    round: int
+    """Refinement round: 0 for the coarse set, then 1, 2, ..."""
+    reason: str
+    """`coarse`, `bisect: change > CI between A and B`, `pin dip bottom`, `pin recovery` (with the curve)."""
+
+
 class Analysis(BaseModel):
     """Everything `sftscope report` renders: the content of `analysis.json`."""
 
@@ -404,6 +451,11 @@ class Analysis(BaseModel):
     """The labelled traces the classifier gets wrong."""
     findings: list[Finding] = Field(default_factory=list)
     """The four questions of the study."""
+    sweep_plan: list[SweepPlanEntry] = Field(default_factory=list)
+    """The checkpoints an adaptive sweep chose and why; empty for a sweep of every checkpoint."""
+    detector_validation: DetectorValidation | None = None
+    """The dip detector's measured precision, recall and false-positive rate on planted curves
+    (its `detector-validation` methods note says the same in words)."""
     methods: list[MethodNote] = Field(default_factory=list)
     """How the numbers were computed, for the report's methods section."""
     notes: list[str] = Field(default_factory=list)

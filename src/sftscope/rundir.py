@@ -18,10 +18,10 @@ from typing import Any
 from huggingface_hub import snapshot_download
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from sftscope.config.specfile import validation_error
 from sftscope.errors import InputError
 from sftscope.hashing import file_sha256, text_sha256
 from sftscope.models.loading import WEIGHT_FILES, resolve_model
-from sftscope.specfile import validation_error
 
 MANIFEST = "manifest.json"
 CHECKPOINTS = "checkpoints"

@@ -10,6 +10,7 @@ import pytest
 from sftscope.analysis_file import Analysis
 from sftscope.analyze.pipeline import analyze, analyze_samples
 from sftscope.analyze.synthetic import STEPS, synthetic_runs, write_synthetic_store
+from sftscope.analyze.validation import detector_validation
 from sftscope.evaluate.store import ResultsStore
 from sftscope.report.findings import statement
 from sftscope.scoring.code import UNSANDBOXED_NOTE
@@ -18,7 +19,26 @@ from sftscope.scoring.code import UNSANDBOXED_NOTE
 @pytest.fixture(scope="module")
 def analysis(tmp_path_factory: pytest.TempPathFactory) -> Analysis:
     store = write_synthetic_store(tmp_path_factory.mktemp("study") / "results.duckdb", seed=0)
+    with ResultsStore(store) as results:  # as an adaptive sweep records it; a run since removed too
+        results.record_plan(
+            [(PLANNED, 0, 0, "coarse"), (PLANNED, 8, 1, "pin dip bottom"), ("gone", 2, 0, "coarse")]
+        )
     return analyze(store.parent, synthetic_runs(), n_boot=500)
+
+
+PLANNED = "micro-strong-long-cot"
+
+
+def test_the_adaptive_plan_and_the_detector_validation_reach_the_analysis(analysis: Analysis) -> None:
+    assert [(e.run, e.step, e.round, e.reason) for e in analysis.sweep_plan] == [
+        (PLANNED, 0, 0, "coarse"),
+        (PLANNED, 8, 1, "pin dip bottom"),
+    ]
+    figures = detector_validation()
+    assert figures is not None  # the benchmark's figures ship with the package
+    assert analysis.detector_validation == figures
+    note = next(m for m in analysis.methods if m.key == "detector-validation")
+    assert f"{figures.precision:.1%}" in note.text and f"{figures.false_positive_rate:.1%}" in note.text
 
 
 def _pooled(analysis: Analysis, run: str, domain: str) -> str:

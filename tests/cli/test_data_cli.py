@@ -18,10 +18,10 @@ name: tiny-countdown
 description: A few long-CoT Countdown traces, verified, a third corrupted.
 seed: 3
 sources:
-  - countdown: {n: 24, style: long-cot, settings: {max_numbers: 4}}
+  - {kind: countdown, n: 24, style: long-cot, settings: {max_numbers: 4}}
 transforms:
-  - verify: {kind: countdown, workers: 1}
-  - corrupt: {rate: 0.34}
+  - {kind: verify, scorer: countdown, workers: 1}
+  - {kind: corrupt, rate: 0.34}
 """
 
 

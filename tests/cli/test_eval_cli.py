@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import types
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -98,12 +97,12 @@ def test_eval_a_bare_model_into_a_named_store(run_dir: Path, tmp_path: Path) -> 
 def test_bad_spec_is_one_located_error(tmp_path: Path, run_dir: Path) -> None:
     spec = tmp_path / "bad.yaml"
     spec.write_text(
-        "name: bad\ndomain: general\nsource: {generator: microworld, domain: arithmetic, n: 2}\n"
+        "name: bad\ndomain: general\nsource: {kind: microworld, domains: [arithmetic], n: 2}\n"
         "scorer: no_such_scorer\n"
     )
     code, output = invoke("eval", str(run_dir), "--task", str(spec))
     assert code == 2
-    assert f"{spec}, line 4, field 'scorer': unknown scorer 'no_such_scorer'" in output
+    assert f"{spec}, line 4, field 'scorer': unknown kind 'no_such_scorer'; known: math," in output
 
 
 def test_checkpoint_without_weights(tmp_path: Path, run_dir: Path) -> None:
@@ -151,22 +150,23 @@ def test_suite_or_task_is_required(run_dir: Path) -> None:
 
 
 def test_vllm_args_reach_the_engine(run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    class Started(Exception):
-        pass
-
-    def llm(model: str, **kwargs: object) -> None:
-        raise Started(model, kwargs)
-
-    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=llm))  # a stand-in: no vLLM here
+    log = tmp_path / "engines.jsonl"
+    monkeypatch.syspath_prepend(str(FIXTURES / "fake_vllm"))  # a stand-in: no vLLM here
+    monkeypatch.setenv("FAKE_VLLM_LOG", str(log))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    sys.modules.pop("vllm", None)
     engine_args = ["--vllm-arg", "dtype=float32", "--vllm-arg", "gpu_memory_utilization=0.1"]
-    engine_args += ["--store", str(tmp_path / "results.duckdb")]  # empty: step 0 is loaded first
-    result = CliRunner().invoke(
-        app, ["eval", str(run_dir), *QUICK, "--backend", "vllm", "--batch-size", "4", *engine_args]
-    )
-    assert isinstance(result.exception, Started)
-    model, kwargs = result.exception.args
-    assert model.endswith("base")
-    assert kwargs == {
+    engine_args += ["--store", str(tmp_path / "results.duckdb"), "--steps", "10"]
+    try:
+        result = CliRunner().invoke(
+            app, ["eval", str(run_dir), *QUICK, "--backend", "vllm", "--batch-size", "4", *engine_args]
+        )
+    finally:
+        sys.modules.pop("vllm", None)
+    assert result.exit_code == 0, result.output
+    engines = [e for e in map(json.loads, log.read_text().splitlines()) if e["event"] == "engine"]
+    assert [Path(e["model"]).name for e in engines] == ["base", "step-000010"]
+    assert engines[0]["kwargs"] == {
         "max_num_seqs": 4,
         "enable_prefix_caching": True,
         "dtype": "float32",
@@ -205,7 +205,7 @@ def test_a_real_model_is_swept_offline(smollm2_dir: Path, tmp_path: Path) -> Non
 
     store = tmp_path / "smol.duckdb"
     args = ["eval", str(smollm2_dir), "--task", "math500", "--store", str(store), "--quiet"]
-    args += ["--set", f"source.hf.path={FIXTURES / 'math500.jsonl'}", "--set", "sampling.max_new_tokens=48"]
+    args += ["--set", f"source.path={FIXTURES / 'math500.jsonl'}", "--set", "sampling.max_new_tokens=48"]
     code, output = invoke(*args)
     assert code == 0 and "6 rows computed" in output, output  # 2 prompts x avg@3
     with ResultsStore(store, read_only=True) as results:

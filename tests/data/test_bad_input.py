@@ -34,7 +34,8 @@ def write_jsonl(path: Path, bad: list[bytes], good: int = 2) -> Path:
 
 def spec_for(tmp_path: Path, data: Path) -> Path:
     spec = tmp_path / "spec.yaml"
-    spec.write_text(f"sources:\n  - file: {data.name}\ntransforms:\n  - dedupe: {{by: id}}\n")
+    source = f"{{kind: file, path: {data.name}}}"
+    spec.write_text(f"sources:\n  - {source}\ntransforms:\n  - {{kind: dedupe, by: id}}\n")
     return spec
 
 
@@ -106,9 +107,10 @@ def test_escaped_unpaired_surrogate_is_undecodable_text(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("spec_text", "line", "field", "reason"),
     [
-        ("sources:\n  - file: rows.jsonl\ntransforms:\n  - shuffle: {}\n", 4, "transforms[0]",
-         "unknown transform 'shuffle'"),
-        ("sources:\n  - file: rows.jsonl\n    skip: 3\n", 3, "sources[0].skip", "unknown key"),
+        ("sources:\n  - {kind: file, path: rows.jsonl}\ntransforms:\n  - kind: shuffle\n", 4,
+         "transforms[0].kind", "unknown kind 'shuffle'"),
+        ("sources:\n  - kind: file\n    path: rows.jsonl\n    skip: 3\n", 4, "sources[0].skip",
+         "unknown key"),
     ],
 )  # fmt: skip
 def test_unknown_transform_or_spec_key_through_the_cli(

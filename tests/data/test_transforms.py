@@ -13,7 +13,7 @@ from sftscope.data.corrupt import Corrupt, broken_step, plausible_wrong, truncat
 from sftscope.data.decontaminate import Decontaminate
 from sftscope.data.io import FieldMapping
 from sftscope.data.records import Example, Message, user_example
-from sftscope.data.sources import BuildContext, FileSource, MixOptions, MixPart, MixSource, load_source
+from sftscope.data.sources import BuildContext, FileSource, MixPart, MixSource, load_source
 from sftscope.data.transforms import OUTCOMES, Dedupe, Mix, StripReasoning, Subsample, Verify
 from sftscope.errors import InputError
 from sftscope.scoring.countdown import check_countdown
@@ -53,7 +53,7 @@ def math_rows(n: int) -> list[Example]:
 
 def test_verify_countdown_keeps_only_correct_rows_and_counts_every_outcome(ctx: BuildContext) -> None:
     rows = [countdown_row(0), countdown_row(1, "\\boxed{7*3+8}"), countdown_row(2, "I give up.")]
-    kept, log = Verify(kind="countdown", workers=1).apply(rows, ctx)
+    kept, log = Verify(scorer="countdown", workers=1).apply(rows, ctx)
     assert [r.id for r in kept] == [rows[0].id]
     assert log.counts == {"correct": 1, "wrong": 1, "unparsable": 1, "timeout": 0, "error": 0}
     assert list(log.counts) == list(OUTCOMES)
@@ -65,7 +65,7 @@ def test_verify_math_uses_math_verify_on_the_final_part(ctx: BuildContext) -> No
     rows = math_rows(3)
     rows[1] = rows[1].model_copy(update={"final": "The sum is \\boxed{5}."})
     rows[2] = rows[2].model_copy(update={"final": "", "reasoning": "cut off before the answer \\boxed{6}"})
-    kept, log = Verify(kind="math", workers=1, timeout_s=30).apply(rows, ctx)
+    kept, log = Verify(scorer="math", workers=1, timeout_s=30).apply(rows, ctx)
     assert [r.id for r in kept] == [rows[0].id]
     assert (log.counts["correct"], log.counts["wrong"], log.counts["unparsable"]) == (1, 1, 1)
 
@@ -193,10 +193,10 @@ def test_subsample_is_seeded_keeps_order_and_refuses_to_grow(ctx: BuildContext) 
     assert [rows.index(r) for r in out] == sorted(rows.index(r) for r in out)
     assert Subsample(n=4).apply(rows, ctx)[0] == out
     assert len(Subsample(fraction=0.25).apply(rows, ctx)[0]) == 2
-    ctx.where = "transforms[0].subsample"
+    ctx.where = "transforms[0]"
     with pytest.raises(InputError, match="asks for 11 rows but only 10") as error:
         Subsample(n=11).apply(rows, ctx)
-    assert error.value.field == "transforms[0].subsample.n"
+    assert error.value.field == "transforms[0].n"
     with pytest.raises(ValueError, match="exactly one of n or fraction"):
         Subsample(n=1, fraction=0.5)
 
@@ -224,23 +224,23 @@ def test_mix_source_takes_weighted_shares_of_the_total(ctx: BuildContext, tmp_pa
     left = write_rows(tmp_path / "left.jsonl", math_rows(30))
     right = write_rows(tmp_path / "right.jsonl", [countdown_row(i) for i in range(30)])
     parts = [
-        MixPart(weight=3, source=FileSource(file=str(left))),
-        MixPart(weight=1, source=FileSource(file=str(right))),
+        MixPart(weight=3, source=FileSource(path=str(left))),
+        MixPart(weight=1, source=FileSource(path=str(right))),
     ]
-    rows = load_source(MixSource(mix=MixOptions(total=20, parts=parts)), ctx)
+    rows = load_source(MixSource(total=20, parts=parts), ctx)
     assert len(rows) == 20 and sum(r.source == "left" for r in rows) == 15
     assert ctx.loads[-1]["taken"] == [
         {"source": str(left), "weight": 3.0, "rows": 15},
         {"source": str(right), "weight": 1.0, "rows": 5},
     ]
-    too_big = MixSource(mix=MixOptions(total=100, parts=parts))
+    too_big = MixSource(total=100, parts=parts)
     with pytest.raises(InputError, match="has 30 rows but its weight asks for 75"):
         load_source(too_big, ctx)
 
 
 def test_mix_transform_blends_the_rows_so_far_with_other_sources(ctx: BuildContext, tmp_path: Path) -> None:
     other = write_rows(tmp_path / "other.jsonl", [countdown_row(i) for i in range(10)])
-    out, log = Mix(weight=1, parts=[MixPart(weight=1, source=FileSource(file=str(other)))]).apply(
+    out, log = Mix(weight=1, parts=[MixPart(weight=1, source=FileSource(path=str(other)))]).apply(
         math_rows(10), ctx
     )
     assert len(out) == 10 and log.counts == {"(previous steps)": 5, str(other): 5}
@@ -251,7 +251,7 @@ def test_mix_transform_blends_the_rows_so_far_with_other_sources(ctx: BuildConte
 
 def eval_source() -> FileSource:
     mapping = FieldMapping(question="problem", id="uid")
-    return FileSource(file=str(FIXTURES / "eval-set.jsonl"), mapping=mapping, name="evalset")
+    return FileSource(path=str(FIXTURES / "eval-set.jsonl"), mapping=mapping, name="evalset")
 
 
 def test_decontaminate_removes_overlapping_rows_and_reports_hits_with_ids(ctx: BuildContext) -> None:

@@ -1,4 +1,4 @@
-"""Aggregates: pass@k against the closed form, maj@k, avg@k, the bootstrap CI, and the table-level
+"""Aggregates: pass@k against the closed form, maj@k, avg@k, and the table-level
 aggregate that keeps truncated and error rows visible."""
 
 from __future__ import annotations
@@ -7,14 +7,12 @@ from itertools import combinations
 from math import comb
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from sftscope.evaluate.metrics import (
     aggregate,
-    bootstrap,
     majority,
     pass_at_k,
     prompt_value,
@@ -49,20 +47,6 @@ def test_majority_and_avg() -> None:
     assert prompt_value("maj@3", [0.0, 1.0, 1.0], ["x", "y", "y"]) == 1.0
     with pytest.raises(ValueError):
         prompt_value("avg@4", [1.0], ["a"])
-
-
-def test_bootstrap_sanity() -> None:
-    constant = bootstrap(np.full(30, 0.4))
-    assert constant == pytest.approx((0.4, 0.4, 0.4))
-    values = np.random.default_rng(1).integers(0, 2, size=200).astype(float)
-    mean, lo, hi = bootstrap(values, seed=3)
-    assert lo < mean < hi and bootstrap(values, seed=3) == (mean, lo, hi)  # seeded: reproducible
-    half = (hi - lo) / 2
-    assert half == pytest.approx(1.96 * values.std() / np.sqrt(len(values)), rel=0.25)  # ~ normal theory
-    _, small_lo, small_hi = bootstrap(values[:20], seed=3)
-    assert small_hi - small_lo > hi - lo  # fewer prompts, wider interval
-    assert bootstrap(np.array([2.0, 0.0, 1.0]), total=True)[0] == 3.0
-    assert bootstrap(np.array([0.7])) == (0.7, 0.7, 0.7)
 
 
 def _table(rows: list[dict]) -> pa.Table:

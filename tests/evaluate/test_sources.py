@@ -20,9 +20,9 @@ from sftscope.evaluate.spec import load_task
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "eval"
 
 
-def _load(task: str, fixture: str, key: str = "source.hf.path") -> list:
+def _load(task: str, fixture: str, key: str = "source.path") -> list:
     spec = load_task(task, [f"{key}={FIXTURES / fixture}"])
-    return load_examples(spec.source, spec.scorer.name)
+    return load_examples(spec.source, spec.scorer.kind)
 
 
 def test_math500_and_aime() -> None:
@@ -48,7 +48,7 @@ def test_mmlu_pro_parquet_with_option_lists_and_a_seeded_subset() -> None:
     rows = _load("mmlu_pro_1k", "mmlu_pro.parquet")
     assert len(rows) == 3  # n: 1000 keeps everything of a smaller file
     assert rows[0].answer == "F" and "(F) 11" in rows[0].question and "(J) 16" in rows[0].question
-    subset = load_task("mmlu_pro_1k", [f"source.hf.path={FIXTURES / 'mmlu_pro.parquet'}", "source.n=2"])
+    subset = load_task("mmlu_pro_1k", [f"source.path={FIXTURES / 'mmlu_pro.parquet'}", "source.n=2"])
     picked = load_examples(subset.source, "choice")
     again = load_examples(subset.source, "choice")
     assert len(picked) == 2 and [r.id for r in picked] == [r.id for r in again]
@@ -116,23 +116,23 @@ def test_hub_data_files_are_read_at_the_pinned_revision(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
-    spec = load_task("livecodebench", ["source.hf.revision=0123abc"])
+    spec = load_task("livecodebench", ["source.revision=0123abc"])
     with pytest.raises(InputError, match="same id"):  # the one fixture, fetched as both files
         load_examples(spec.source, "code")
     repo = "livecodebench/code_generation_lite"
     assert fetched == [(repo, f, "dataset", "0123abc") for f in ("test.jsonl", "test2.jsonl")]
     assert not loaded  # data files never go through datasets (nor the repository's script)
-    load_examples(load_task("math500", ["source.hf.revision=v1"]).source, "math")
+    load_examples(load_task("math500", ["source.revision=v1"]).source, "math")
     assert loaded[0][0] == ("HuggingFaceH4/MATH-500", None) and loaded[0][1]["revision"] == "v1"
 
 
 def test_subset_and_data_files_exclude_each_other() -> None:
     with pytest.raises(InputError, match="subset or data_files"):
-        load_task("livecodebench", ["source.hf.subset=release_v2"])
+        load_task("livecodebench", ["source.subset=release_v2"])
     with pytest.raises(InputError, match="data files form the one split 'train', not 'test'"):
-        load_task("livecodebench", ["source.hf.split=test"])
-    assert load_task("livecodebench", ["source.hf.split=train"]).source.hf.split_name == "train"
-    assert load_task("math500", []).source.hf.split_name == "test"
+        load_task("livecodebench", ["source.split=test"])
+    assert load_task("livecodebench", ["source.split=train"]).source.split_name == "train"
+    assert load_task("math500", []).source.split_name == "test"
 
 
 def test_gpqa_from_its_csv_file_equals_the_jsonl_rows(tmp_path: Path) -> None:
@@ -196,9 +196,9 @@ def test_an_unquoted_comma_in_a_hexphi_file_is_named_not_cut(tmp_path: Path) -> 
 
 def test_headerless_csv_rows_are_named_by_their_line(tmp_path: Path) -> None:
     (tmp_path / "h.csv").write_text('first\n"second, quoted\nover two lines"\nthird,extra\n')
-    spec = load_task("hexphi", [f"source.hf.path={tmp_path / 'h.csv'}"])
+    spec = load_task("hexphi", [f"source.path={tmp_path / 'h.csv'}"])
     with pytest.raises(InputError, match="more cells than csv_columns names") as caught:
-        load_examples(spec.source, spec.scorer.name)
+        load_examples(spec.source, spec.scorer.kind)
     assert (caught.value.file, caught.value.line) == (str(tmp_path / "h.csv"), 4)
     with pytest.raises(InputError, match=r"csv_columns names the columns of a headerless \.csv"):
         _load("hexphi", "math500.jsonl")
@@ -216,11 +216,9 @@ def test_a_subsampled_row_is_named_by_its_place_in_the_file(tmp_path: Path) -> N
     rows[6]["answer"] = ""  # line 7
     (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     # Seed 0 keeps lines 7 and 8: the bad row is the subset's first, but the file's line 7.
-    spec = load_task(
-        "math500", [f"source.hf.path={tmp_path / 'm.jsonl'}", "source.n=2", "source.sample_seed=0"]
-    )
+    spec = load_task("math500", [f"source.path={tmp_path / 'm.jsonl'}", "source.n=2", "source.sample_seed=0"])
     with pytest.raises(InputError, match="no gold answer") as caught:
-        load_examples(spec.source, spec.scorer.name)
+        load_examples(spec.source, spec.scorer.kind)
     assert caught.value.line == 7
 
 
@@ -241,7 +239,7 @@ def test_microworld_and_reasoning_gym_generators(tmp_path: Path) -> None:
     task = tmp_path / "rg.yaml"
     task.write_text(
         "name: rg\ndomain: cross-domain\nscorer: reasoning_gym\n"
-        "source: {generator: reasoning_gym, dataset: chain_sum, n: 2, seed: 3,\n"
+        "source: {kind: reasoning_gym, dataset: chain_sum, n: 2, seed: 3,\n"
         "         config: {min_terms: 2, max_terms: 2}}\n"
     )
     rg = load_task(task)
@@ -252,15 +250,15 @@ def test_microworld_and_reasoning_gym_generators(tmp_path: Path) -> None:
 def test_unknown_generator_names_are_input_errors(tmp_path: Path) -> None:
     task = tmp_path / "mw.yaml"
     task.write_text(
-        "name: mw\ndomain: general\nscorer: math\nsource:\n  generator: microworld\n  domain: nope\n  n: 2\n"
+        "name: mw\ndomain: general\nscorer: math\nsource:\n  kind: microworld\n  domains: [nope]\n  n: 2\n"
     )
-    with pytest.raises(InputError, match="unknown micro-world domain 'nope'") as located:
+    with pytest.raises(InputError, match=r"unknown micro-world domain\(s\) \['nope'\]") as located:
         load_task(task)  # found when the spec is read, in the task's own file
-    assert (located.value.file, located.value.line, located.value.field) == (str(task), 6, "source.domain")
+    assert (located.value.file, located.value.line, located.value.field) == (str(task), 6, "source.domains")
     task = tmp_path / "rg.yaml"
     task.write_text(
         "name: rg\ndomain: cross-domain\nscorer: reasoning_gym\n"
-        "source: {generator: reasoning_gym, dataset: no_such_dataset, n: 2}\n"
+        "source: {kind: reasoning_gym, dataset: no_such_dataset, n: 2}\n"
     )
     with pytest.raises(InputError, match="no_such_dataset"):
         load_examples(load_task(task).source, "reasoning_gym")

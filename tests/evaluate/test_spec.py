@@ -6,15 +6,17 @@ from pathlib import Path
 
 import pytest
 
+from sftscope.config.overrides import check_scopes
 from sftscope.data.microworld import domains
 from sftscope.errors import InputError
-from sftscope.evaluate.spec import builtin_names, check_scopes, load_suite, load_task
+from sftscope.evaluate.spec import builtin_names, load_suite, load_task
 
 GOOD = """\
 name: demo
 domain: general
 source:
-  file: rows.jsonl
+  kind: file
+  path: rows.jsonl
   mapping: {question: q, answer: a}
 sampling: {temperature: 0.6, n: 4}
 scorer: exact
@@ -44,8 +46,8 @@ def test_micro_suite_covers_every_micro_world_domain() -> None:
     tasks = {t.name: t for t in load_suite("micro")[1]}
     for domain in domains():
         task = tasks[domain.name]
-        assert task.domain == domain.tag and task.scorer.name == domain.scorer
-        assert task.source.domain == domain.name
+        assert task.domain == domain.tag and task.scorer.kind == domain.scorer
+        assert task.source.domains == [domain.name]
     crossing = [t for t in tasks.values() if t.domain == "cross-domain"]
     assert len(crossing) >= 6
     expect = {
@@ -75,13 +77,13 @@ def test_unknown_field_is_located(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         load_task(path)
     error = caught.value
-    assert (error.line, error.field, error.reason) == (6, "sampling.temprature", "unknown field")
+    assert (error.line, error.field, error.reason) == (7, "sampling.temprature", "unknown field")
     nested = _write(
         tmp_path, GOOD.replace("mapping: {question: q, answer: a}", "mapping: {question: q, gold: a}")
     )
     with pytest.raises(InputError) as caught:
         load_task(nested)
-    assert (caught.value.line, caught.value.field) == (5, "source.mapping.gold")
+    assert (caught.value.line, caught.value.field) == (6, "source.mapping.gold")
 
 
 def test_every_problem_of_a_spec_is_listed_with_its_line(tmp_path: Path) -> None:
@@ -98,21 +100,24 @@ def test_every_problem_of_a_spec_is_listed_with_its_line(tmp_path: Path) -> None
     first, *also = error.reason.split("\n")
     assert (error.line, error.field, first) == (3, "owner", "unknown field")
     assert sorted(also) == [
-        "  also line 7, field 'sampling.n': Input should be a valid integer, unable to parse string as an "
+        "  also line 8, field 'sampling.n': Input should be a valid integer, unable to parse string as an "
         "integer",
-        "  also line 7, field 'sampling.temprature': unknown field",
+        "  also line 8, field 'sampling.temprature': unknown field",
     ]
 
 
 def test_unknown_scorer_and_bad_params_are_located(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="unknown scorer 'nope'") as caught:
+    with pytest.raises(InputError, match="unknown kind 'nope'; known: math, countdown, ") as caught:
         load_task(_write(tmp_path, GOOD.replace("scorer: exact", "scorer: nope")))
-    assert (caught.value.line, caught.value.field) == (7, "scorer")
+    assert (caught.value.line, caught.value.field) == (8, "scorer")
+    with pytest.raises(InputError, match="unknown kind 'nope'") as caught:
+        load_task(_write(tmp_path, GOOD.replace("scorer: exact", "scorer:\n  kind: nope")))
+    assert (caught.value.line, caught.value.field) == (9, "scorer.kind")
     with pytest.raises(InputError, match="expect") as caught:
         load_task(
-            _write(tmp_path, GOOD.replace("scorer: exact", "scorer: {name: refusal, params: {expect: x}}"))
+            _write(tmp_path, GOOD.replace("scorer: exact", "scorer: {kind: refusal, params: {expect: x}}"))
         )
-    assert caught.value.line == 7
+    assert caught.value.line == 8
 
 
 @pytest.mark.parametrize(
@@ -122,7 +127,11 @@ def test_unknown_scorer_and_bad_params_are_located(tmp_path: Path) -> None:
         (("metrics: [avg@4, pass@2, maj@4]", "metrics: [best@2]"), "not avg@k"),
         (("sampling: {temperature: 0.6, n: 4}", "sampling: {temperature: 0, n: 4}"), "identical samples"),
         (("domain: general", "domain: maths"), "domain"),
-        (("  file: rows.jsonl\n", "  url: rows.jsonl\n"), "a source is"),
+        (
+            ("  kind: file\n", "  kind: url\n"),
+            "unknown kind 'url'; known: microworld, reasoning_gym, file, hf",
+        ),
+        (("  kind: file\n", ""), "missing kind; known: microworld, reasoning_gym, file, hf"),
     ],
 )
 def test_bad_values(tmp_path: Path, change: tuple[str, str], message: str) -> None:
@@ -155,11 +164,11 @@ def test_a_bad_override_is_named_without_the_files_line(tmp_path: Path) -> None:
 def test_spec_hash_tracks_what_changes_a_row() -> None:
     base = load_task("math500")
     assert load_task("math500", ["sampling.n=5"]).spec_hash == base.spec_hash  # more samples reuse rows
-    assert load_task("math500", ["source.hf.path=x"]).spec_hash == base.spec_hash
+    assert load_task("math500", ["source.path=x"]).spec_hash == base.spec_hash
     assert load_task("math500", ["scorer.workers=0"]).spec_hash == base.spec_hash
     assert load_task("math500", ["sampling.top_p=0.9"]).spec_hash != base.spec_hash
     assert load_task("math500", ["prompt.suffix=null"]).spec_hash != base.spec_hash
-    assert load_task("math500", ["scorer.name=exact"]).spec_hash != base.spec_hash
+    assert load_task("math500", ["scorer.kind=exact"]).spec_hash != base.spec_hash
     judge = load_task("hexphi")
     moved = load_task("hexphi", ["scorer.params.base_url=http://127.0.0.1:9/v1"])
     assert moved.spec_hash == judge.spec_hash  # where the judge lives is not how it judges

@@ -120,8 +120,8 @@ def _file_task(tmp_path: Path, scorer: str, rows: list, params: str = "{}") -> T
     tmp_path.mkdir(parents=True, exist_ok=True)
     write_records(rows, tmp_path / "rows.jsonl")
     (tmp_path / "task.yaml").write_text(
-        f"name: t\ndomain: general\nsource: {{file: {tmp_path / 'rows.jsonl'}}}\n"
-        f"scorer: {{name: {scorer}, params: {params}, workers: 0}}\n"
+        f"name: t\ndomain: general\nsource: {{kind: file, path: {tmp_path / 'rows.jsonl'}}}\n"
+        f"scorer: {{kind: {scorer}, params: {params}, workers: 0}}\n"
     )
     return Task.load(load_task(tmp_path / "task.yaml"))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sftscope.analysis_file import Analysis, MethodNote
+from sftscope.analysis_file import Analysis, MethodNote, SweepPlanEntry
 from sftscope.analyze.pipeline import analyze
 from sftscope.analyze.synthetic import synthetic_runs, write_synthetic_store
 from sftscope.cli import app
@@ -135,3 +135,13 @@ def test_a_difference_that_rounds_to_zero_has_no_minus_sign() -> None:
 
     assert cell(Estimate(value=-1e-17, lo=-0.0004, hi=0.02)) == "+0.000\n[+0.000, +0.020]"
     assert cell(Estimate(value=-0.0006, lo=None, hi=None)) == "-0.001"
+
+
+def test_an_adaptive_sweep_says_which_checkpoints_it_evaluated_and_why(analysis: Analysis) -> None:
+    plan = [
+        SweepPlanEntry(run="r1", step=8, round=0, reason="coarse"),
+        SweepPlanEntry(run="r1", step=6, round=1, reason="pin dip bottom (all cross-domain)"),
+    ]
+    page = html.render(analysis.model_copy(update={"sweep_plan": plan}), "T")
+    assert 'data-key="sweep-plan"' in page and "pin dip bottom (all cross-domain)" in page
+    assert 'data-key="sweep-plan"' not in html.render(analysis, "T")  # dense sweeps: no table

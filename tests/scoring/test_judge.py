@@ -150,3 +150,37 @@ def test_parse_rating_refuses_to_guess(reply: str) -> None:
 def test_chat_url() -> None:
     assert chat_url("http://127.0.0.1:8000") == "http://127.0.0.1:8000/v1/chat/completions"
     assert chat_url("http://127.0.0.1:8000/v1/") == "http://127.0.0.1:8000/v1/chat/completions"
+
+
+def test_rate_limits_are_retried_and_usage_is_metered() -> None:
+    import sys
+    from pathlib import Path
+
+    from sftscope.endpoint import METER
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures" / "eval"))
+    from openai_stub import serve
+
+    with serve() as (state, url):
+
+        def reply(body: dict[str, Any]) -> Any:
+            limited = len(state.requests) == 1
+            state.status, state.headers = (429, {"Retry-After": "0.1"}) if limited else (200, {})
+            usage = {"prompt_tokens": 100, "completion_tokens": 10}
+            return (
+                {"error": "slow down"}
+                if limited
+                else {**json.loads(completion("#thescore: 5")), "usage": usage}
+            )
+
+        state.reply = reply
+        METER.reset()
+        (result,) = ask(url, ["full"], prices="1,10")
+        assert result.outcome == "correct" and len(state.requests) == 2
+        line = next(line for line in METER.lines() if url in line)
+        assert line == (
+            f"judge {url}/chat/completions: 1 requests, 1 retried, 0 failed, "
+            "100 prompt + 10 completion tokens, cost 0.2000"
+        )
+    with pytest.raises(SftscopeError, match="prices"):
+        ask(url, ["full"], prices="cheap")

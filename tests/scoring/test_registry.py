@@ -45,8 +45,8 @@ def test_a_bad_param_value_names_the_param(scorer: str, params: dict, param: str
 def test_a_bad_param_in_a_task_spec_is_located(tmp_path: Path) -> None:
     spec = tmp_path / "task.yaml"
     spec.write_text(
-        "name: cd\ndomain: in-domain\nsource: {generator: microworld, domain: countdown, n: 4, seed: 0}\n"
-        "scorer:\n  name: countdown\n  params:\n    rule: each_once\n"
+        "name: cd\ndomain: in-domain\nsource: {kind: microworld, domains: [countdown], n: 4, seed: 0}\n"
+        "scorer:\n  kind: countdown\n  params:\n    rule: each_once\n"
     )
     with pytest.raises(InputError, match="must be one of at_most_once, exactly_once") as caught:
         load_task(spec)

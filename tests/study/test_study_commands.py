@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sftscope.study import commands
 from sftscope.study.cells import expand_cells
-from sftscope.study.spec import EvalSpec, ExecutorSpec, load_study_spec
+from sftscope.study.spec import EvalSpec, LocalExecutorSpec, load_study_spec
 
 SPEC = """\
 name: cmd
@@ -36,7 +36,7 @@ def test_train_line_carries_recipe_and_seed_last(tmp_path: Path) -> None:
         model="micro-weak",
         data=Path("/d"),
         run=Path("/r"),
-        executor=ExecutorSpec(),
+        executor=LocalExecutorSpec(),
     )
     assert argv[:4] == ["sftscope", "train", "--preset", "micro"]
     assert argv[4:] == [
@@ -52,8 +52,24 @@ def test_train_line_carries_recipe_and_seed_last(tmp_path: Path) -> None:
     ]
 
 
+def test_train_line_names_the_swept_steps_for_keep_swept(tmp_path: Path) -> None:
+    argv = commands.train(
+        ["sftscope"],
+        cell(tmp_path),
+        model="m",
+        data=Path("/d"),
+        run=Path("/r"),
+        executor=LocalExecutorSpec(),
+        swept=[4, 8],
+    )
+    assert argv[-1] == "keep_steps=[4,8]"
+    from sftscope.train.config import parse_overrides
+
+    assert parse_overrides(argv[-1:]) == {"keep_steps": [4, 8]}
+
+
 def test_multi_gpu_training_runs_under_accelerate_and_resumes_with_its_recipe(tmp_path: Path) -> None:
-    executor = ExecutorSpec(train_gpus=4, accelerate_config="configs/accelerate/fsdp.yaml")
+    executor = LocalExecutorSpec(train_gpus=4, accelerate_config="configs/accelerate/fsdp.yaml")
     argv = commands.train(
         ["/venv/bin/sftscope"],
         cell(tmp_path),
@@ -86,7 +102,15 @@ def test_eval_and_data_lines() -> None:
     ]
 
 
+def test_an_adaptive_eval_spec_sweeps_runs_adaptively_and_bases_fully() -> None:
+    spec = EvalSpec(suite="micro", adaptive=True, budget=6)
+    run = commands.evaluate(["s"], Path("/r"), spec=spec, store=Path("/x.duckdb"), steps=None, run=True)
+    base = commands.evaluate(["s"], Path("/m"), spec=spec, store=Path("/b.duckdb"), steps=None)
+    assert run[-3:] == ["--adaptive", "--budget", "6"]
+    assert "--adaptive" not in base  # a base model is one checkpoint: nothing to choose from
+
+
 def test_the_cli_is_the_one_of_this_python() -> None:
-    cli = commands.sftscope_command(ExecutorSpec())
+    cli = commands.sftscope_command(LocalExecutorSpec())
     assert Path(cli[0]).name in ("sftscope", "python", "python3") or cli[0].endswith("python")
-    assert commands.sftscope_command(ExecutorSpec(sftscope=["srun", "sftscope"])) == ["srun", "sftscope"]
+    assert commands.sftscope_command(LocalExecutorSpec(sftscope=["srun", "sftscope"])) == ["srun", "sftscope"]

@@ -66,6 +66,16 @@ def test_a_checkpoints_condition_plans_its_sweep_and_no_training(tmp_path: Path)
     )
     plan = make_plan(spec)
     (cell,) = plan.cells
-    assert (cell.checkpoints, cell.evaluated, cell.train_hours) == ([2, 4, 6], 2, 0.0)
+    assert (cell.checkpoints, cell.evaluated, cell.train_hours, cell.disk_bytes) == ([2, 4, 6], 2, 0.0, 0.0)
     assert cell.eval_hours and cell.eval_hours > 0
     assert plan.jobs == 3  # baseline, the cell's sweep, the report
+
+
+def test_plan_adds_disk_per_run() -> None:
+    plan = make_plan(STUDIES / "paper.yaml")
+    qwen14 = next(c for c in plan.cells if c.cell.id.startswith("qwen3-14b__math-cot__paper__"))
+    # Not local: bf16 checkpoints of the spec's parameter count, all 64 kept, plus one TRL resume state
+    # (fp32 weights and two AdamW moments).
+    assert qwen14.disk_bytes == pytest.approx(14.77e9 * (2 * 64 + 12))
+    text = CliRunner().invoke(app, ["study", "run", str(STUDIES / "paper.yaml"), "--dry-run"]).output
+    assert "disk GB" in text and "GB of run directories" in text

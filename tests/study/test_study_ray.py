@@ -18,7 +18,7 @@ import pytest
 
 from sftscope.study import commands
 from sftscope.study.executors import Job, RayExecutor
-from sftscope.study.spec import ExecutorSpec
+from sftscope.study.spec import LocalExecutorSpec
 
 # Not imported here: Ray reads the first variable below when it is imported.
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed")
@@ -30,9 +30,9 @@ LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disa
 TINY_DATA = """\
 name: tiny-answer-only
 sources:
-  - countdown: {n: 20, style: answer-only, settings: {min_numbers: 3, max_numbers: 3, max_value: 10}}
+  - {kind: countdown, n: 20, style: answer-only, settings: {min_numbers: 3, max_numbers: 3, max_value: 10}}
 transforms:
-  - verify: {kind: countdown}
+  - {kind: verify, scorer: countdown}
 """
 
 
@@ -104,7 +104,7 @@ def test_a_real_stage_command_runs_as_a_ray_task(ray_address: str, tmp_path: Pat
     spec = tmp_path / "tiny.yaml"
     spec.write_text(TINY_DATA)
     out = tmp_path / "data"
-    argv = commands.data_build(commands.sftscope_command(ExecutorSpec()), spec, out)
+    argv = commands.data_build(commands.sftscope_command(LocalExecutorSpec()), spec, out)
     executor = RayExecutor(ray_address)
     result = executor.submit(Job("data:tiny", argv, tmp_path / "data.log", cpus=1)).result(timeout=300)
     assert result.returncode == 0, result.tail

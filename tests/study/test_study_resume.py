@@ -20,10 +20,10 @@ from sftscope.study.state import StateFile, StudyDir
 DATA = """\
 name: {name}
 sources:
-  - countdown:
-      n: 24
-      style: {style}
-      settings: {{min_numbers: 3, max_numbers: 3, max_value: 10, max_target: 30}}
+  - kind: countdown
+    n: 24
+    style: {style}
+    settings: {{min_numbers: 3, max_numbers: 3, max_value: 10, max_target: 30}}
 """
 SUITE = """\
 name: tiny

@@ -243,6 +243,15 @@ def test_another_suite_resweeps_without_retraining(tmp_path: Path) -> None:
     assert sweep[sweep.index("--steps") + 1] == "4,8"  # the spec's steps the run has, plus its last
 
 
+def test_turning_on_the_adaptive_sweep_resweeps_the_runs_not_the_bases(tmp_path: Path) -> None:
+    run(make_study(tmp_path), tmp_path / "out", FakeStages())
+    again = FakeStages()
+    run(make_study(tmp_path, suite="micro-quick, adaptive: true, budget: 5"), tmp_path / "out", again)
+    assert Counter(job.name.split(":")[0] for job in again.calls) == {"eval": 4, "analyze": 1, "report": 1}
+    sweep = next(job.argv for job in again.calls if job.name.startswith("eval:"))
+    assert sweep[-3:] == ["--adaptive", "--budget", "5"]
+
+
 def test_a_failed_report_is_reported_not_replaced_by_a_stale_one(tmp_path: Path) -> None:
     spec = make_study(tmp_path)
     run(spec, tmp_path / "out", FakeStages())  # leaves a report.html behind

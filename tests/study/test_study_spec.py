@@ -8,7 +8,8 @@ import pytest
 
 from sftscope.errors import InputError
 from sftscope.study.cells import data_builds, expand_cells
-from sftscope.study.spec import load_study_spec
+from sftscope.study.runner import with_executor_options
+from sftscope.study.spec import LocalExecutorSpec, RayExecutorSpec, SlurmExecutorSpec, load_study_spec
 
 SPEC = """\
 name: tiny
@@ -81,6 +82,9 @@ def test_grid_blocks_are_a_deduplicated_union(tmp_path: Path) -> None:
         (SPEC.replace("steps: 8", "stepz: 8"), 11, "presets[0].overrides.stepz"),
         (SPEC.replace("every: 4", "every: often"), 11, "presets[0].overrides.schedule.every"),
         (SPEC.replace("preset: micro,", "preset: micr,"), 11, "presets[0].preset"),
+        # Executors are told apart by kind; each kind takes only its own options.
+        (SPEC + "executor:\n  kind: k8s\n", 15, "executor.kind"),
+        (SPEC + "executor: {kind: local, partition: gpu}\n", 14, "executor.partition"),
     ],
 )
 def test_bad_specs_name_file_line_and_field(tmp_path: Path, bad: str, line: int, field: str) -> None:
@@ -125,3 +129,22 @@ def test_a_checkpoints_condition_is_checked(tmp_path: Path) -> None:
     )
     (cell,) = expand_cells(load_study_spec(path), path)
     assert cell.data is None and cell.checkpoints == tmp_path / "trl-out"
+
+
+def test_unknown_executor_kind_lists_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="unknown kind 'k8s'; known: local, ray, slurm"):
+        load_study_spec(write_spec(tmp_path, SPEC + "executor: {kind: k8s}\n"))
+
+
+def test_command_line_executor_options_switch_kind_and_keep_the_shared_options(tmp_path: Path) -> None:
+    spec = load_study_spec(
+        write_spec(tmp_path, SPEC + "executor: {kind: slurm, partition: gpu, workers: 4}\n")
+    )
+    assert isinstance(spec.executor, SlurmExecutorSpec) and spec.executor.partition == "gpu"
+    ray = with_executor_options(spec, "ray", None, "10.0.0.1:6379").executor
+    assert isinstance(ray, RayExecutorSpec) and (ray.address, ray.workers) == ("10.0.0.1:6379", 4)
+    assert isinstance(with_executor_options(spec, "local", 2, None).executor, LocalExecutorSpec)
+    assert with_executor_options(spec, None, 8, None).executor.partition == "gpu"  # type: ignore[union-attr]
+    with pytest.raises(InputError, match="unknown field") as error:
+        with_executor_options(spec, "local", None, "10.0.0.1:6379")
+    assert (error.value.file, error.value.field) == ("command line", "address")

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sftscope.config.overrides import parse_overrides
 from sftscope.errors import InputError
-from sftscope.train.config import load_config, parse_overrides
+from sftscope.train.config import load_config
 from sftscope.train.presets import PRESETS
 
 

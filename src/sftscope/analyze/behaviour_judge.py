@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sftscope.analyze.calibration import Classifier
+from sftscope.endpoint import public_url
 from sftscope.scoring.behaviours import BEHAVIOURS, BehaviourCounts
 from sftscope.scoring.judge import JudgeError, ask_judge, chat_url, validate_params
 
@@ -65,7 +66,8 @@ def judge_detector(params: Mapping[str, Any], timeout_s: float = 60.0) -> Callab
         try:
             return parse_counts(reply)
         except JudgeError as exc:
-            raise JudgeError(f"behaviour judge at {chat_url(str(params['base_url']))}: {exc}") from None
+            url = public_url(chat_url(str(params["base_url"])))
+            raise JudgeError(f"behaviour judge at {url}: {exc}") from None
 
     return detect
 

@@ -8,7 +8,6 @@ paired on the same prompts.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,11 +16,11 @@ import numpy as np
 import pyarrow as pa
 
 from sftscope.analysis_file import OVER_REFUSAL, Curve, CurvePoint, TaskInfo
-from sftscope.analyze.bootstrap import DEFAULT_BOOT, Bootstrap, bootstrap_curve, pointwise
 from sftscope.analyze.features import METRICS, sample_features
 from sftscope.errors import SftscopeError
 from sftscope.scoring.behaviours import BehaviourCounts, detect
 from sftscope.scoring.code import UNSANDBOXED_PREFIX
+from sftscope.stats import DEFAULT_BOOT, Bootstrap, bootstrap_curve, mean_bootstrap, pointwise, task_seed
 
 REQUIRED_COLUMNS = (
     "run",
@@ -50,11 +49,6 @@ class Cell:
     @property
     def direction(self) -> float:
         return 1.0 if self.higher_is_better else -1.0
-
-
-def task_seed(task: str) -> int:
-    """The bootstrap seed of a task: the same for all its runs (pairing), different across tasks."""
-    return zlib.crc32(task.encode("utf-8"))
 
 
 def _over_refusal_tasks(con: duckdb.DuckDBPyConnection, columns: list[str]) -> set[str]:
@@ -205,15 +199,15 @@ def domain_bootstrap(cells: list[Cell], n_boot: int = DEFAULT_BOOT) -> tuple[lis
     steps = sorted(set.intersection(*(set(c.steps) for c in cells)))
     if not steps:
         return None
-    points, replicates = [], []
-    for cell in cells:
-        keep = [cell.steps.index(s) for s in steps]
-        boot = bootstrap_curve(
-            cell.direction * cell.values["score"][keep], n_boot=n_boot, seed=task_seed(cell.task)
+    boots = [
+        bootstrap_curve(
+            cell.direction * cell.values["score"][[cell.steps.index(s) for s in steps]],
+            n_boot=n_boot,
+            seed=task_seed(cell.task),
         )
-        points.append(boot.point)
-        replicates.append(boot.replicates)
-    return steps, Bootstrap(np.mean(points, axis=0), np.mean(replicates, axis=0))
+        for cell in cells
+    ]
+    return steps, mean_bootstrap(boots)
 
 
 def is_log_spaced(steps: list[int]) -> bool:

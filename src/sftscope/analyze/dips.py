@@ -1,21 +1,15 @@
 """Dip-and-recovery: does a score fall below the base model, and does it come back?
 
-The decision rule is `DECISION_RULE`; the report quotes it from analysis.json.
+The decision rule is `DECISION_RULE` (implemented by `sftscope.stats.dip_shape`); the report quotes
+it from analysis.json.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from sftscope.analysis_file import DipResult, Estimate, Label
-from sftscope.analyze.bootstrap import (
-    DEFAULT_BOOT,
-    LEVEL,
-    Bootstrap,
-    bootstrap_curve,
-    percentile,
-    simultaneous_band,
-)
+from sftscope.analysis_file import DipResult, Estimate
+from sftscope.stats import DEFAULT_BOOT, Bootstrap, bootstrap_curve, dip_shape, percentile
 
 DECISION_RULE = """\
 Decision rule (all intervals 95%, from the paired prompt bootstrap):
@@ -28,13 +22,16 @@ intervals would call noise a dip too often).
 1. A checkpoint is *below base* when hi(s) < 0 and *above base* when lo(s) > 0.
 2. **Dip**: at least one checkpoint is below base. The *bottom* is the lowest point estimate
    among the below-base checkpoints; the dip depth is delta(bottom) with its band.
-3. **Recovery step**: the first checkpoint after the bottom whose point estimate is back at or
-   above base (delta >= 0).
-4. Labels:
-   - `dip-and-recovery`: a dip and a recovery step;
-   - `dip-no-recovery`: a dip, no recovery step, and a real rebound: the final checkpoint is
-     above the bottom (paired percentile interval of g(final) - g(bottom) above 0);
-   - `monotone loss`: a dip with neither recovery nor rebound (down and staying down);
+3. **Rebound**: some checkpoint after the bottom is above it, by a paired band simultaneous over
+   every (below-base checkpoint, later checkpoint) pair. The bottom is the lowest of several noisy
+   points, so a single interval of g(later) - g(bottom) would find rebounds in curves that went down
+   and stayed there; the joint band holds whichever checkpoint turned out lowest.
+4. **Recovery step**: given a rebound, the first checkpoint after the bottom whose point estimate
+   is back at or above base (delta >= 0).
+5. Labels:
+   - `dip-and-recovery`: a dip, a rebound and a recovery step;
+   - `dip-no-recovery`: a dip and a rebound that stays below base;
+   - `monotone loss`: a dip without a rebound (down and staying down);
    - `monotone gain`: no dip and at least one checkpoint above base;
    - `flat within noise`: no checkpoint below or above base.
 Best delta is the highest point estimate (simultaneous band, since it is selected); final delta is
@@ -92,35 +89,18 @@ def judge_curve(
     if len(steps) < 2 or steps[0] != 0:
         return None
     direction = 1.0 if higher_is_better else -1.0
-    delta = boot.point[1:] - boot.point[0]
-    delta_reps = boot.replicates[:, 1:] - boot.replicates[:, :1]
-    lo, hi = simultaneous_band(delta, delta_reps, LEVEL)
-    later = steps[1:]
+    shape = dip_shape(boot)
+    delta, later = shape.delta, steps[1:]
 
     def band(i: int) -> Estimate:
-        return _raw(direction, Estimate(value=float(delta[i]), lo=float(lo[i]), hi=float(hi[i])))
+        return _raw(direction, Estimate(value=float(delta[i]), lo=float(shape.lo[i]), hi=float(shape.hi[i])))
 
-    below = [i for i in range(len(later)) if hi[i] < 0]
-    above = [i for i in range(len(later)) if lo[i] > 0]
     best = int(np.nanargmax(delta))
     lowest = int(np.nanargmin(delta))
     final = len(later) - 1
-    final_delta = percentile(delta_reps[:, final], delta[final])
+    final_delta = percentile(shape.delta_replicates[:, final], delta[final])
     base = percentile(boot.replicates[:, 0], boot.point[0])
-
-    bottom = min(below, key=lambda i: delta[i]) if below else None
-    recovery = None
-    if bottom is not None:
-        recovery = next((i for i in range(bottom + 1, len(later)) if delta[i] >= 0), None)
-    if bottom is None:
-        label: Label = "monotone gain" if above else "flat within noise"
-    elif recovery is not None:
-        label = "dip-and-recovery"
-    else:
-        rebound_reps = delta_reps[:, final] - delta_reps[:, bottom]
-        rebound = percentile(rebound_reps, delta[final] - delta[bottom])
-        label = "dip-no-recovery" if rebound.lo is not None and rebound.lo > 0 else "monotone loss"
-
+    bottom, recovery = shape.bottom, shape.recovery
     return DipResult(
         run=run,
         task=task,
@@ -139,5 +119,5 @@ def judge_curve(
         best_delta=band(best),
         final_step=later[final],
         final_delta=_raw(direction, final_delta),
-        label=label,
+        label=shape.label,
     )

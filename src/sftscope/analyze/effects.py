@@ -14,8 +14,8 @@ from collections import defaultdict
 import numpy as np
 
 from sftscope.analysis_file import OVER_REFUSAL, BudgetComparison, EffectRow, Estimate, GainCost, RunInfo
-from sftscope.analyze.bootstrap import Bootstrap, percentile
 from sftscope.analyze.curves import Cell, domain_bootstrap
+from sftscope.stats import Bootstrap, percentile
 
 DomainCurves = dict[tuple[str, str], tuple[list[int], Bootstrap]]
 

@@ -29,9 +29,9 @@ from sftscope.analysis_file import (
     RunInfo,
     Verdict,
 )
-from sftscope.analyze.bootstrap import percentile
 from sftscope.analyze.curves import Cell, cell_bootstrap
 from sftscope.analyze.effects import DomainCurves, pick_reference
+from sftscope.stats import percentile
 
 CAPABILITY_ORDER = ("weak", "middle", "strong")
 

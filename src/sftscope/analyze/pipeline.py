@@ -9,17 +9,23 @@ from typing import Any
 
 import pyarrow as pa
 
-from sftscope.analysis_file import Analysis, CalibrationRow, Curve, DipResult, MethodNote, RunMeta
-from sftscope.analyze import bootstrap, calibration, dips, findings
+from sftscope.analysis_file import (
+    Analysis,
+    CalibrationRow,
+    Curve,
+    DipResult,
+    MethodNote,
+    RunMeta,
+    SweepPlanEntry,
+)
+from sftscope.analyze import calibration, dips, findings
 from sftscope.analyze.behaviour_judge import judge_classifier, judge_detector
-from sftscope.analyze.bootstrap import DEFAULT_BOOT
 from sftscope.analyze.calibration import Classifier
 from sftscope.analyze.curves import (
     Cell,
     build_cells,
     cell_bootstrap,
     is_log_spaced,
-    task_seed,
     to_curve,
     uneven_prompts,
 )
@@ -27,8 +33,10 @@ from sftscope.analyze.dips import analyze_curve, judge_curve
 from sftscope.analyze.effects import budget_comparisons, domain_curves, effect_rows, gain_costs
 from sftscope.analyze.features import METRICS
 from sftscope.analyze.runs import RUNS_FILE, read_runs_file, resolve_runs
+from sftscope.analyze.validation import detector_validation, validation_note
 from sftscope.evaluate.store import ResultsStore, store_file
 from sftscope.scoring.behaviours import detect
+from sftscope.stats import DEFAULT_BOOT, METHOD, task_seed
 
 CURVE_METRICS = (
     *(m for m in METRICS if m not in ("effective_backtracks", "surface_markers")),
@@ -38,16 +46,21 @@ METRIC_LABELS = {**METRICS, "procedure_index": "procedure share of backtracks"}
 
 
 def methods() -> list[MethodNote]:
-    """The methods text the report quotes: how curves, intervals and dip labels were computed."""
+    """The methods text the report quotes: how curves, intervals and dip labels were computed, and
+    how well the dip rule did on planted curves (when the benchmark's figures are shipped)."""
+    figures = detector_validation()
     return [
-        MethodNote(key="bootstrap", title="Intervals", text=bootstrap.METHOD),
+        MethodNote(key="bootstrap", title="Intervals", text=METHOD),
         MethodNote(key="dips", title="Dip decision rule", text=dips.DECISION_RULE),
+        *([validation_note(figures)] if figures else []),
     ]
 
 
-def read_samples(path: Path) -> pa.Table:
+def read_store(path: Path) -> tuple[pa.Table, list[SweepPlanEntry]]:
+    """The samples and the adaptive sweeps' plans of a store."""
     with ResultsStore(store_file(path), read_only=True) as store:  # never creates tables
-        return store.samples()
+        plan = [SweepPlanEntry.model_validate(row) for row in store.sweep_plan().to_pylist()]
+        return store.samples(), plan
 
 
 def _calibration(judge: Classifier | None) -> tuple[list[CalibrationRow], list[str]]:
@@ -101,6 +114,7 @@ def analyze_samples(
     reference: str | None = None,
     n_boot: int = DEFAULT_BOOT,
     behaviour_judge: Mapping[str, Any] | None = None,
+    sweep_plan: list[SweepPlanEntry] | None = None,
 ) -> Analysis:
     """The whole analysis from a samples table (the store's `samples()` contract).
 
@@ -168,6 +182,8 @@ def analyze_samples(
             findings.capability(runs, cells, by_domain, gains, reference),
             findings.cost(gains, reference),
         ],
+        sweep_plan=[e for e in sweep_plan or [] if e.run in {c.run for c in cells}],
+        detector_validation=detector_validation(),
         methods=methods(),
         notes=notes,
     )
@@ -189,12 +205,14 @@ def analyze(
     path = store_file(Path(store_path))
     if runs_meta is None and (path.parent / RUNS_FILE).is_file():
         runs_meta = read_runs_file(path.parent / RUNS_FILE)
+    samples, plan = read_store(path)
     return analyze_samples(
-        read_samples(path),
+        samples,
         runs_meta,
         source=str(path),
         store_dir=path.parent,
         reference=reference,
         n_boot=n_boot,
         behaviour_judge=behaviour_judge,
+        sweep_plan=plan,
     )

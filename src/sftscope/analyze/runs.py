@@ -11,9 +11,9 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from sftscope.analysis_file import RunInfo, RunMeta
+from sftscope.config.specfile import validation_error
 from sftscope.errors import InputError
 from sftscope.rundir import MANIFEST, read_manifest
-from sftscope.specfile import validation_error
 
 RUNS_FILE = "runs.json"
 """Run metadata a study writes next to its store: {run: {condition, base, capability, preset, seed}}."""

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from sftscope.analysis_file import RunInfo
+from sftscope.evaluate.store import ResultsStore, TaskEntry
 
 STEPS = (0, 1, 2, 4, 8, 16, 32, 64, 128)
 TASKS = {  # task -> (domain, scorer)
@@ -33,7 +34,7 @@ BASES = {"micro-weak": "weak", "micro-strong": "strong"}
 CONDITIONS = ("long-cot", "short-cot", "answer-only")
 
 _DIP = np.array([0, -0.3, -0.9, -1.3, -1.1, -0.5, 0.2, 0.6, 0.8])
-_STAY = np.array([0, -0.3, -0.9, -1.5, -1.6, -1.4, -1.1, -0.9, -0.8])
+_STAY = np.array([0, -0.3, -0.9, -1.5, -1.6, -1.3, -0.9, -0.6, -0.5])
 _RAMP = np.linspace(0, 1, len(STEPS))
 
 _EFFECTIVE = "25 * 3 = 75, 75 - 8 = 67. Wait, that's not 72. Let me try 50 + 25 = 75, 75 - 3 = 72."
@@ -118,7 +119,6 @@ def _rows(meta: RunInfo, step: int, i: int, seed: int, n_prompts: int, k: int) -
 
 def write_synthetic_store(path: str | Path, seed: int = 0, n_prompts: int = 40, k: int = 2) -> Path:
     """Write the synthetic study to a results store at `path` (created if missing)."""
-    from sftscope.evaluate.store import ResultsStore, TaskEntry
 
     path = Path(path)
     with ResultsStore(path) as store:

@@ -6,13 +6,15 @@ from pathlib import Path
 
 import typer
 
+import sftscope
 from sftscope.cli.errors import on_interrupt, reports_errors
+from sftscope.cli.study import finish_run
 from sftscope.errors import InputError
+from sftscope.study.runner import run_study
 
 
 def shipped_study(name: str) -> Path:
     """A study spec of the checkout this package runs from (studies/ beside src/)."""
-    import sftscope
 
     path = Path(sftscope.__file__).resolve().parents[2] / "studies" / f"{name}.yaml"
     if not path.is_file():
@@ -35,8 +37,6 @@ def demo_command(
     traces (data); does the strong base gain where the weak one does not (capability); and what does it
     cost on the safety proxy (cost). Resumable: run it again to continue. Opens nothing.
     """
-    from sftscope.cli.study import finish_run
-    from sftscope.study.runner import run_study
 
     with on_interrupt("finished jobs are kept; `sftscope demo` again resumes the study"):
         outcome = run_study(

@@ -1,8 +1,9 @@
 """Turn sftscope's own errors into one clear line and exit code 2, and Ctrl-C into a line saying what
-was kept and exit code 130, without a traceback."""
+was kept and exit code 130, without a traceback; a spec in an old form gets one warning line."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -10,6 +11,7 @@ from typing import Any, TypeVar
 
 import typer
 
+from sftscope.config.legacy import SpecFormWarning
 from sftscope.errors import SftscopeError
 from sftscope.progress import console
 
@@ -18,12 +20,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    try:
-        yield
-    except SftscopeError as exc:
-        # soft_wrap: rich would fold a long path mid-word, and a pasted path would then be wrong.
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from exc
+    with warnings.catch_warnings():
+        # Python hides DeprecationWarnings raised outside __main__; a user must see these.
+        warnings.simplefilter("default", SpecFormWarning)
+        warnings.showwarning = _one_line
+        try:
+            yield
+        except SftscopeError as exc:
+            # soft_wrap: rich would fold a long path mid-word, and a pasted path would then be wrong.
+            console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from exc
+
+
+def _one_line(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    console.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
 
 
 @contextmanager

@@ -9,7 +9,19 @@ from urllib.parse import urlparse
 import typer
 
 from sftscope.cli.errors import on_interrupt, reports_errors
+from sftscope.config.overrides import check_scopes, parse_overrides
+from sftscope.endpoint import METER, Prices, public_url
 from sftscope.errors import InputError
+from sftscope.evaluate.adaptive import adaptive_sweep, check_adaptive
+from sftscope.evaluate.backends import make_backends
+from sftscope.evaluate.fanout import run_sweep_lanes
+from sftscope.evaluate.layouts import parse_revisions
+from sftscope.evaluate.spec import load_suite, load_task
+from sftscope.evaluate.store import STORE_FILE, ResultsStore, store_file
+from sftscope.evaluate.summary import print_summary
+from sftscope.evaluate.sweep import SweepStats, Task
+from sftscope.evaluate.targets import Target, resolve_targets, served_target, store_home
+from sftscope.progress import console
 
 ENDPOINT_MODES = ("chat", "completions")
 
@@ -26,17 +38,24 @@ def _steps(text: str | None) -> list[int] | None:
     return steps
 
 
-def _endpoint_options(endpoint: str | None, model: str | None, mode: str, timeout_s: float) -> dict[str, Any]:
+def _endpoint_options(
+    endpoint: str | None, model: str | None, mode: str, timeout_s: float, price: str | None
+) -> dict[str, Any]:
     """The openai backend's options, checked here so a typo is an option error, not a traceback."""
+
     if endpoint is None:
         raise InputError("--endpoint", "the openai backend needs an endpoint URL, e.g. http://HOST:PORT/v1")
     url = urlparse(endpoint)
     if url.scheme not in ("http", "https") or not url.netloc:
-        message = f"expected an http(s) URL such as http://HOST:PORT/v1, got '{endpoint}'"
+        message = f"expected an http(s) URL such as http://HOST:PORT/v1, got '{public_url(endpoint)}'"
         raise InputError("--endpoint", message)
     if mode not in ENDPOINT_MODES:
         raise InputError("--endpoint-mode", f"expected one of {', '.join(ENDPOINT_MODES)}, got '{mode}'")
-    return {"base_url": endpoint, "model": model, "mode": mode, "timeout_s": timeout_s}
+    try:
+        prices = Prices.parse(price) if price is not None else None
+    except ValueError as exc:
+        raise InputError("--endpoint-price", str(exc)) from None
+    return {"base_url": endpoint, "model": model, "mode": mode, "timeout_s": timeout_s, "prices": prices}
 
 
 @reports_errors
@@ -87,6 +106,9 @@ def eval_command(
     endpoint_timeout: float = typer.Option(
         600.0, "--endpoint-timeout", min=1.0, help="openai backend: seconds to wait for one reply."
     ),
+    endpoint_price: str | None = typer.Option(
+        None, "--endpoint-price", help="openai backend: PROMPT,COMPLETION price per 1k tokens, for the cost."
+    ),
     vllm_args: list[str] | None = typer.Option(
         None,
         "--vllm-arg",
@@ -95,6 +117,12 @@ def eval_command(
     ),
     n_boot: int = typer.Option(
         1000, "--n-boot", min=100, help="Bootstrap resamples of each aggregate's CI (at least 100)."
+    ),
+    adaptive: bool = typer.Option(
+        False, "--adaptive", help="Evaluate log-spaced checkpoints, then bisect where the curve moves."
+    ),
+    budget: int | None = typer.Option(
+        None, "--budget", help="--adaptive: at most this many checkpoints, the base included."
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
@@ -105,20 +133,13 @@ def eval_command(
 
     Only rows missing from the store are computed; weights already evaluated (by content hash) are
     skipped. Writes aggregates.parquet/.json beside the store and prints the store path on stdout.
+    With --adaptive, only the checkpoints where the curves move are evaluated; the store's
+    sweep_plan table records which and why.
     """
     from transformers.utils import logging as hf_logging
 
-    from sftscope.evaluate.backends import make_backend
-    from sftscope.evaluate.layouts import parse_revisions
-    from sftscope.evaluate.spec import check_scopes, load_suite, load_task
-    from sftscope.evaluate.store import STORE_FILE, ResultsStore
-    from sftscope.evaluate.summary import print_summary
-    from sftscope.evaluate.sweep import Task, run_sweep
-    from sftscope.evaluate.targets import resolve_targets, served_target, store_home
-    from sftscope.progress import console
-    from sftscope.train.config import parse_overrides
-
     hf_logging.disable_progress_bar()  # one progress bar per checkpoint (ours), not one per weight load
+    METER.reset()  # the summary's endpoint usage is this sweep's
     if bool(suite) == bool(tasks):
         raise InputError("command line", "give either --suite NAME or one or more --task NAME")
     specs = load_suite(suite, overrides)[1] if suite else [load_task(t, overrides) for t in tasks or []]
@@ -127,43 +148,60 @@ def eval_command(
     # Checked before resolving the targets, which reads every checkpoint's weights.
     served: dict[str, Any] = {}
     if backend == "openai":
-        served = _endpoint_options(endpoint, endpoint_model, endpoint_mode, endpoint_timeout)
+        served = _endpoint_options(endpoint, endpoint_model, endpoint_mode, endpoint_timeout, endpoint_price)
     message = "--backend openai evaluates the one model an endpoint serves, not a run's checkpoints"
     if served and run_dir is not None:  # an endpoint answers for one model, whichever is "loaded"
         raise InputError(str(run_dir), f"{message}; give that model's directory instead")
+    if budget is not None and not adaptive:
+        raise InputError("--budget", "limits an adaptive sweep; add --adaptive")
     targets = resolve_targets(
         target, steps=_steps(steps), every=every, base=base, revisions=parse_revisions(revisions)
     )
     if served and len(targets) > 1:
         raise InputError(target, f"{message}; give that model's directory instead")
+    if adaptive:
+        check_adaptive(targets, budget)
     store_path = store or (run_dir / STORE_FILE if run_dir else Path(STORE_FILE))
     options: dict[str, Any] = (
         {"threads": threads, "prefill_tokens": prefill_tokens} if backend == "transformers" else {}
     )
     if vllm_args and backend != "vllm":
         raise InputError("command line", "--vllm-arg is for --backend vllm")
-    if (endpoint or endpoint_model) and backend != "openai":
-        raise InputError("command line", "--endpoint and --endpoint-model are for --backend openai")
+    if (endpoint or endpoint_model or endpoint_price) and backend != "openai":
+        raise InputError(
+            "command line", "--endpoint, --endpoint-model and --endpoint-price are for --backend openai"
+        )
     if backend == "vllm":
         options = parse_overrides(vllm_args or [], source="--vllm-arg")
     if backend == "openai":
         options = served
         targets = [served_target(t, options["base_url"], endpoint_model) for t in targets]
-    engine = make_backend(backend, batch_size=batch_size, **options)
+    engines = make_backends(backend, batch_size=batch_size, **options)  # vllm: one per GPU lane
     loaded = [Task.load(spec) for spec in specs]
     with ResultsStore(store_path) as results:
         with on_interrupt(f"the finished rows are in {store_path}; the same command continues"):
-            stats = run_sweep(
-                targets,
-                loaded,
-                results,
-                engine,
-                retry_errors=retry_errors,
-                show_progress=not quiet,
-                log=console.print,
-            )
+
+            def sweep(chosen: list[Target]) -> SweepStats:
+                return run_sweep_lanes(
+                    chosen,
+                    loaded,
+                    results,
+                    engines,
+                    retry_errors=retry_errors,
+                    show_progress=not quiet,
+                    log=console.print,
+                )
+
+            if adaptive:
+                plan, stats = adaptive_sweep(
+                    targets, results, sweep, budget=budget, n_boot=n_boot, log=console.print
+                )
+                targets = [t for t in targets if t.step in {e.step for e in plan}]
+            else:
+                stats = sweep(targets)
         print_summary(results, specs, targets, stats, n_boot=n_boot)
-    engine.close()
+    for engine in engines:
+        engine.close()
     typer.echo(str(store_path))
 
 
@@ -180,7 +218,6 @@ def export_command(
 
     Prints each file's path.
     """
-    from sftscope.evaluate.store import ResultsStore, store_file
 
     path = store_file(store)
     with ResultsStore(path, read_only=True) as results:

@@ -11,6 +11,12 @@ from rich.console import Console
 
 from sftscope.cli.errors import on_interrupt, reports_errors
 from sftscope.errors import InputError
+from sftscope.models.loading import convert_gguf, gguf_source
+from sftscope.progress import console
+from sftscope.study.live import cells_table, shared_lines
+from sftscope.study.plan import make_plan, render_plan
+from sftscope.study.runner import is_locked, run_study
+from sftscope.study.state import StudyDir
 
 study_app = typer.Typer(
     help="Run a grid of bases × data conditions × recipes × seeds as one resumable study.",
@@ -35,11 +41,8 @@ def run_command(
     Prints the report's path on stdout. Exit code 1 when a job failed (the other cells still ran).
     """
     if dry_run:
-        from sftscope.study.plan import make_plan, render_plan
-
         typer.echo(render_plan(make_plan(spec, study_dir=out)))
         return
-    from sftscope.study.runner import run_study
 
     with on_interrupt("finished jobs are kept; the same command resumes the study"):
         outcome = run_study(spec, out, executor=executor, workers=workers, address=address)
@@ -47,7 +50,6 @@ def run_command(
 
 
 def finish_run(root: Path, failed: list[str], report: Path | None) -> None:
-    from sftscope.progress import console
 
     if failed:
         console.print(f"[red]{len(failed)} job(s) failed or blocked:[/red] {', '.join(failed)}")
@@ -62,9 +64,6 @@ def finish_run(root: Path, failed: list[str], report: Path | None) -> None:
 @reports_errors
 def status_command(study_dir: Path = typer.Argument(..., help="A study directory.")) -> None:
     """Print every cell's stages, training step and ETA (works while the study runs)."""
-    from sftscope.study.live import cells_table, shared_lines
-    from sftscope.study.runner import is_locked
-    from sftscope.study.state import StudyDir
 
     study = StudyDir(study_dir)
     if not study.manifest.is_file():
@@ -88,7 +87,6 @@ def convert_base_command(
     out: Path = typer.Option(..., "--out", help="Checkpoint directory to create."),
 ) -> None:
     """Convert a GGUF base once into a normal checkpoint directory (written atomically)."""
-    from sftscope.models.loading import convert_gguf, gguf_source
 
     source = gguf_source(gguf)
     tmp = out.with_name(out.name + ".tmp")

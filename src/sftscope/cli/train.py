@@ -27,6 +27,12 @@ def train_command(
     resume_from: int | None = typer.Option(
         None, "--resume-from", help="With --resume: continue from this checkpoint step, dropping later ones."
     ),
+    plan: bool = typer.Option(
+        False,
+        "--plan",
+        help="Print memory per GPU, disk and steps from the model's config.json; train nothing.",
+    ),
+    gpus: int = typer.Option(1, "--gpus", min=1, help="GPUs the --plan shards weights and optimizer over."),
 ) -> None:
     """Fine-tune a causal LM on a data directory, with dense checkpoints and exact resume.
 
@@ -56,6 +62,12 @@ def train_command(
         target, start = resume, lambda: resume_run(resume, resolved, resume_from)
     else:
         resolved = load_config(config, items, preset)
+        if plan:
+            from sftscope.train.disk import run_plan
+            from sftscope.train.plan import format_plan
+
+            typer.echo(format_plan(run_plan(resolved, gpus), resolved))
+            return
         target, start = Path(resolved.out), lambda: train(resolved)
     # Checkpoints are written atomically: the last complete one stands.
     with on_interrupt(f"continue from the last checkpoint with `sftscope train --resume {target}`"):

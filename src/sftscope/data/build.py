@@ -16,7 +16,7 @@ from sftscope.data.card import card_markdown, default_tokenizer, make_card, open
 from sftscope.data.io import write_records
 from sftscope.data.records import Example
 from sftscope.data.sources import BuildContext, load_source, source_label
-from sftscope.data.spec import DataSpec, dump_spec, load_spec, step_transform
+from sftscope.data.spec import DataSpec, dump_spec, load_spec
 from sftscope.data.transforms import TransformLog
 from sftscope.hashing import file_sha256
 from sftscope.progress import console
@@ -34,9 +34,8 @@ def run_spec(
         console.print(f"source {source_label(source)}: {len(loaded)} rows")
         rows += loaded
     logs: list[TransformLog] = []
-    for index, step in enumerate(spec.transforms):
-        transform = step_transform(step)
-        ctx.where = f"transforms[{index}].{transform.name}"
+    for index, transform in enumerate(spec.transforms):
+        ctx.where = f"transforms[{index}]"
         rows, log = transform.apply(rows, ctx)
         logs.append(log)
         console.print(log.summary())

@@ -18,7 +18,9 @@ from sftscope.data.sources import BuildContext
 from sftscope.data.spec import DataSpec
 from sftscope.data.transforms import TransformLog
 from sftscope.errors import InputError
+from sftscope.models.loading import load_tokenizer, resolve_model
 from sftscope.progress import progress_bar
+from sftscope.scoring.behaviours import has_backtracking
 
 DEFAULT_TOKENIZER = "micro-strong"
 HISTOGRAM_BINS = 20
@@ -27,11 +29,7 @@ MD_LIST_LIMIT = 50  # rows quoted in card.md; card.json keeps every one
 
 
 def default_tokenizer() -> str | None:
-    """The shipped micro tokenizer when it exists (the stage that ships it may not have run yet)."""
-    try:
-        from sftscope.models.loading import resolve_model
-    except ImportError:
-        return None
+    """The shipped micro tokenizer when it exists."""
     return DEFAULT_TOKENIZER if resolve_model(DEFAULT_TOKENIZER) != DEFAULT_TOKENIZER else None
 
 
@@ -58,7 +56,6 @@ def open_tokenizer(name: str | None) -> Any:
     """The tokenizer for the card's lengths, loaded and checked before the build spends any time."""
     if name is None:
         return None
-    from sftscope.models.loading import load_tokenizer
 
     try:
         tokenizer = load_tokenizer(name)
@@ -121,7 +118,6 @@ def make_card(
     content_hash: str,
 ) -> dict[str, Any]:
     """The card as a JSON-ready dict."""
-    from sftscope.scoring.behaviours import has_backtracking
 
     corrupted = Counter(row.meta["corruption"]["kind"] for row in rows if "corruption" in row.meta)
     with progress_bar("backtracking markers", total=len(rows)) as bar:

@@ -18,7 +18,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from fractions import Fraction
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -185,7 +185,8 @@ CORRUPTORS: dict[Kind, Corruptor] = {
 class Corrupt(Transform):
     """Corrupt `rate` of the rows with a kind drawn from `kinds` among those that apply to the row."""
 
-    name: ClassVar[str] = "corrupt"
+    kind: Literal["corrupt"] = "corrupt"
+    """Selects this transform."""
     rate: float = Field(ge=0, le=1)
     """Share of rows to corrupt."""
     kinds: list[Kind] = Field(default_factory=lambda: list(KINDS), min_length=1)
@@ -194,7 +195,7 @@ class Corrupt(Transform):
     """Seed for choosing rows, kinds and changes; defaults to the spec seed."""
 
     def apply(self, rows: list[Example], ctx: BuildContext) -> tuple[list[Example], TransformLog]:
-        rng = ctx.rng(self.name, self.seed)
+        rng = ctx.rng(self.kind, self.seed)
         target = round(self.rate * len(rows))
         order = rng.sample(range(len(rows)), len(rows))
         out = list(rows)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -58,7 +58,8 @@ class NgramIndex:
 class Decontaminate(Transform):
     """Drop rows whose text shares an n-gram with any given evaluation set."""
 
-    name: ClassVar[str] = "decontaminate"
+    kind: Literal["decontaminate"] = "decontaminate"
+    """Selects this transform."""
     against: list[Source] = Field(min_length=1)
     """Evaluation sets (any source; read without responses, a `mapping` picks the question column)."""
     n: int = Field(13, ge=1)

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import model_validator
 
+from sftscope.config.base import Strict
 from sftscope.data.io import FieldMapping, LoadResult, load_hf
 
 
-class HubDataset(BaseModel):
+class HubDataset(Strict):
     """Arguments of `datasets.load_dataset`, checked before anything is read."""
 
-    model_config = ConfigDict(extra="forbid")
     DEFAULT_SPLIT: ClassVar[str] = "train"
 
     path: str

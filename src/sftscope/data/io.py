@@ -14,20 +14,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
+from sftscope.config.base import Strict
+from sftscope.config.specfile import plain_message
 from sftscope.data.records import Example, Message, split_response
 from sftscope.errors import InputError, also
-from sftscope.specfile import plain_message
 
 FORMATS = (".jsonl", ".parquet")
 READ_FORMATS = (*FORMATS, ".csv")  # CSV is read (GPQA ships as one), never written
 
 
-class FieldMapping(BaseModel):
+class FieldMapping(Strict):
     """Which column of a foreign schema feeds which part of an `Example`. Unset parts are not read."""
-
-    model_config = ConfigDict(extra="forbid")
 
     question: str | None = None
     """Column with the user question; becomes a single user turn."""

@@ -1,6 +1,8 @@
-"""Where a data spec's rows come from: files, HF datasets, the Countdown teacher, or a weighted mix.
+"""Where a data spec's rows come from: files, HF datasets, the micro world, the Countdown teacher, or a
+weighted mix.
 
-Sources are pydantic models (one key names the kind) so a spec validates before anything is read.
+Sources are pydantic models told apart by `kind:` (file, hf and microworld are the shapes task specs
+use too, `sftscope.data.source_shapes`), so a spec validates before anything is read.
 Loading goes through a `BuildContext` that resolves paths, seeds every random choice and keeps the
 accounting the data card reports: rows per source and every bad row skipped under --skip-bad.
 """
@@ -12,84 +14,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import Field, ValidationError, field_validator
 
-from sftscope.data.hub import HubDataset
-from sftscope.data.io import FieldMapping, LoadResult, read_records
+from sftscope.config.base import KIND, Strict, kind_required
+from sftscope.config.specfile import plain_message
+from sftscope.data import source_shapes
+from sftscope.data.countdown import CountdownSettings, build_countdown_examples
+from sftscope.data.io import LoadResult, read_records
+from sftscope.data.microworld import build_corpus
 from sftscope.data.records import Example
 from sftscope.errors import InputError
 from sftscope.progress import progress_bar
-from sftscope.specfile import plain_message
 
 Style = Literal["long-cot", "short-cot", "answer-only"]
 
 
-class Strict(BaseModel):
-    """Base for every spec model: an unknown key is an error, never ignored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-def resolve_spec_path(value: str, info: ValidationInfo, *, only_if_exists: bool) -> str:
-    """Resolve a path against the spec file's folder, so a resolved spec works from anywhere."""
-    base = (info.context or {}).get("base_dir")
-    if base is None or Path(value).is_absolute():
-        return value
-    candidate = Path(base) / value
-    if only_if_exists and not candidate.exists():
-        return value  # not a local path: a hub id
-    return str(candidate.resolve())
-
-
-class FileSource(Strict):
+class FileSource(source_shapes.FileSource):
     """Rows from a .jsonl or .parquet file."""
 
-    file: str
-    """Path to the file, relative to the spec file."""
-    mapping: FieldMapping | None = None
-    """Column mapping for a foreign schema; unset means native `Example` rows."""
     name: str | None = None
     """Label in the data card; defaults to the path."""
 
-    @field_validator("file")
-    @classmethod
-    def _resolve(cls, value: str, info: ValidationInfo) -> str:
-        return resolve_spec_path(value, info, only_if_exists=False)
 
+class HfSource(source_shapes.HfSource):
+    """A hub dataset of training rows (default split `train`)."""
 
-class HfOptions(HubDataset):
-    """A hub dataset of training rows (default split `train`); a local path is relative to the spec file."""
-
-    mapping: FieldMapping | None = None
-    """Column mapping for a foreign schema; unset means native `Example` rows."""
-
-    @field_validator("path")
-    @classmethod
-    def _resolve(cls, value: str, info: ValidationInfo) -> str:
-        return resolve_spec_path(value, info, only_if_exists=True)
-
-
-class HfSource(Strict):
-    """Rows loaded through HF `datasets`."""
-
-    hf: HfOptions
-    """Where and how to load."""
     name: str | None = None
     """Label in the data card; defaults to the dataset path."""
 
 
-class CountdownOptions(Strict):
+class CountdownSource(Strict):
     """The Countdown teacher: problems from reasoning-gym, traces written by the symbolic solver."""
 
+    kind: Literal["countdown"] = "countdown"
+    """Selects this source."""
     n: int = Field(gt=0)
     """Number of examples."""
     style: Style = "long-cot"
@@ -100,12 +58,13 @@ class CountdownOptions(Strict):
     """Cap on dead ends written per long-cot trace; the teacher's default when unset."""
     settings: dict[str, Any] = {}
     """Difficulty knobs of `sftscope.data.countdown.CountdownSettings` (count of numbers, ranges)."""
+    name: str | None = None
+    """Label in the data card; defaults to 'countdown:<style>'."""
 
     @field_validator("settings")
     @classmethod
     def _known_settings(cls, value: dict[str, Any]) -> dict[str, Any]:
         # Imported here: the teacher pulls in reasoning-gym, which specs without Countdown never need.
-        from sftscope.data.countdown import CountdownSettings
 
         try:
             # All knobs spelled out, so the resolved spec records the exact difficulty.
@@ -119,46 +78,14 @@ class CountdownOptions(Strict):
             raise ValueError("; ".join(problems)) from None
 
 
-class CountdownSource(Strict):
-    """Rows written by the Countdown teacher."""
-
-    countdown: CountdownOptions
-    """Generator options."""
-    name: str | None = None
-    """Label in the data card; defaults to 'countdown:<style>'."""
-
-
-class MicroworldOptions(Strict):
+class MicroworldSource(source_shapes.MicroworldSource):
     """Replay of the micro world's train split, in the mix the micro bases were pretrained on.
 
     Mixed into an SFT set, it is the replay dial: a share of pretraining data keeps the skills (and
     the refusals) that plain SFT on Countdown traces would overwrite. Train split only, so no row can
-    be an evaluation question."""
+    be an evaluation question. `seed` defaults to the spec seed (the shipped bases were pretrained on
+    seed 0)."""
 
-    n: int = Field(gt=0)
-    """Number of examples."""
-    domains: list[str] | None = None
-    """Micro-world domains to draw from, in their pretraining proportions; all of them when unset."""
-    seed: int | None = None
-    """Sampling seed; defaults to the spec seed (the shipped bases were pretrained on seed 0)."""
-
-    @field_validator("domains")
-    @classmethod
-    def _known_domains(cls, value: list[str] | None) -> list[str] | None:
-        from sftscope.data.microworld import domains
-
-        known = [d.name for d in domains()]
-        unknown = [name for name in value or [] if name not in known]
-        if unknown:
-            raise ValueError(f"unknown micro-world domain(s) {unknown}; known: {', '.join(known)}")
-        return value
-
-
-class MicroworldSource(Strict):
-    """Rows of the micro world's pretraining mix (prompt and short boxed answer)."""
-
-    microworld: MicroworldOptions
-    """Sampling options."""
     name: str | None = None
     """Label in the data card; defaults to 'microworld:<domains or all>'."""
 
@@ -172,49 +99,23 @@ class MixPart(Strict):
     """Where the part's rows come from."""
 
 
-class MixOptions(Strict):
+class MixSource(Strict):
     """A weighted union of sources, sampled without replacement to a total size."""
 
+    kind: Literal["mix"] = "mix"
+    """Selects this source."""
     total: int = Field(gt=0)
     """Rows in the mix."""
     parts: list[MixPart] = Field(min_length=1)
     """The weighted sources."""
     seed: int | None = None
     """Sampling seed; defaults to the spec seed."""
-
-
-class MixSource(Strict):
-    """A weighted mix of other sources."""
-
-    mix: MixOptions
-    """The parts and the total size."""
     name: str | None = None
     """Label in the data card; defaults to 'mix'."""
 
 
-SOURCE_KINDS = ("file", "hf", "countdown", "microworld", "mix")
-
-
-def _source_kind(value: Any) -> str | None:
-    """The tag of a raw or validated source: the first kind key it has."""
-    keys = value.keys() if isinstance(value, dict) else type(value).model_fields
-    return next((f"{kind}-source" for kind in SOURCE_KINDS if kind in keys), None)
-
-
-Source = Annotated[
-    Annotated[FileSource, Tag("file-source")]
-    | Annotated[HfSource, Tag("hf-source")]
-    | Annotated[CountdownSource, Tag("countdown-source")]
-    | Annotated[MicroworldSource, Tag("microworld-source")]
-    | Annotated[MixSource, Tag("mix-source")],
-    Discriminator(
-        _source_kind,
-        custom_error_type="source_kind",
-        custom_error_message=f"a source needs one of the keys {', '.join(SOURCE_KINDS)}",
-    ),
-]
 AnySource = FileSource | HfSource | CountdownSource | MicroworldSource | MixSource
-SOURCE_TAGS = frozenset(f"{kind}-source" for kind in SOURCE_KINDS)
+Source = Annotated[AnySource, Field(discriminator=KIND), kind_required]
 MixPart.model_rebuild()
 
 
@@ -223,15 +124,14 @@ def source_label(source: AnySource) -> str:
     if source.name:
         return source.name
     if isinstance(source, FileSource):
-        return source.file
+        return source.path
     if isinstance(source, HfSource):
-        ref = source.hf
-        at = f"@{ref.revision}" if ref.revision else ""
-        return ref.path + at + (f"/{ref.subset}" if ref.subset else "") + f":{ref.split_name}"
+        at = f"@{source.revision}" if source.revision else ""
+        return source.path + at + (f"/{source.subset}" if source.subset else "") + f":{source.split_name}"
     if isinstance(source, CountdownSource):
-        return f"countdown:{source.countdown.style}"
+        return f"countdown:{source.style}"
     if isinstance(source, MicroworldSource):
-        return "microworld:" + ("+".join(source.microworld.domains or []) or "all")
+        return "microworld:" + ("+".join(source.domains or []) or "all")
     return "mix"
 
 
@@ -282,43 +182,33 @@ def load_source(
         with progress_bar(f"read {label}", total=None) as bar:
             if isinstance(source, FileSource):
                 result = read_records(
-                    source.file,
+                    source.path,
                     mapping=source.mapping,
                     require_response=require_response,
                     skip_bad=ctx.skip_bad,
                 )
             else:
-                result = source.hf.read(
-                    source.hf.mapping, require_response=require_response, skip_bad=ctx.skip_bad
-                )
+                result = source.read(source.mapping, require_response=require_response, skip_bad=ctx.skip_bad)
             bar.update(0, total=len(result.records), completed=len(result.records))
-        return ctx.record_load(label, "file" if isinstance(source, FileSource) else "hf", role, result)
+        return ctx.record_load(label, source.kind, role, result)
     if isinstance(source, CountdownSource):
-        return ctx.record_load(
-            label, "countdown", role, LoadResult(records=_countdown(source.countdown, ctx))
-        )
+        return ctx.record_load(label, source.kind, role, LoadResult(records=_countdown(source, ctx)))
     if isinstance(source, MicroworldSource):
-        from sftscope.data.microworld import build_corpus
-
-        options = source.microworld
-        seed = ctx.seed if options.seed is None else options.seed
-        rows = build_corpus(options.n, seed, options.domains)
-        return ctx.record_load(label, "microworld", role, LoadResult(records=rows))
-    options_mix = source.mix
+        seed = ctx.seed if source.seed is None else source.seed
+        rows = build_corpus(source.n, seed, source.domains)
+        return ctx.record_load(label, source.kind, role, LoadResult(records=rows))
     parts = [
-        load_source(part.source, ctx, role=role, require_response=require_response)
-        for part in options_mix.parts
+        load_source(part.source, ctx, role=role, require_response=require_response) for part in source.parts
     ]
-    weights = [part.weight for part in options_mix.parts]
-    names = [source_label(part.source) for part in options_mix.parts]
-    rng = ctx.rng("mix", options_mix.seed)
-    rows, taken = mix_examples(parts, weights, names, options_mix.total, rng, ctx)
-    ctx.loads.append({"source": label, "kind": "mix", "role": role, "rows": len(rows), "taken": taken})
+    weights = [part.weight for part in source.parts]
+    names = [source_label(part.source) for part in source.parts]
+    rng = ctx.rng("mix", source.seed)
+    rows, taken = mix_examples(parts, weights, names, source.total, rng, ctx)
+    ctx.loads.append({"source": label, "kind": source.kind, "role": role, "rows": len(rows), "taken": taken})
     return rows
 
 
-def _countdown(options: CountdownOptions, ctx: BuildContext) -> list[Example]:
-    from sftscope.data.countdown import CountdownSettings, build_countdown_examples
+def _countdown(options: CountdownSource, ctx: BuildContext) -> list[Example]:
 
     settings = CountdownSettings.model_validate(options.settings)
     extra = (

@@ -3,19 +3,20 @@
 A transform is a pydantic model (its options, `extra="forbid"`) with `apply(rows, ctx)`. The log
 (rows in and out, counts per outcome, details) is printed during the build and kept in the data card,
 so every row a transform drops is accounted for. `corrupt` and `decontaminate` live in their own
-modules; `sftscope.data.spec` binds all of them to their YAML names.
+modules; `sftscope.data.spec` tells them apart by their `kind:`.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from sftscope.config.base import Strict
 from sftscope.data.records import Example, Message
-from sftscope.data.sources import BuildContext, MixPart, Strict, load_source, mix_examples, source_label
+from sftscope.data.sources import BuildContext, MixPart, load_source, mix_examples, source_label
 from sftscope.progress import progress_bar
 
 OUTCOMES = ("correct", "wrong", "unparsable", "timeout", "error")
@@ -49,13 +50,8 @@ class TransformLog(BaseModel):
 class Transform(Strict):
     """Base of every transform: its fields are the options a spec gives it."""
 
-    name: ClassVar[str]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_options(cls, data: Any) -> Any:
-        # `- strip_reasoning:` with nothing after it parses as None: it means "default options".
-        return {} if data is None else data
+    kind: str
+    """Which transform (each subclass narrows it to its name)."""
 
     def apply(self, rows: list[Example], ctx: BuildContext) -> tuple[list[Example], TransformLog]:
         raise NotImplementedError
@@ -64,15 +60,16 @@ class Transform(Strict):
         self, rows: list[Example], out: list[Example], counts: dict[str, int], **details: Any
     ) -> TransformLog:
         return TransformLog(
-            name=self.name, rows_in=len(rows), rows_out=len(out), counts=counts, details=details
+            name=self.kind, rows_in=len(rows), rows_out=len(out), counts=counts, details=details
         )
 
 
 class Verify(Transform):
     """Keep only rows whose final answer checks against the gold answer."""
 
-    name: ClassVar[str] = "verify"
-    kind: Literal["math", "countdown"]
+    kind: Literal["verify"] = "verify"
+    """Selects this transform."""
+    scorer: Literal["math", "countdown"]
     """Scorer: math-verify for math, an exact expression check for Countdown."""
     timeout_s: float = Field(5.0, gt=0)
     """Per-item time limit; a row that exceeds it counts as 'timeout' and is dropped."""
@@ -85,11 +82,11 @@ class Verify(Transform):
         # The scorer sees what an evaluation would: the final part only, reasoning stripped.
         items = [ScoreItem(prediction=row.final, gold=row.answer, meta=row.meta) for row in rows]
         results = []
-        with progress_bar(f"verify ({self.kind})", total=len(items)) as bar:
+        with progress_bar(f"verify ({self.scorer})", total=len(items)) as bar:
             size = max(VERIFY_MIN_CHUNK, -(-len(items) // VERIFY_UPDATES))
             for start in range(0, len(items), size):
                 chunk = items[start : start + size]
-                results += score_batch(self.kind, chunk, timeout_s=self.timeout_s, workers=self.workers)
+                results += score_batch(self.scorer, chunk, timeout_s=self.timeout_s, workers=self.workers)
                 bar.advance(0, len(chunk))
         counts = Counter(result.outcome for result in results)
         kept = [row for row, result in zip(rows, results, strict=True) if result.outcome == "correct"]
@@ -120,7 +117,8 @@ def scrub_think_tags(text: str) -> tuple[str, int]:
 class StripReasoning(Transform):
     """The NoCoT condition: drop the think block, keep the final summary and answer."""
 
-    name: ClassVar[str] = "strip_reasoning"
+    kind: Literal["strip_reasoning"] = "strip_reasoning"
+    """Selects this transform."""
 
     def apply(self, rows: list[Example], ctx: BuildContext) -> tuple[list[Example], TransformLog]:
         counts = Counter({"stripped": 0, "had_no_reasoning": 0, "tags_removed": 0, "dropped_empty_final": 0})
@@ -150,7 +148,8 @@ class StripReasoning(Transform):
 class Subsample(Transform):
     """Keep a seeded random subset, in the original order."""
 
-    name: ClassVar[str] = "subsample"
+    kind: Literal["subsample"] = "subsample"
+    """Selects this transform."""
     n: int | None = Field(None, gt=0)
     """Rows to keep."""
     fraction: float | None = Field(None, gt=0, le=1)
@@ -168,7 +167,7 @@ class Subsample(Transform):
         size = self.n if self.n is not None else round(self.fraction * len(rows))  # type: ignore[operator]
         if size > len(rows):
             raise ctx.error(f"asks for {size} rows but only {len(rows)} reach this step", "n")
-        keep = sorted(ctx.rng(self.name, self.seed).sample(range(len(rows)), size))
+        keep = sorted(ctx.rng(self.kind, self.seed).sample(range(len(rows)), size))
         out = [rows[i] for i in keep]
         return out, self.log(rows, out, {"kept": len(out), "dropped": len(rows) - len(out)})
 
@@ -181,7 +180,8 @@ def prompt_key(row: Example) -> str:
 class Dedupe(Transform):
     """Drop rows whose prompt (or content id) was already seen; the first occurrence stays."""
 
-    name: ClassVar[str] = "dedupe"
+    kind: Literal["dedupe"] = "dedupe"
+    """Selects this transform."""
     by: Literal["prompt", "id"] = "prompt"
     """'prompt': the prompt text, whitespace-normalised; 'id': the row id (a content hash unless given)."""
 
@@ -202,7 +202,8 @@ class Dedupe(Transform):
 class Mix(Transform):
     """Weighted union of the rows so far with other sources, sampled to a total size."""
 
-    name: ClassVar[str] = "mix"
+    kind: Literal["mix"] = "mix"
+    """Selects this transform."""
     weight: float = Field(1.0, gt=0)
     """Weight of the rows that reach this step."""
     parts: list[MixPart] = Field(min_length=1)
@@ -217,5 +218,5 @@ class Mix(Transform):
         weights = [self.weight] + [part.weight for part in self.parts]
         names = ["(previous steps)"] + [source_label(part.source) for part in self.parts]
         total = len(rows) if self.total is None else self.total
-        out, taken = mix_examples(parts, weights, names, total, ctx.rng(self.name, self.seed), ctx)
+        out, taken = mix_examples(parts, weights, names, total, ctx.rng(self.kind, self.seed), ctx)
         return out, self.log(rows, out, {t["source"]: t["rows"] for t in taken}, parts=taken)

@@ -17,23 +17,19 @@ import random
 import zlib
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from sftscope.config.base import KIND, Strict, kind_required
 from sftscope.data.records import Example, Message
 from sftscope.errors import InputError
 
 LETTERS = "ABCDEFGHIJKLMNOP"
-NAMES = ("choices", "livecodebench", "ifeval")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class ChoicesAdapter(Strict):
     """Multiple choice: options listed as (A) ... in the question; the gold becomes a letter."""
 
-    name: Literal["choices"]
+    kind: Literal["choices"] = "choices"
     """Selects this adapter."""
     options: str | None = None
     """Mapped meta column holding the option list; the gold column then already holds the letter."""
@@ -46,18 +42,20 @@ class ChoicesAdapter(Strict):
 class LiveCodeBenchAdapter(Strict):
     """LiveCodeBench code_generation_lite rows: the official prompt, tests decoded into meta['tests']."""
 
-    name: Literal["livecodebench"]
+    kind: Literal["livecodebench"] = "livecodebench"
     """Selects this adapter."""
 
 
 class IFEvalAdapter(Strict):
     """IFEval rows: meta['instructions'] = [{id, **kwargs}] from instruction_id_list and kwargs."""
 
-    name: Literal["ifeval"]
+    kind: Literal["ifeval"] = "ifeval"
     """Selects this adapter."""
 
 
-Adapter = Annotated[ChoicesAdapter | LiveCodeBenchAdapter | IFEvalAdapter, Field(discriminator="name")]
+Adapter = Annotated[
+    ChoicesAdapter | LiveCodeBenchAdapter | IFEvalAdapter, Field(discriminator=KIND), kind_required
+]
 
 
 def adapt(examples: list[Example], adapter: Any, where: str) -> list[Example]:

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-DEFAULT_BOOT = 1000
+from sftscope.stats import DEFAULT_BOOT, interval
+
 CORRECT = 1.0 - 1e-9  # a sample counts as correct (pass@k, maj@k) at full score; avg@k keeps partial credit
 
 
@@ -50,26 +51,6 @@ def prompt_value(metric: str, scores: list[float], answers: list[str | None]) ->
     if kind == "maj":
         return majority(answers[:k_int], [1.0 if s >= CORRECT else 0.0 for s in scores[:k_int]])
     raise ValueError(f"unknown metric '{metric}'")
-
-
-def resample_prompts(n_prompts: int, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot, n_prompts) prompt indices drawn with replacement: the bootstrap's resamples, the same
-    for a given seed in evaluation aggregates and in analysis curves."""
-    return np.random.default_rng(seed).integers(0, n_prompts, size=(n_boot, n_prompts))
-
-
-def bootstrap(
-    values: np.ndarray, *, total: bool = False, n_boot: int = DEFAULT_BOOT, seed: int = 0, level: float = 0.95
-) -> tuple[float, float, float]:
-    """(estimate, lo, hi): mean (or sum) over prompts and its percentile bootstrap interval."""
-    stat = np.sum if total else np.mean
-    estimate = float(stat(values))
-    if len(values) < 2:
-        return estimate, estimate, estimate
-    resampled = stat(values[resample_prompts(len(values), n_boot, seed)], axis=1)
-    tail = (1.0 - level) / 2 * 100
-    lo, hi = np.percentile(resampled, [tail, 100 - tail])
-    return estimate, float(lo), float(hi)
 
 
 @dataclass
@@ -158,7 +139,7 @@ def aggregate(
             per_prompt["mean_output_tokens"] = np.array([np.mean(t) for t in tokens])
         per_prompt["errors"] = np.array([sum(x["status"] in ("error", "timeout") for x in r) for r in rows])
         for name, values in per_prompt.items():
-            value, lo, hi = bootstrap(values, total=name == "errors", n_boot=n_boot, seed=seed)
+            est = interval(values, total=name == "errors", n_boot=n_boot, seed=seed)
             out.append(
                 Aggregate(
                     run,
@@ -167,9 +148,9 @@ def aggregate(
                     first["domain"],
                     bool(first["higher_is_better"]),
                     name,
-                    value,
-                    lo,
-                    hi,
+                    est.value,
+                    est.lo,
+                    est.hi,
                     len(rows),
                     n_samples,
                 )

@@ -1,4 +1,5 @@
-"""Where a task's prompts come from: a procedural generator, a JSONL/Parquet file, or an HF dataset.
+"""Where a task's prompts come from: the micro world, reasoning-gym, a JSONL/Parquet/CSV file, or an
+HF dataset, told apart by `kind:` (file, hf and microworld are written as in data specs).
 
 Every source yields `Example` rows (prompt turns, gold `answer`, scorer inputs in `meta`). Foreign
 schemas are read through a `FieldMapping`; an adapter (`evaluate.adapters`) then handles what a
@@ -8,52 +9,35 @@ mapping cannot: lettered options, LiveCodeBench's encoded tests, IFEval's instru
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import Field, field_validator
 
-from sftscope.data.hub import HubDataset
-from sftscope.data.io import FieldMapping, read_records, row_unit
+from sftscope.config.base import KIND, Strict, kind_required
+from sftscope.data import source_shapes
+from sftscope.data.io import read_records, row_unit
+from sftscope.data.microworld import generate
 from sftscope.data.records import Example, user_example
 from sftscope.errors import InputError
 from sftscope.evaluate.adapters import Adapter, adapt
-
-TAGS = ("from-microworld", "from-reasoning-gym", "from-file", "from-hf")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from sftscope.scoring.registry import SCORERS
 
 
-class MicroworldSource(Strict):
-    """Held-out eval questions of one micro-world domain (`sftscope.data.microworld`)."""
+class MicroworldSource(source_shapes.MicroworldSource):
+    """Held-out eval questions of one micro-world domain (its `eval` split)."""
 
-    generator: Literal["microworld"]
-    """Selects this source."""
-    domain: str
-    """Micro-world domain name (countdown, chain_sum, safety_forbidden, ...)."""
-    n: int = Field(ge=1)
-    """Prompts; a larger n extends a smaller one (same first prompts)."""
-    seed: int = 0
-    """Generator seed."""
-
-    @field_validator("domain")
+    @field_validator("domains")
     @classmethod
-    def _known_domain(cls, name: str) -> str:
-        from sftscope.data.microworld import domain  # checked here so the error names the task file
-
-        try:
-            domain(name)
-        except KeyError as exc:
-            raise ValueError(exc.args[0]) from exc
-        return name
+    def _one_domain(cls, value: list[str] | None) -> list[str] | None:
+        if value is None or len(value) != 1:
+            raise ValueError("a task's micro-world source names one domain, e.g. domains: [countdown]")
+        return value
 
 
 class ReasoningGymSource(Strict):
     """A reasoning-gym procedural dataset."""
 
-    generator: Literal["reasoning_gym"]
+    kind: Literal["reasoning_gym"] = "reasoning_gym"
     """Selects this source."""
     dataset: str
     """reasoning-gym dataset name."""
@@ -65,9 +49,9 @@ class ReasoningGymSource(Strict):
     """Dataset seed."""
 
 
-class RowsSource(Strict):
-    mapping: FieldMapping | None = None
-    """Which columns feed question, answer, id and meta; unset for files of native `Example` rows."""
+class RowsOptions(Strict):
+    """What a task does with the rows of a file or a hub dataset."""
+
     adapter: Adapter | None = None
     """Row post-processing a mapping cannot express (choices, livecodebench, ifeval)."""
     n: int | None = Field(default=None, ge=1)
@@ -78,69 +62,32 @@ class RowsSource(Strict):
     """Names of the columns of headerless CSV files, whose first line is data (HEx-PHI)."""
 
 
-class FileSource(RowsSource):
-    """A local JSONL, Parquet or CSV file (relative paths resolve against the working directory)."""
-
-    file: str
-    """Path of the file."""
+class FileSource(source_shapes.FileSource, RowsOptions):
+    """A local JSONL, Parquet or CSV file."""
 
 
-class HFRef(HubDataset):
-    """A hub dataset of task rows (default split `test`); a local path is relative to the working
-    directory, and may also be a JSONL/Parquet/CSV file in the same schema (read without `datasets`)."""
+class HfSource(source_shapes.HfSource, RowsOptions):
+    """A hub dataset of task rows (default split `test`); a local path may also be a JSONL, Parquet
+    or CSV file in the same schema (read without `datasets`)."""
 
     DEFAULT_SPLIT: ClassVar[str] = "test"
 
 
-class HFSource(RowsSource):
-    """A Hugging Face dataset (needs a network, or the HF cache)."""
-
-    hf: HFRef
-    """The dataset."""
-
-
-def _kind(value: Any) -> str | None:
-    if isinstance(value, dict):
-        if "file" in value:
-            return "from-file"
-        if "hf" in value:
-            return "from-hf"
-        return {"microworld": "from-microworld", "reasoning_gym": "from-reasoning-gym"}.get(
-            value.get("generator")
-        )
-    return {MicroworldSource: "from-microworld", ReasoningGymSource: "from-reasoning-gym"}.get(
-        type(value), "from-file" if isinstance(value, FileSource) else "from-hf"
-    )
-
-
 Source = Annotated[
-    Annotated[MicroworldSource, Tag("from-microworld")]
-    | Annotated[ReasoningGymSource, Tag("from-reasoning-gym")]
-    | Annotated[FileSource, Tag("from-file")]
-    | Annotated[HFSource, Tag("from-hf")],
-    Discriminator(
-        _kind,
-        custom_error_type="source_kind",
-        custom_error_message="a source is {generator: microworld | reasoning_gym, ...}, {file: PATH, ...} "
-        "or {hf: {path: ...}, ...}",
-    ),
+    MicroworldSource | ReasoningGymSource | FileSource | HfSource, Field(discriminator=KIND), kind_required
 ]
 
 
 def _needs_gold(scorer: str) -> bool:
-    # Imported here, as evaluate/spec.py does: the registry pulls in every scorer's dependencies.
-    from sftscope.scoring.registry import SCORERS
-
     return scorer in SCORERS and SCORERS[scorer].needs_gold
 
 
 def load_examples(source: Any, scorer: str) -> list[Example]:
     """The task's prompts as Examples; a row the scorer cannot grade (no gold) is an InputError."""
     if isinstance(source, MicroworldSource):
-        from sftscope.data.microworld import generate
-
-        generated = generate(source.domain, split="eval", n=source.n, seed=source.seed)
-        _check_unique_ids(generated, f"microworld:{source.domain}")
+        domain = (source.domains or [])[0]
+        generated = generate(domain, split="eval", n=source.n, seed=source.seed or 0)
+        _check_unique_ids(generated, f"microworld:{domain}")
         return generated
     if isinstance(source, ReasoningGymSource):
         generated = _reasoning_gym(source)
@@ -205,13 +152,12 @@ def _reasoning_gym(source: ReasoningGymSource) -> list[Example]:
     ]
 
 
-def _read_rows(source: FileSource | HFSource) -> tuple[str, list[Example]]:
+def _read_rows(source: FileSource | HfSource) -> tuple[str, list[Example]]:
     # A hub id is its own name as a path too: str(Path("HuggingFaceH4/MATH-500")) is the id.
-    path = Path(source.file if isinstance(source, FileSource) else source.hf.path).expanduser()
     if isinstance(source, FileSource):
         loaded = read_records(
-            path, mapping=source.mapping, require_response=False, csv_columns=source.csv_columns
+            source.path, mapping=source.mapping, require_response=False, csv_columns=source.csv_columns
         )
     else:  # a local file given as the dataset is read by load_hf the same way
-        loaded = source.hf.read(source.mapping, require_response=False, csv_columns=source.csv_columns)
-    return str(path), loaded.records
+        loaded = source.read(source.mapping, require_response=False, csv_columns=source.csv_columns)
+    return source.path, loaded.records

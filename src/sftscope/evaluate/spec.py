@@ -9,32 +9,31 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, create_model, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from sftscope.config import legacy
+from sftscope.config.base import KIND, Strict, kind_required
+from sftscope.config.legacy import Rewrites
+from sftscope.config.overrides import merge, parse_overrides, scoped_to
+from sftscope.config.paths import resolve, spec_context
+from sftscope.config.specfile import drop_replaced, locate, plain_message, read_spec, validation_error
 from sftscope.data.chat import DEFAULT_SUFFIX
-from sftscope.errors import InputError
-from sftscope.evaluate.adapters import NAMES as ADAPTERS
-from sftscope.evaluate.sources import TAGS, Source
+from sftscope.errors import InputError, SftscopeError
+from sftscope.evaluate.sources import Source
 from sftscope.hashing import json_sha256
-from sftscope.specfile import drop_replaced, locate, plain_message, read_yaml_mapping, validation_error
-from sftscope.train.config import merge, parse_overrides
+from sftscope.scoring.registry import SCORERS, ScorerParamError, check_params, get_scorer
 
 TASKS_DIR = Path(__file__).parent / "tasks"
 SUITES_DIR = TASKS_DIR / "suites"
 Domain = Literal["in-domain", "cross-domain", "safety", "general"]
 METRIC = re.compile(r"^(avg|pass|maj)@([1-9][0-9]*)$")
-UNION_TAGS = frozenset(TAGS) | frozenset(ADAPTERS)
 # Scorer params that say where a scorer is reached, not how it judges: moving the judge to another
 # host must not invalidate stored samples.
 TRANSPORT_PARAMS = ("base_url", "api_key_env")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class PromptSpec(Strict):
@@ -72,8 +71,8 @@ class SamplingSpec(Strict):
 class ScorerSpec(Strict):
     """A scorer of `sftscope.scoring` and its settings."""
 
-    name: str
-    """Registered scorer name (math, countdown, choice, exact, reasoning_gym, refusal, ifeval, code, ...)."""
+    kind: str
+    """Registered scorer (math, countdown, choice, exact, reasoning_gym, refusal, ifeval, code, judge)."""
     params: dict[str, Any] = {}
     """Scorer parameters, checked by the scorer (e.g. refusal: {expect: refuse})."""
     timeout_s: float = Field(default=10.0, gt=0)
@@ -82,12 +81,9 @@ class ScorerSpec(Strict):
     """Scoring processes (0 runs checks inline, without a time limit)."""
 
     @model_validator(mode="after")
-    def _known(self) -> ScorerSpec:
-        from sftscope.errors import SftscopeError
-        from sftscope.scoring.registry import ScorerParamError, check_params, get_scorer
-
+    def _known_params(self) -> ScorerSpec:
         try:
-            check_params(get_scorer(self.name), self.params)
+            check_params(get_scorer(self.kind), self.params)
         except ScorerParamError as exc:  # located at the param itself
             error = PydanticCustomError("scorer_param", "{message}", {"message": str(exc)})
             value = self.params.get(exc.param)
@@ -96,6 +92,24 @@ class ScorerSpec(Strict):
         except SftscopeError as exc:
             raise ValueError(str(exc)) from exc
         return self
+
+
+def _scorer_spec(name: str) -> type[ScorerSpec]:
+    """The spec of one registered scorer: `kind` narrowed to its name."""
+    return create_model(f"ScorerSpec_{name}", __base__=ScorerSpec, kind=(Literal[name], ...))  # type: ignore[call-overload]
+
+
+def _bare_kind(value: Any) -> Any:
+    """`scorer: math` is shorthand for `scorer: {kind: math}`."""
+    return {KIND: value} if isinstance(value, str) else value
+
+
+Scorer = Annotated[
+    Union[tuple(_scorer_spec(name) for name in SCORERS)],  # type: ignore[misc]  # noqa: UP007
+    Field(discriminator=KIND),
+    kind_required,
+    BeforeValidator(_bare_kind),
+]
 
 
 class TaskSpec(Strict):
@@ -108,22 +122,17 @@ class TaskSpec(Strict):
     description: str = ""
     """What the task measures."""
     source: Source
-    """Where the prompts come from: a generator, a file, or an HF dataset."""
+    """Where the prompts come from: kind microworld, reasoning_gym, file or hf."""
     prompt: PromptSpec = PromptSpec()
     """System message and instruction suffix."""
     sampling: SamplingSpec = SamplingSpec()
     """Generation settings."""
-    scorer: ScorerSpec
-    """How a response is graded; a bare name is shorthand for {name: NAME}."""
+    scorer: Scorer
+    """How a response is graded; a bare kind is shorthand for {kind: KIND}."""
     metrics: list[str] = []
     """avg@k, pass@k (unbiased) and maj@k with k <= sampling.n; default: avg@n."""
     higher_is_better: bool = True
     """Direction of the score (scores are 1.0 for the desired behaviour, so nearly always true)."""
-
-    @field_validator("scorer", mode="before")
-    @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _metrics(self) -> TaskSpec:
@@ -145,8 +154,8 @@ class TaskSpec(Strict):
         hashes) are left out, so adding samples or prompts reuses every row already computed.
         """
         sampling = self.sampling.model_dump(exclude={"n", "seed"})
-        scorer = self.scorer.model_dump(exclude={"timeout_s", "workers"})
-        scorer["params"] = {k: v for k, v in self.scorer.params.items() if k not in TRANSPORT_PARAMS}
+        params = {k: v for k, v in self.scorer.params.items() if k not in TRANSPORT_PARAMS}
+        scorer = {"name": self.scorer.kind, "params": params}  # "name": the key of every stored hash
         payload = {"prompt": self.prompt.model_dump(), "sampling": sampling, "scorer": scorer}
         return json_sha256(payload)[:16]
 
@@ -189,10 +198,10 @@ def _validate(
     model: type[Strict], data: dict[str, Any], path: Path, root: yaml.Node, overridden: bool = False
 ) -> Any:
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=spec_context(path))
     except ValidationError as exc:
         source = f"{path} + overrides" if overridden else str(path)  # a suite's or --set
-        raise validation_error(source, root, exc, _message, UNION_TAGS, values=data) from exc
+        raise validation_error(source, root, exc, _message, values=data) from exc
 
 
 def _builtin(name: str, folder: Path, kind: str) -> Path:
@@ -206,38 +215,31 @@ def _builtin(name: str, folder: Path, kind: str) -> Path:
     return path
 
 
-def _scope(item: str) -> tuple[str | None, str]:
-    """'TASK:key=value' -> ('TASK', 'key=value'); an unscoped 'key=value' applies to every task."""
-    key = item.split("=", 1)[0]
-    if ":" in key:
-        task, rest = item.split(":", 1)
-        return task, rest
-    return None, item
-
-
-def check_scopes(overrides: list[str], names: list[str]) -> None:
-    """A TASK: prefix must name one of the tasks being run (a typo would silently change nothing)."""
-    for item in overrides:
-        task, _ = _scope(item)
-        if task is not None and task not in names:
-            raise InputError("--set", f"'{item}' names task '{task}', which is not among {names}")
-
-
 def load_task(name_or_path: str | Path, overrides: list[str] | None = None) -> TaskSpec:
     """A built-in task by name, or a task YAML file, with overrides applied before validation.
 
-    Overrides are `key=value` (every task) or `TASK:key=value` (only the task named TASK).
+    Overrides are `key=value` (every task) or `TASK:key=value` (only the task named TASK); a relative
+    path in them is relative to the working directory (they are the command line's).
     """
+    return _load_task(name_or_path, [(overrides or [], Path.cwd())])
+
+
+def _load_task(name_or_path: str | Path, layers: list[tuple[list[str], Path]]) -> TaskSpec:
+    """A task with layers of overrides, each with the folder its relative paths are relative to."""
     path = _builtin(str(name_or_path), TASKS_DIR, "task")
-    data, root = read_yaml_mapping(path)
-    mine = [rest for task, rest in map(_scope, overrides or []) if task in (None, data.get("name"))]
-    if mine:
+    data, root = read_spec(path, rewrite=rewrite_old_forms)
+    overridden = False
+    for overrides, base_dir in layers:
+        mine = scoped_to(overrides, data.get("name"))
+        if not mine:
+            continue
         if isinstance(data.get("scorer"), str):  # expand the shorthand, so scorer.params=... can merge in
-            data["scorer"] = {"name": data["scorer"]}
-        replaced = parse_overrides(mine, source=str(path))
+            data["scorer"] = {KIND: data["scorer"]}
+        replaced = parse_overrides(mine, source=str(path), base_dir=base_dir)
         data = merge(data, replaced)
         drop_replaced(root, replaced)
-    return _validate(TaskSpec, data, path, root, overridden=bool(mine))
+        overridden = True
+    return _validate(TaskSpec, data, path, root, overridden=overridden)
 
 
 def load_suite(
@@ -245,7 +247,7 @@ def load_suite(
 ) -> tuple[SuiteSpec, list[TaskSpec]]:
     """A suite (built-in name or YAML file) and its tasks, each with the suite's and its own overrides."""
     path = _builtin(str(name_or_path), SUITES_DIR, "suite")
-    data, root = read_yaml_mapping(path)
+    data, root = read_spec(path)
     suite: SuiteSpec = _validate(SuiteSpec, data, path, root)
     tasks = []
     for i, entry in enumerate(suite.tasks):
@@ -253,7 +255,8 @@ def load_suite(
         if ref.endswith((".yaml", ".yml")) and not Path(ref).is_absolute():
             ref = str(path.parent / ref)
         try:
-            tasks.append(load_task(ref, [*suite.overrides, *entry.overrides, *(overrides or [])]))
+            layers = [([*suite.overrides, *entry.overrides], path.parent), (overrides or [], Path.cwd())]
+            tasks.append(_load_task(ref, layers))
         except InputError as exc:
             if exc.file != ref or Path(ref).is_file():  # an error in the task's own file names that file
                 raise
@@ -265,6 +268,52 @@ def load_suite(
     if duplicates:
         raise InputError(str(path), f"tasks named more than once: {duplicates}", field="tasks")
     return suite, tasks
+
+
+def rewrite_old_forms(root: yaml.Node, found: Rewrites) -> None:
+    """The task forms before `kind:` (one release): `source: {generator: G}`, `{file: P}` and
+    `{hf: {...}}` sources, `adapter: {name: A}`, `scorer: {name: S}`. Old relative paths keep their
+    meaning (relative to the working directory)."""
+    source = legacy.get(root, "source")
+    if isinstance(source, yaml.MappingNode) and legacy.get(source, KIND) is None:
+        _rewrite_old_source(source, found)
+    adapter = legacy.get(source, "adapter") if source is not None else None
+    if isinstance(adapter, yaml.MappingNode) and legacy.rename(adapter, "name", KIND):
+        found.note("adapter: {name: A}", "adapter: {kind: A}")
+    scorer = legacy.get(root, "scorer")
+    if isinstance(scorer, yaml.MappingNode) and legacy.rename(scorer, "name", KIND):
+        found.note("scorer: {name: S}", "scorer: {kind: S}")
+
+
+def _rewrite_old_source(source: yaml.MappingNode, found: Rewrites) -> None:
+    if legacy.rename(source, "generator", KIND):
+        found.note("source: {generator: G}", "source: {kind: G}")
+        domain = legacy.pop(source, "domain")
+        if domain is not None:  # one domain -> the list data specs write too
+            key, value = domain
+            source.value.append(
+                (
+                    legacy.scalar("domains", key),
+                    yaml.SequenceNode(
+                        "tag:yaml.org,2002:seq", [value], value.start_mark, value.end_mark, flow_style=True
+                    ),
+                )
+            )
+            found.note("domain: D", "domains: [D]")
+    elif legacy.rename(source, "file", "path"):
+        legacy.set_kind(source, "file", source.value[0][0])
+        found.note("source: {file: P}", "source: {kind: file, path: P} (P relative to the task file)")
+        _from_working_dir(source, only_if_exists=False)
+    elif legacy.lift(source, "hf") is not None:
+        found.note("source: {hf: {...}}", "source: {kind: hf, ...} (a local path relative to the task file)")
+        _from_working_dir(source, only_if_exists=True)
+
+
+def _from_working_dir(source: yaml.MappingNode, *, only_if_exists: bool) -> None:
+    """An old source's relative path was relative to the working directory: keep it so."""
+    path = legacy.get(source, "path")
+    if isinstance(path, yaml.ScalarNode) and path.tag.endswith(":str"):
+        path.value = resolve(path.value, Path.cwd(), only_if_exists=only_if_exists)
 
 
 def builtin_names() -> dict[str, list[str]]:

@@ -9,6 +9,7 @@ Tables (the contract in docs/architecture.md):
   template, sampling, scorer), so editing a task never mixes old and new rows.
 - `models`: (run, step) -> model_hash, path, epoch, tokens_seen. Step 0 is the base model.
 - `tasks`: task -> domain, scorer, spec_hash, higher_is_better; the spec_hash is the task's current one.
+- `sweep_plan`: (run, step) -> round, reason: which checkpoints an adaptive sweep chose and why.
 
 Rows are inserted with INSERT OR IGNORE and each call of `add_samples` is its own transaction, so a
 sweep killed at any instant keeps every batch it committed and a resumed sweep cannot duplicate one.
@@ -73,6 +74,19 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 """
 
+_PLAN_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sweep_plan (
+    run VARCHAR NOT NULL, step INTEGER NOT NULL, round INTEGER NOT NULL, reason VARCHAR NOT NULL,
+    PRIMARY KEY (run, step)
+);
+"""
+PLAN_COLUMNS: dict[str, pa.DataType] = {
+    "run": pa.string(),
+    "step": pa.int32(),
+    "round": pa.int32(),
+    "reason": pa.string(),
+}
+
 # What analysis reads: samples of the tasks' current spec, one row per (run, step) that has the weights.
 _JOINED = """
 SELECT m.run, m.step, s.model_hash, s.task, t.domain, t.scorer, t.higher_is_better, s.sampling_hash,
@@ -128,7 +142,7 @@ class ResultsStore:
                 message = f"not a results store: {exc}"
             raise InputError(str(self.path), message) from exc
         if not read_only:
-            self.con.execute(_SCHEMA)
+            self.con.execute(_SCHEMA + _PLAN_SCHEMA)
             return
         tables = {
             row[0] for row in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()
@@ -256,3 +270,32 @@ class ResultsStore:
             pq.write_table(table, path)
             written.append(path)
         return written
+
+    # -- the adaptive sweep's plan and curves ---------------------------------------------------------
+
+    def record_plan(self, entries: Sequence[tuple[str, int, int, str]]) -> None:
+        """Record (run, step, round, reason) of checkpoints an adaptive sweep evaluated; a step already
+        recorded keeps its first reason (a resumed sweep re-chooses what it chose before)."""
+        if entries:
+            values = ", ".join(["(?, ?, ?, ?)"] * len(entries))
+            self.con.execute(
+                f"INSERT OR IGNORE INTO sweep_plan VALUES {values}", [field for e in entries for field in e]
+            )
+
+    def sweep_plan(self) -> pa.Table:
+        """The adaptive sweeps' plans, by run and step; empty for a store no adaptive sweep wrote."""
+        tables = {
+            row[0] for row in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
+        if "sweep_plan" not in tables:
+            return pa.table({c: pa.array([], t) for c, t in PLAN_COLUMNS.items()})
+        return self.con.sql("SELECT * FROM sweep_plan ORDER BY run, step").to_arrow_table()
+
+    def prompt_scores(self, run: str) -> pa.Table:
+        """One run's mean score per (task, step, prompt), with each task's domain and direction: the
+        curves an adaptive sweep refines, read as analysis reads samples (the tasks' current specs)."""
+        query = f"""SELECT task, any_value(domain) AS domain, bool_and(higher_is_better) AS higher_is_better,
+                           step, CAST(prompt_id AS VARCHAR) AS prompt_id, avg(score) AS score
+                    FROM ({_JOINED} WHERE m.run = ?)
+                    GROUP BY task, step, CAST(prompt_id AS VARCHAR) ORDER BY task, step, prompt_id"""
+        return self.con.sql(query, params=[run]).to_arrow_table()

@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from sftscope.endpoint import METER
 from sftscope.evaluate.metrics import Aggregate, aggregate, write_aggregates
 from sftscope.evaluate.spec import TaskSpec
 from sftscope.evaluate.store import STORE_FILE, ResultsStore
@@ -69,6 +70,8 @@ def print_summary(
         f"{stats.loaded} model(s) loaded, {rate:.0f} output tokens/s; trunc and tokens at step {steps[-1]}; "
         f"aggregates in {folder}"
     )
+    for line in METER.lines():  # endpoints this sweep called (served model, judges)
+        console.print(f"endpoint {line}", markup=False, highlight=False)
     return aggregates
 
 

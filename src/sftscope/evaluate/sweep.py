@@ -49,7 +49,7 @@ class Task:
 
     @classmethod
     def load(cls, spec: TaskSpec) -> Task:
-        return cls(spec, load_examples(spec.source, spec.scorer.name))
+        return cls(spec, load_examples(spec.source, spec.scorer.kind))
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def score_rows(
     from sftscope.scoring.registry import ScoreItem, ScoreResult, get_scorer, score_batch
 
     spec = items[0][0].task.spec
-    reads_answer = get_scorer(spec.scorer.name).reads_answer
+    reads_answer = get_scorer(spec.scorer.kind).reads_answer
     rows, to_score = [], []
     for item, prompt, generation in items:
         # A prompt that opened <think> (templates that pre-fill it) leaves the tag out of the output.
@@ -134,7 +134,7 @@ def score_rows(
         s = spec.scorer
         batch = [x for _, x in to_score]
         try:
-            results = score_batch(s.name, batch, timeout_s=s.timeout_s, workers=s.workers, params=s.params)
+            results = score_batch(s.kind, batch, timeout_s=s.timeout_s, workers=s.workers, params=s.params)
         except Exception as exc:  # the scorer could not run at all (e.g. no worker started): error rows,
             # kept like any other and re-run with --retry-errors, rather than a dead sweep
             results = [ScoreResult("error", 0.0, None, f"{type(exc).__name__}: {exc}")] * len(batch)
@@ -164,7 +164,7 @@ def run_sweep(
     store.register_tasks(
         [
             TaskEntry(
-                t.spec.name, t.spec.domain, t.spec.scorer.name, t.spec.spec_hash, t.spec.higher_is_better
+                t.spec.name, t.spec.domain, t.spec.scorer.kind, t.spec.spec_hash, t.spec.higher_is_better
             )
             for t in tasks
         ]

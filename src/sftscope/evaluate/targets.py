@@ -8,8 +8,8 @@ import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import urlparse
 
+from sftscope.endpoint import public_url
 from sftscope.errors import InputError
 from sftscope.evaluate.layouts import (
     ADAPTER_CONFIG,
@@ -368,7 +368,8 @@ def served_target(target: Target, base_url: str, served_model: str | None) -> Ta
     weights, and rows stored under it would be reused by a later local evaluation of them.
     """
     name = served_model or target.path  # what OpenAIBackend.load puts in each request
-    identity = f"openai-endpoint {base_url.rstrip('/')} {name}"
+    # Without userinfo: credentials are no part of what is served, nor anything to store.
+    identity = f"openai-endpoint {public_url(base_url).rstrip('/')} {name}"
     # Its own run name too: the store maps (run, step) to one model, and the local run keeps its own.
-    run = f"openai:{served_model or target.run}@{urlparse(base_url).netloc}"
+    run = f"openai:{served_model or target.run}@{public_url(base_url).split('/')[2]}"
     return replace(target, run=run, model_hash=text_sha256(identity))

@@ -54,23 +54,65 @@ def load_tokenizer(name_or_path: str, *, add_pad: bool = True) -> Any:
     return tokenizer
 
 
-def load_model(name_or_path: str, *, dtype: str = "float32", vocab_size: int | None = None) -> Any:
+def attention_kernel(requested: str = "auto") -> str:
+    """The attn_implementation to load with: 'auto' is flash_attention_2 where flash-attn is installed and
+    a GPU is there (its varlen kernel takes packed rows by position ids, without a dense mask), else sdpa."""
+    if requested != "auto":
+        return requested
+    import importlib.util
+
+    import torch
+
+    return (
+        "flash_attention_2"
+        if importlib.util.find_spec("flash_attn") and torch.cuda.is_available()
+        else "sdpa"
+    )
+
+
+def base_dtype(name_or_path: str) -> str:
+    """The dtype a base model's weights are published in (config.json's dtype / torch_dtype; float32 when
+    it names none): checkpoints for evaluation are saved in it."""
+    import json
+
+    config = Path(resolve_model(name_or_path)) / "config.json"
+    if not config.is_file():
+        from huggingface_hub import hf_hub_download
+
+        config = Path(hf_hub_download(name_or_path, "config.json", local_files_only=True))
+    values = json.loads(config.read_text(encoding="utf-8"))
+    return str(values.get("dtype") or values.get("torch_dtype") or "float32")
+
+
+def load_model(
+    name_or_path: str,
+    *,
+    dtype: str = "float32",
+    vocab_size: int | None = None,
+    attn_implementation: str = "auto",
+) -> Any:
     """The causal LM in the given dtype (fp32 on CPU: bf16 is 25-50x slower there)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     resolved = resolve_model(name_or_path)
     check_weights(resolved)
-    model = AutoModelForCausalLM.from_pretrained(resolved, dtype=getattr(torch, dtype))
+    model = AutoModelForCausalLM.from_pretrained(
+        resolved, dtype=getattr(torch, dtype), attn_implementation=attention_kernel(attn_implementation)
+    )
     if vocab_size is not None and vocab_size > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(vocab_size)
     return model
 
 
-def load_model_and_tokenizer(name_or_path: str, *, dtype: str = "float32") -> tuple[Any, Any]:
+def load_model_and_tokenizer(
+    name_or_path: str, *, dtype: str = "float32", attn_implementation: str = "auto"
+) -> tuple[Any, Any]:
     """Model and tokenizer together, with embeddings grown if the tokenizer gained a pad token."""
     tokenizer = load_tokenizer(name_or_path)
-    model = load_model(name_or_path, dtype=dtype, vocab_size=len(tokenizer))
+    model = load_model(
+        name_or_path, dtype=dtype, vocab_size=len(tokenizer), attn_implementation=attn_implementation
+    )
     return model, tokenizer
 
 
@@ -128,5 +170,5 @@ def gguf_source(name: str) -> Path:
         return smollm2_gguf_path()
     path = Path(name)
     if not path.is_file():
-        raise InputError(name, "no such GGUF file")
+        raise InputError(name, "GGUF file does not exist")
     return path

@@ -121,6 +121,7 @@ def render(analysis: Analysis, title: str) -> str:
         '<h2 id="appendix">Appendix</h2>',
         render_table(tables.scores_table(analysis)),
         render_table(tables.dip_table(analysis, pooled=False)),
+        render_table(tables.sweep_plan_table(analysis)),
         render_table(tables.runs_table(analysis)),
         render_table(tables.tasks_table(analysis)),
         render_table(tables.calibration_table(analysis)),

@@ -46,6 +46,7 @@ def render(analysis: Analysis, title: str, html_name: str) -> str:
         render_table(tables.dip_table(analysis, pooled=True)),
         render_table(tables.budget_table(analysis)),
         render_table(tables.capability_table(analysis, plots.focus_task(analysis))),
+        render_table(tables.sweep_plan_table(analysis)),
         render_table(tables.tasks_table(analysis)),
         render_table(tables.calibration_table(analysis)),
     ]

@@ -261,3 +261,17 @@ def tasks_table(analysis: Analysis) -> Table:
             ]
         )
     return table
+
+
+def sweep_plan_table(analysis: Analysis) -> Table:
+    """Which checkpoints an adaptive sweep evaluated, in which round, and why (empty for dense sweeps)."""
+    table = Table(
+        "sweep-plan",
+        "Checkpoints evaluated by the adaptive sweep, and why",
+        ["run", "step", "round", "reason"],
+        note="Round 0 is the coarse log-spaced set; later rounds bisect where the curve was not yet pinned. "
+        "Saved checkpoints not listed were not evaluated.",
+    )
+    for entry in sorted(analysis.sweep_plan, key=lambda e: (e.run, e.step)):
+        table.rows.append([entry.run, str(entry.step), str(entry.round), entry.reason])
+    return table

@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
+from sftscope.scoring.countdown import DEFAULT_RULE, RULES
+from sftscope.scoring.countdown import check_countdown as check_expression
 from sftscope.scoring.extract import final_answer, last_boxed, strip_bold, strip_math_delimiters
 from sftscope.scoring.result import ScoreItem, ScoreResult, ScorerParamError, graded, unparsable
 
@@ -32,7 +34,6 @@ def check_exact(item: ScoreItem, params: Mapping[str, Any]) -> ScoreResult:
 
 def validate_countdown_params(params: Mapping[str, Any]) -> None:
     """`rule`, when given, is one of the countdown module's `RULES`."""
-    from sftscope.scoring.countdown import RULES
 
     if "rule" in params and params["rule"] not in RULES:
         raise ScorerParamError(
@@ -48,8 +49,6 @@ def check_countdown(item: ScoreItem, params: Mapping[str, Any]) -> ScoreResult:
     "(3+5)*3 = 24" the side that merely restates the target is dropped; otherwise the left side counts.
     """
     # Imported here: the checker is another module's, and the registry must import without it.
-    from sftscope.scoring.countdown import DEFAULT_RULE
-    from sftscope.scoring.countdown import check_countdown as check_expression
 
     numbers, target = item.meta.get("numbers"), item.meta.get("target")
     if numbers is None or target is None:

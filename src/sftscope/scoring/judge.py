@@ -9,20 +9,21 @@ A reply is never guessed at: no score, a score outside 1-5 (or "/10"), invalid J
 error or a timeout each become an `error` row whose message names the endpoint.
 
 Params: ``base_url`` (``http://host:port`` or ``.../v1``), ``model``, ``api_key_env`` (the *name*
-of the environment variable holding the key; optional for local servers), ``max_tokens``.
+of the environment variable holding the key; optional for local servers), ``max_tokens``, ``prices``
+(``PROMPT,COMPLETION`` per 1k tokens, for the sweep's cost line). Requests go through
+`sftscope.endpoint` (retries on 429/5xx, usage counted, no secrets in messages).
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import os
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
 from sftscope.data.records import split_response
+from sftscope.endpoint import METER, EndpointClient, EndpointError, Prices, public_url
 from sftscope.errors import SftscopeError
 from sftscope.scoring.result import ScoreItem, ScoreResult, ScorerParamError, graded, unparsable
 
@@ -95,16 +96,33 @@ def validate_params(params: Mapping[str, Any]) -> None:
     """base_url (http/https) and model are required; a named api_key_env must be set."""
     base_url, model = params.get("base_url"), params.get("model")
     if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-        raise ScorerParamError("judge", "base_url", f"must be given, as 'http(s)://...', got {base_url!r}")
+        shown = public_url(base_url) if isinstance(base_url, str) else base_url
+        raise ScorerParamError("judge", "base_url", f"must be given, as 'http(s)://...', got {shown!r}")
     if not isinstance(model, str) or not model:
         raise ScorerParamError("judge", "model", "must be given, as the judge model's name")
     key_env = params.get("api_key_env")
     if key_env is not None and not os.environ.get(str(key_env)):
         raise ScorerParamError("judge", "api_key_env", f"environment variable {key_env} is not set")
+    try:
+        _prices(params)
+    except ValueError as exc:
+        raise ScorerParamError("judge", "prices", str(exc)) from None
+
+
+def _prices(params: Mapping[str, Any]) -> Prices | None:
+    prices = params.get("prices")
+    return None if prices is None else Prices.parse(str(prices))
+
+
+@functools.cache
+def _client(url: str, api_key: str | None, timeout_s: float, prices: Prices | None) -> EndpointClient:
+    """One client per endpoint and key, so the concurrency limit and the usage count span the sweep."""
+    usage = METER.usage(f"judge {public_url(url)}", prices)
+    return EndpointClient(url, api_key=api_key, timeout_s=timeout_s, usage=usage)
 
 
 def ask_judge(params: Mapping[str, Any], prompt: str, timeout_s: float) -> str:
-    """POST one chat completion at temperature 0; the reply text, or `JudgeError` naming the endpoint."""
+    """One chat completion at temperature 0; the reply text, or `JudgeError` naming the endpoint."""
     url = chat_url(str(params["base_url"]))
     body = {
         "model": params["model"],
@@ -112,24 +130,20 @@ def ask_judge(params: Mapping[str, Any], prompt: str, timeout_s: float) -> str:
         "temperature": 0,
         "max_tokens": int(params.get("max_tokens", 512)),
     }
-    headers = {"Content-Type": "application/json"}
-    if params.get("api_key_env"):
-        headers["Authorization"] = f"Bearer {os.environ.get(str(params['api_key_env']), '')}"
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    key_env = params.get("api_key_env")
+    client = _client(url, os.environ.get(str(key_env)) if key_env else None, timeout_s, _prices(params))
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            raw = response.read()
-    except urllib.error.HTTPError as exc:
-        detail = exc.read()[:200].decode("utf-8", "replace")
-        raise JudgeError(f"judge at {url}: HTTP {exc.code}: {detail}") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise JudgeError(f"judge at {url}: request failed: {getattr(exc, 'reason', exc)}") from None
+        reply = client.post(body)
+    except EndpointError as exc:
+        raise JudgeError(f"judge at {exc}") from None
     try:
-        content = json.loads(raw)["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError):
-        raise JudgeError(f"judge at {url}: not a chat completion: {raw[:200]!r}") from None
+        content = reply["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise JudgeError(
+            f"judge at {public_url(url)}: not a chat completion: {client.mask(str(reply)[:200])}"
+        ) from None
     if not isinstance(content, str):
-        raise JudgeError(f"judge at {url}: message content is {type(content).__name__}, not text")
+        raise JudgeError(f"judge at {public_url(url)}: message content is {type(content).__name__}, not text")
     return content
 
 
@@ -147,5 +161,5 @@ def check_judge(item: ScoreItem, params: Mapping[str, Any], *, timeout_s: float)
     try:
         rating = parse_rating(reply)
     except JudgeError as exc:
-        raise JudgeError(f"judge at {chat_url(str(params['base_url']))}: {exc}") from None
+        raise JudgeError(f"judge at {public_url(chat_url(str(params['base_url'])))}: {exc}") from None
     return graded(rating == 5, str(rating))

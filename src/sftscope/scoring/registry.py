@@ -98,7 +98,7 @@ SCORERS: dict[str, Scorer] = {
         Scorer(
             "judge",
             judge.check_judge,
-            params=("base_url", "model", "api_key_env", "max_tokens"),
+            params=("base_url", "model", "api_key_env", "max_tokens", "prices"),
             self_timed=True,
             validate=judge.validate_params,
         ),

@@ -6,10 +6,8 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
 
-import yaml
-
+from sftscope.config.overrides import to_overrides
 from sftscope.study.cells import Cell
 from sftscope.study.spec import EvalSpec, ExecutorSpec, ReportSpec
 
@@ -23,19 +21,6 @@ def sftscope_command(executor: ExecutorSpec) -> list[str]:
         return [str(beside)]
     found = shutil.which("sftscope")
     return [found] if found else [sys.executable, "-c", "from sftscope.cli import main; main()"]
-
-
-def _flatten(prefix: str, value: Any) -> list[str]:
-    """Nested overrides become dotted key=value pairs; values are inline YAML, as `train` parses them."""
-    if isinstance(value, dict):
-        return [item for key, sub in value.items() for item in _flatten(f"{prefix}.{key}", sub)]
-    text = yaml.safe_dump(value, default_flow_style=True, width=10**9).strip()
-    text = text.removesuffix("\n...").removesuffix("...").strip()
-    return [f"{prefix}={text}"]
-
-
-def overrides_args(overrides: dict[str, Any]) -> list[str]:
-    return [item for key, value in overrides.items() for item in _flatten(key, value)]
 
 
 def data_build(cli: list[str], spec: Path, out: Path) -> list[str]:
@@ -54,17 +39,21 @@ def train(
     data: Path,
     run: Path,
     executor: ExecutorSpec,
+    swept: list[int] | None = None,
     resume: bool = False,
 ) -> list[str]:
-    """A training run of a cell; the study's seed goes last so it wins over the recipe's. With
-    resume=True it continues the killed run `run`, and `train` checks the recipe is still the run's."""
+    """A training run of a cell; the study's seed goes last so it wins over the recipe's. `swept`:
+    the eval steps, which a recipe with keep: swept keeps on disk. With resume=True it continues the
+    killed run `run`, and `train` checks the recipe is still the run's."""
     args = ["train"]
     if cell.config_path is not None:
         args.append(str(cell.config_path))
     if cell.preset.preset is not None:
         args += ["--preset", cell.preset.preset]
-    args += overrides_args(cell.preset.overrides)
+    args += to_overrides(cell.preset.overrides)
     args += [f"model={model}", f"data={data}", f"out={run}", f"seed={cell.seed}"]
+    if swept is not None:
+        args.append(f"keep_steps=[{','.join(str(step) for step in swept)}]")
     if resume:
         args += ["--resume", str(run)]
     return _launcher(cli, executor) + args
@@ -88,12 +77,16 @@ def evaluate(
     store: Path,
     steps: list[int] | None,
     base: str | None = None,
+    run: bool = False,
 ) -> list[str]:
+    """`sftscope eval` of a model, or of a run's checkpoints (`run`, adaptively when the spec says so)."""
     args = [*cli, "eval", str(target), "--suite", spec.suite, "--store", str(store)]
     if steps:
         args += ["--steps", ",".join(str(step) for step in steps)]
     if base is not None:
         args += ["--base", base]
+    if run and spec.adaptive:
+        args += ["--adaptive"] + (["--budget", str(spec.budget)] if spec.budget is not None else [])
     for override in spec.overrides:
         args += ["--set", override]
     return args + list(spec.extra_args)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sftscope.errors import SftscopeError
+from sftscope.study.spec import AnyExecutorSpec, RayExecutorSpec, SlurmExecutorSpec
 
 
 @dataclass(frozen=True)
@@ -167,27 +168,16 @@ class SlurmExecutor:
         self._waiters.shutdown(wait=True)
 
 
-def make_executor(
-    kind: str,
-    *,
-    workers: int,
-    address: str | None,
-    slurm_folder: Path,
-    partition: str | None = None,
-    timeout_min: int = 24 * 60,
-    slurm_extra: dict[str, Any] | None = None,
-) -> Executor:
-    """The executor named on the command line or in the spec."""
-    if kind == "local":
-        return LocalExecutor(workers)
-    if kind == "ray":
-        return RayExecutor(address)
-    if kind == "slurm":
+def make_executor(spec: AnyExecutorSpec, *, slurm_folder: Path) -> Executor:
+    """The executor of the spec's `executor:` section (with the command line's options applied)."""
+    if isinstance(spec, RayExecutorSpec):
+        return RayExecutor(spec.address)
+    if isinstance(spec, SlurmExecutorSpec):
         return SlurmExecutor(
             slurm_folder,
-            partition=partition,
-            timeout_min=timeout_min,
-            extra=slurm_extra or {},
-            workers=workers,
+            partition=spec.partition,
+            timeout_min=spec.timeout_min,
+            extra=spec.extra,
+            workers=spec.workers,
         )
-    raise SftscopeError(f"unknown executor '{kind}' (local, ray or slurm)")
+    return LocalExecutor(spec.workers)

@@ -105,12 +105,14 @@ class StudyGraph:
     def fingerprint(self, node: Node) -> str:
         ev = self.spec.eval
         sweep = json.dumps([ev.suite, ev.steps, ev.overrides, ev.extra_args])
+        # Only a run's sweep is adaptive; absent when off, so the fingerprints of older studies hold.
+        adaptive = json.dumps([ev.adaptive, ev.budget]) if ev.adaptive else ""
         return {
             "base": lambda s: s.model,
             "data": lambda s: s.spec_hash,
             "baseline": lambda s: short_hash(sweep + s.model),
             "train": lambda s: s.config_hash,
-            "eval": lambda s: short_hash(sweep + s.config_hash),
+            "eval": lambda s: short_hash(sweep + adaptive + s.config_hash),
         }[node.kind](node.subject)
 
     def done_nodes(self) -> set[str]:
@@ -193,7 +195,16 @@ class StudyGraph:
         if not saved:
             shutil.rmtree(run, ignore_errors=True)
         model, data = self.model_path(cell.base), self.study.data_dir(cell.data.key)
-        argv = commands.train(self.cli, cell, model=model, data=data, run=run, executor=ex, resume=saved)
+        argv = commands.train(
+            self.cli,
+            cell,
+            model=model,
+            data=data,
+            run=run,
+            executor=ex,
+            swept=self.spec.eval.steps,
+            resume=saved,
+        )
         return argv, ex.train_gpus
 
     def _sweep(self, cell: Cell) -> tuple[list[str], int]:
@@ -210,7 +221,7 @@ class StudyGraph:
             run.symlink_to(cell.checkpoints, target_is_directory=True)
             base = None if is_run_dir(run) else self.model_path(cell.base)  # a run's manifest names it
         argv = commands.evaluate(
-            self.cli, run, spec=self.spec.eval, store=store, steps=self._steps(run), base=base
+            self.cli, run, spec=self.spec.eval, store=store, steps=self._steps(run), base=base, run=True
         )
         return argv, self.spec.executor.eval_gpus
 

@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import sftscope
 from sftscope.hashing import file_sha256
 from sftscope.rundir import write_json_atomic
 from sftscope.study.cells import Cell
@@ -76,7 +77,6 @@ def write_manifest(
             "spec_sha256": cell.data.spec_hash,
             "content_hash": card.get("content_hash"),
         }
-    import sftscope
 
     manifest = {
         "spec": {"path": str(spec_path), "sha256": file_sha256(spec_path)},

@@ -13,11 +13,18 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sftscope.config.overrides import to_overrides
+from sftscope.errors import InputError
 from sftscope.evaluate.layouts import saved_steps
+from sftscope.evaluate.spec import load_suite
+from sftscope.models.loading import resolve_model
 from sftscope.study.cells import Cell, expand_cells
-from sftscope.study.commands import overrides_args
 from sftscope.study.spec import BaseSpec, CostSpec, StudySpec, load_study_spec
 from sftscope.study.state import StudyDir, read_json
+from sftscope.train import plan as train_plan
+from sftscope.train.batching import total_steps
+from sftscope.train.config import load_config
+from sftscope.train.schedules import checkpoint_steps
 
 
 @dataclass
@@ -41,6 +48,8 @@ class CellPlan:
     """Checkpoints swept (the base is swept once per base, counted separately)."""
     train_hours: float | None
     eval_hours: float | None
+    disk_bytes: float | None = None
+    """The run directory's checkpoints (kept ones, in the base's dtype) plus its resume state."""
 
 
 @dataclass
@@ -63,7 +72,6 @@ def param_count(base: BaseSpec) -> float | None:
     """The spec's figure, else the sum of tensor sizes in a local checkpoint's safetensors headers."""
     if base.params is not None:
         return base.params
-    from sftscope.models.loading import resolve_model
 
     folder = Path(resolve_model(base.model))
     files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
@@ -84,7 +92,6 @@ def param_count(base: BaseSpec) -> float | None:
 
 
 def suite_sizes(spec: StudySpec) -> list[TaskSize]:
-    from sftscope.evaluate.spec import load_suite
 
     cost = spec.cost
     sizes = []
@@ -100,11 +107,10 @@ def suite_sizes(spec: StudySpec) -> list[TaskSize]:
 
 
 def _train_config(cell: Cell):  # type: ignore[no-untyped-def]
-    from sftscope.train.config import load_config
 
     placeholders = [f"model={cell.base.model}", "data=<data>", "out=<run>", f"seed={cell.seed}"]
     return load_config(
-        cell.config_path, overrides_args(cell.preset.overrides) + placeholders, cell.preset.preset
+        cell.config_path, to_overrides(cell.preset.overrides) + placeholders, cell.preset.preset
     )
 
 
@@ -130,8 +136,6 @@ def _sweep_hours(tasks: list[TaskSize], models: int, rate: float | None) -> floa
 
 
 def plan_cell(cell: Cell, spec: StudySpec, tasks: list[TaskSize], study: StudyDir | None) -> CellPlan:
-    from sftscope.train.batching import total_steps
-    from sftscope.train.schedules import checkpoint_steps
 
     if cell.checkpoints is not None:  # trained already: only its sweep costs
         return _external_plan(cell, spec, tasks)
@@ -150,7 +154,24 @@ def plan_cell(cell: Cell, spec: StudySpec, tasks: list[TaskSize], study: StudyDi
             flops = cost.flops_per_param_token * params * tokens
             train_hours = flops / (cost.peak_tflops * 1e12 * cost.train_mfu) / 3600
     eval_hours = _sweep_hours(tasks, len(evaluated), _gen_rate(cost, params))
-    return CellPlan(cell, rows, per_example, steps, saved, len(evaluated), train_hours, eval_hours)
+    disk_bytes = _run_disk(config, cell.base, params, len(evaluated if config.keep == "swept" else saved))
+    return CellPlan(
+        cell, rows, per_example, steps, saved, len(evaluated), train_hours, eval_hours, disk_bytes
+    )
+
+
+def _run_disk(config, base: BaseSpec, params: float | None, kept: int) -> float | None:  # type: ignore[no-untyped-def]
+    """Bytes of one run directory: the train plan's figures from the base's config.json when it is
+    local, else the parameter count in bf16 (what the large bases publish)."""
+
+    try:
+        shape = train_plan.model_shape(base.model)
+    except InputError:
+        if params is None:
+            return None
+        resume_copies = 1 if config.engine == "trl" else kept
+        return params * (2 * kept + 12 * resume_copies)
+    return float(train_plan.make_plan(config, shape, 0, kept, kept, 1).run_disk)
 
 
 def _external_plan(cell: Cell, spec: StudySpec, tasks: list[TaskSize]) -> CellPlan:
@@ -158,7 +179,9 @@ def _external_plan(cell: Cell, spec: StudySpec, tasks: list[TaskSize]) -> CellPl
     saved = saved_steps(cell.checkpoints) if cell.checkpoints else []
     evaluated = saved if spec.eval.steps is None else sorted({*spec.eval.steps} & {*saved} | {*saved[-1:]})
     eval_hours = _sweep_hours(tasks, len(evaluated), _gen_rate(spec.cost, param_count(cell.base)))
-    return CellPlan(cell, None, None, saved[-1] if saved else None, saved, len(evaluated), 0.0, eval_hours)
+    last = saved[-1] if saved else None
+    # It writes no run directory: its checkpoints are on disk already.
+    return CellPlan(cell, None, None, last, saved, len(evaluated), 0.0, eval_hours, disk_bytes=0.0)
 
 
 def make_plan(spec_path: str | Path, study_dir: str | Path | None = None) -> StudyPlan:
@@ -221,6 +244,10 @@ def make_plan(spec_path: str | Path, study_dir: str | Path | None = None) -> Stu
     return plan
 
 
+def _gigabytes(value: float | None) -> str:
+    return "?" if value is None else f"{value / 1e9:,.1f}"
+
+
 def _hours(value: float | None) -> str:
     return "?" if value is None else f"{value:,.1f}" if value >= 10 else f"{value:.2g}"
 
@@ -253,14 +280,14 @@ def render_plan(plan: StudyPlan) -> str:
     lines += [
         "",
         f"  {'cell':<{width}}{'rows':>8}{'steps':>7}{'ckpts':>6}{'swept':>6}"
-        f"{'train ' + unit:>17}{'eval ' + unit:>16}",
+        f"{'train ' + unit:>17}{'eval ' + unit:>16}{'disk GB':>9}",
     ]
     for c in cells:
         rows = "?" if c.rows is None else f"{c.rows:,}"
         steps = "?" if c.steps is None else str(c.steps)
         lines.append(
             f"  {c.cell.id:<{width}}{rows:>8}{steps:>7}{len(c.checkpoints):>6}{c.evaluated:>6}"
-            f"{_hours(c.train_hours):>17}{_hours(c.eval_hours):>16}"
+            f"{_hours(c.train_hours):>17}{_hours(c.eval_hours):>16}{_gigabytes(c.disk_bytes):>9}"
         )
     swept = sum(c.evaluated for c in cells) + len(plan.baseline_hours)
     generations = swept * sum(per_model)
@@ -283,6 +310,8 @@ def render_plan(plan: StudyPlan) -> str:
         + ")",
         f"compute: training {_total(train)} {unit}, evaluation {_total(evals)} {unit}, "
         f"total {_total(train + evals)} {unit}",
+        f"disk: {_gigabytes(sum(c.disk_bytes or 0 for c in cells))} GB of run directories"
+        + (" + unknown" if any(c.disk_bytes is None for c in cells) else ""),
         *wall,
         "",
         "assumptions:",

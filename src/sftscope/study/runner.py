@@ -18,8 +18,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import TypeAdapter, ValidationError
 from rich.live import Live
 
+from sftscope.config.specfile import validation_error
 from sftscope.errors import SftscopeError
 from sftscope.models.loading import gguf_source
 from sftscope.progress import console
@@ -30,7 +32,7 @@ from sftscope.study.executors import Executor, Job, JobResult, make_executor
 from sftscope.study.graph import Node, StudyGraph
 from sftscope.study.live import StudyView, report_path
 from sftscope.study.manifest import write_manifest
-from sftscope.study.spec import StudySpec, load_study_spec
+from sftscope.study.spec import AnyExecutorSpec, ExecutorSpec, StudySpec, load_study_spec
 from sftscope.study.state import StudyDir, train_progress
 from sftscope.study.stores import keep_runs
 
@@ -77,11 +79,20 @@ def is_locked(study: StudyDir) -> bool:
 def with_executor_options(
     spec: StudySpec, kind: str | None, workers: int | None, address: str | None
 ) -> StudySpec:
-    """Command-line options win over the spec's executor section."""
+    """Command-line options win over the spec's executor section; another kind keeps only the options
+    every executor has."""
     update = {
         k: v for k, v in {"kind": kind, "workers": workers, "address": address}.items() if v is not None
     }
-    return spec.model_copy(update={"executor": spec.executor.model_copy(update=update)})
+    if not update:
+        return spec
+    keep = set(ExecutorSpec.model_fields) if kind not in (None, spec.executor.kind) else None
+    values = {**spec.executor.model_dump(include=keep), **update}
+    try:
+        executor = TypeAdapter(AnyExecutorSpec).validate_python(values)
+    except ValidationError as exc:
+        raise validation_error("command line", None, exc, values=values) from exc
+    return spec.model_copy(update={"executor": executor})
 
 
 def write_runs(study: StudyDir, cells: list[Cell], done: set[str]) -> None:
@@ -152,16 +163,7 @@ def run_study(
 
 
 def _default_executor(spec: StudySpec, study: StudyDir) -> Executor:
-    ex = spec.executor
-    return make_executor(
-        ex.kind,
-        workers=ex.workers,
-        address=ex.address,
-        slurm_folder=study.root / "slurm",
-        partition=ex.slurm.partition,
-        timeout_min=ex.slurm.timeout_min,
-        slurm_extra=ex.slurm.extra,
-    )
+    return make_executor(spec.executor, slurm_folder=study.root / "slurm")
 
 
 @dataclass

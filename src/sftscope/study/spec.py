@@ -8,16 +8,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 
+from sftscope.config import legacy
+from sftscope.config.base import KIND, Strict
+from sftscope.config.legacy import Rewrites
+from sftscope.config.overrides import to_overrides
+from sftscope.config.specfile import locate, read_spec, validation_error
 from sftscope.errors import InputError
-from sftscope.specfile import locate, read_yaml_mapping, validation_error
+from sftscope.train.config import load_config
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def _check_name(value: str) -> str:
@@ -102,6 +103,11 @@ class EvalSpec(Strict):
     """Task spec changes, `KEY=VALUE` for every task or `TASK:KEY=VALUE` for one (`eval --set`)."""
     extra_args: list[str] = []
     """More `sftscope eval` arguments, passed as they are (e.g. ['--backend', 'vllm'])."""
+    adaptive: bool = False
+    """Sweep each run adaptively (`eval --adaptive`): log-spaced checkpoints, then bisection where
+    its curves move; among `steps` when they are given."""
+    budget: int | None = Field(default=None, ge=2)
+    """With `adaptive`: at most this many checkpoints per run, the base included (`eval --budget`)."""
 
 
 class ReportSpec(Strict):
@@ -116,26 +122,14 @@ class ReportSpec(Strict):
     """More `sftscope analyze` arguments (e.g. `--n-boot 2000`, `--judge-url URL`), passed as they are."""
 
 
-class SlurmSpec(Strict):
-    """SLURM parameters for the submitit executor."""
-
-    partition: str | None = None
-    """SLURM partition."""
-    timeout_min: int = 24 * 60
-    """Wall-time limit of one job, in minutes."""
-    extra: dict[str, Any] = {}
-    """More submitit `slurm_*` parameters, without the prefix (e.g. {account: myproj})."""
-
-
 class ExecutorSpec(Strict):
-    """Where the stage jobs run. Every job is one `sftscope` command on a shared filesystem."""
+    """Where the stage jobs run. Every job is one `sftscope` command on a shared filesystem; `kind:`
+    picks the executor (local, ray, slurm), each with its own options next to these shared ones."""
 
-    kind: Literal["local", "ray", "slurm"] = "local"
+    kind: str
     """local: this machine; ray: tasks on a Ray cluster; slurm: jobs through submitit."""
     workers: int = Field(default=1, ge=1)
     """Jobs running at once (local: worker processes; ray/slurm: jobs in flight)."""
-    address: str | None = None
-    """Ray cluster address (e.g. 10.0.0.1:6379); 'auto' or unset starts or finds a local one."""
     train_gpus: int = Field(default=0, ge=0)
     """GPUs of one training job. Above 1 the job runs under `accelerate launch`."""
     eval_gpus: int = Field(default=0, ge=0)
@@ -148,8 +142,46 @@ class ExecutorSpec(Strict):
     """`accelerate launch --config_file` for multi-GPU training (e.g. configs/accelerate/fsdp.yaml)."""
     sftscope: list[str] | None = None
     """The command that runs the sftscope CLI on workers; default: the console script of this Python."""
-    slurm: SlurmSpec = SlurmSpec()
-    """SLURM parameters (kind: slurm)."""
+
+
+class LocalExecutorSpec(ExecutorSpec):
+    """Jobs in worker processes on this machine."""
+
+    kind: Literal["local"] = "local"
+    """Selects this executor."""
+
+
+class RayExecutorSpec(ExecutorSpec):
+    """Jobs as tasks on a Ray cluster."""
+
+    kind: Literal["ray"] = "ray"
+    """Selects this executor."""
+    address: str | None = None
+    """Ray cluster address (e.g. 10.0.0.1:6379); 'auto' or unset starts or finds a local one."""
+
+
+class SlurmExecutorSpec(ExecutorSpec):
+    """Jobs through submitit on a SLURM cluster."""
+
+    kind: Literal["slurm"] = "slurm"
+    """Selects this executor."""
+    partition: str | None = None
+    """SLURM partition."""
+    timeout_min: int = 24 * 60
+    """Wall-time limit of one job, in minutes."""
+    extra: dict[str, Any] = {}
+    """More submitit `slurm_*` parameters, without the prefix (e.g. {account: myproj})."""
+
+
+def _local_by_default(value: Any) -> Any:
+    return {KIND: "local", **value} if isinstance(value, dict) and KIND not in value else value
+
+
+AnyExecutorSpec = Annotated[
+    LocalExecutorSpec | RayExecutorSpec | SlurmExecutorSpec,
+    Field(discriminator=KIND),
+    BeforeValidator(_local_by_default),
+]
 
 
 class CostSpec(Strict):
@@ -200,8 +232,9 @@ class StudySpec(Strict):
     """The sweep evaluation of every cell."""
     report: ReportSpec = ReportSpec()
     """The study report."""
-    executor: ExecutorSpec = ExecutorSpec()
-    """Where jobs run (the command line can override kind, workers and address)."""
+    executor: AnyExecutorSpec = LocalExecutorSpec()
+    """Where jobs run: `kind:` local (the default), ray or slurm (the command line can override kind,
+    workers and address)."""
     cost: CostSpec = CostSpec()
     """Assumptions of the --dry-run estimate."""
 
@@ -257,14 +290,12 @@ def _check_references(spec: StudySpec, path: Path, root: yaml.Node) -> None:
 def _check_presets(spec: StudySpec, path: Path, root: yaml.Node) -> None:
     """Each recipe must resolve to a valid train config, so a bad override or preset name stops the
     study here, at its line in this spec, rather than when its first cell starts training."""
-    from sftscope.study.commands import overrides_args
-    from sftscope.train.config import load_config
 
     placeholders = ["model=<base>", "data=<data>", "out=<run>"]  # set per cell
     for i, preset in enumerate(spec.presets):
         config = resolve_path(spec, path, preset.config) if preset.config else None
         try:
-            load_config(config, overrides_args(preset.overrides) + placeholders, preset.preset)
+            load_config(config, to_overrides(preset.overrides) + placeholders, preset.preset)
         except InputError as exc:
             key = (exc.field or "").split(".")
             if exc.field == "preset" and preset.preset is not None:
@@ -282,10 +313,27 @@ def resolve_path(spec: StudySpec, spec_path: Path, value: str) -> Path:
     return (spec_path.parent / spec.root / candidate).resolve()
 
 
+def rewrite_old_forms(root: yaml.Node, found: Rewrites) -> None:
+    """The executor before its options went by kind (one release): `slurm: {...}` under any kind,
+    `address` under any kind."""
+    executor = legacy.get(root, "executor")
+    if not isinstance(executor, yaml.MappingNode):
+        return
+    kind_node = legacy.get(executor, KIND)
+    kind = kind_node.value if isinstance(kind_node, yaml.ScalarNode) else "local"
+    slurm = legacy.pop(executor, "slurm")
+    if slurm is not None:
+        if kind == "slurm" and isinstance(slurm[1], yaml.MappingNode):
+            executor.value.extend(slurm[1].value)
+        found.note("executor: {slurm: {...}}", "executor: {kind: slurm, partition: ..., ...}")
+    if kind != "ray" and legacy.pop(executor, "address") is not None:
+        found.note("executor: {address: A}", "executor: {kind: ray, address: A}")
+
+
 def load_study_spec(path: str | Path) -> StudySpec:
     """Read and check a study spec; bad input raises InputError with file, line and field."""
     path = Path(path)
-    raw, root = read_yaml_mapping(path, "a study spec must be a YAML mapping")
+    raw, root = read_spec(path, "a study spec must be a YAML mapping", rewrite_old_forms)
     try:
         spec = StudySpec.model_validate(raw)
     except ValidationError as exc:

@@ -6,17 +6,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import ValidationError, model_validator
 
+from sftscope.config.base import Strict
+from sftscope.config.overrides import merge, parse_overrides
+from sftscope.config.specfile import drop_replaced, read_yaml_mapping, validation_error
 from sftscope.data.chat import DEFAULT_SUFFIX
-from sftscope.errors import InputError
-from sftscope.specfile import drop_replaced, read_yaml_mapping, validation_error
 
 
-class CheckpointSchedule(BaseModel):
+class CheckpointSchedule(Strict):
     """Which optimizer steps write a checkpoint: the union of every rule set here, plus the final step."""
-
-    model_config = ConfigDict(extra="forbid")
 
     every: int | None = None
     """Save every N steps (N, 2N, ...); None for no periodic checkpoints."""
@@ -34,17 +33,18 @@ class CheckpointSchedule(BaseModel):
         return self
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(Strict):
     """Everything one training run needs; saved resolved as RUN/config.yaml.
 
     Exactness: on CPU, with the same seed, config and thread count, the per-step losses are bitwise
     reproducible, including across a kill and `--resume`. On GPU only up to kernel nondeterminism.
     """
 
-    model_config = ConfigDict(extra="forbid")
-
     model: str
     """Base model: a shipped micro base name (e.g. 'micro-strong'), a local directory or a hub id."""
+    engine: Literal["sftscope", "trl"] = "sftscope"
+    """Who runs the optimizer steps: 'sftscope' (the own loop, fastest on CPU) or 'trl' (TRL's SFTTrainer
+    under accelerate: DDP, FSDP or DeepSpeed ZeRO-3). Same data, loss, schedule and run directory."""
     data: str
     """Training data: a data directory (its train.jsonl) or a .jsonl/.parquet file of Example rows."""
     out: str
@@ -56,6 +56,10 @@ class TrainConfig(BaseModel):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Weight dtype. fp32 keeps exact master weights; for bf16 compute on GPUs keep fp32 here and set
     accelerate's mixed_precision: bf16 (configs/accelerate/*-gpu.yaml). bf16 is far slower on CPU."""
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    """Attention kernel given to transformers when the model is loaded. 'auto': flash_attention_2 where
+    flash-attn and a GPU are there (packed rows then use its variable-length kernel from the position
+    ids, with no dense mask), else sdpa."""
 
     max_length: int = 20000
     """Maximum tokens of prompt + completion (incl. EOS) per example."""
@@ -118,6 +122,16 @@ class TrainConfig(BaseModel):
     """Extra trackers next to metrics.jsonl. 'auto' = TensorBoard when installed; W&B only when named."""
     progress: bool = True
     """Show a progress bar with ETA on stderr (main process only)."""
+    keep: Literal["all", "swept"] = "all"
+    """Which checkpoints' weights stay on disk: every scheduled one, or only `keep_steps` and the final
+    step (plus the newest resume state, so a killed run can continue)."""
+    keep_steps: list[int] = []
+    """The steps a later sweep will evaluate (`study run` fills it from its eval steps); read with
+    keep: swept only."""
+    use_liger_kernel: bool = False
+    """engine trl: Liger's fused Triton kernels (RMSNorm, RoPE, SwiGLU) for less activation memory."""
+    activation_offloading: bool = False
+    """engine trl: offload activations to CPU memory during the forward pass (TRL's option)."""
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -137,36 +151,13 @@ class TrainConfig(BaseModel):
             raise ValueError("steps must be >= 1")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError("warmup_ratio must be in [0, 1)")
+        if any(step < 1 for step in self.keep_steps):
+            raise ValueError("keep_steps must be >= 1")
+        if self.engine != "trl":
+            for name in ("use_liger_kernel", "activation_offloading"):
+                if getattr(self, name):
+                    raise ValueError(f"{name} is a TRL option: set engine: trl")
         return self
-
-
-def parse_overrides(overrides: list[str], source: str = "command line") -> dict[str, Any]:
-    """`a=1 b.c=x` -> {'a': 1, 'b': {'c': 'x'}}; values are parsed as YAML (numbers, lists, null)."""
-    result: dict[str, Any] = {}
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise InputError(source, f"override '{item}' is not key=value")
-        value = yaml.safe_load(raw) if raw else ""
-        node = result
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise InputError(source, f"override '{item}' conflicts with another", field=key)
-        node[parts[-1]] = value
-    return result
-
-
-def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Deep merge: nested dicts merge key by key, anything else is replaced."""
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def validate(values: dict[str, Any], source: str, root: yaml.Node | None = None) -> TrainConfig:

@@ -27,7 +27,7 @@ from sftscope.errors import InputError, SftscopeError
 from sftscope.models.loading import load_model_and_tokenizer
 from sftscope.progress import console, progress_bar
 from sftscope.rundir import checkpoint_name
-from sftscope.train import batching, checkpoints, sharding
+from sftscope.train import batching, checkpoints, disk, sharding
 from sftscope.train.config import TrainConfig, load_config, save_config
 from sftscope.train.encode import data_file, encode_dataset, load_examples
 from sftscope.train.loss import CompletionLoss, batch_loss
@@ -148,11 +148,17 @@ def train(config: TrainConfig, *, resume: bool = False, from_step: int | None = 
     """
     from accelerate.utils import DistributedType, broadcast_object_list, parse_flag_from_env
 
+    if config.engine == "trl":
+        from sftscope.train.trl_engine import train_trl
+
+        return train_trl(config, resume=resume)
     accelerator = _accelerator()
     if accelerator.distributed_type == DistributedType.DEEPSPEED:
         # accelerate's backward steps the DeepSpeed engine itself, which breaks this loop's
         # variable gradient accumulation; DDP and FSDP keep the loss semantics.
-        raise InputError("accelerate config", "DeepSpeed is not supported by sftscope train; use DDP or FSDP")
+        raise InputError(
+            "accelerate config", "DeepSpeed needs engine: trl; the own loop runs DDP or FSDP", field="engine"
+        )
     # accelerate's own FSDP never starts on CPU (it falls back to plain multi-process), so the loop
     # reads the launcher's switch and shards the model itself, the same way on GPU and CPU.
     sharded = accelerator.num_processes > 1 and parse_flag_from_env("ACCELERATE_USE_FSDP")
@@ -166,6 +172,7 @@ def train(config: TrainConfig, *, resume: bool = False, from_step: int | None = 
             start[0] = _resume_point(run_dir, sharded, from_step)
         else:
             _check_inputs(config)
+            disk.check_free_space(config)
             _start_run_dir(config, run_dir, sharded)
     broadcast_object_list(start)
     saved = [e["step"] for e in checkpoints.read_manifest(run_dir)["checkpoints"]] if start[0] else []
@@ -174,7 +181,9 @@ def train(config: TrainConfig, *, resume: bool = False, from_step: int | None = 
     # A checkpoint holds the full weights; a sharded resume state holds them in its shards, loaded
     # into the base model once it is sharded.
     source = str(start[0]) if start[0] and not sharded else config.model
-    model, tokenizer = load_model_and_tokenizer(source, dtype=config.dtype)
+    model, tokenizer = load_model_and_tokenizer(
+        source, dtype=config.dtype, attn_implementation=config.attn_implementation
+    )
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     examples = load_examples(config.data)
@@ -220,6 +229,8 @@ def train(config: TrainConfig, *, resume: bool = False, from_step: int | None = 
                 str(run_dir), "this run trained under FSDP: resume it under FSDP (its state is sharded)"
             )
         else:
+            if state.get("model") is not None:  # the checkpoint's weights are the lower-precision copy
+                model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
@@ -320,7 +331,12 @@ def train(config: TrainConfig, *, resume: bool = False, from_step: int | None = 
                         "rng": torch.get_rng_state(),
                     }
                 if done in save_at:
-                    _checkpoint(accelerator, module, tokenizer, optimizer, run_dir, trainer_state, sharded)
+                    _checkpoint(
+                        accelerator, module, tokenizer, optimizer, run_dir, trainer_state, sharded,
+                        disk.save_dtype(config.model),
+                    )  # fmt: skip
+                    if main:
+                        disk.drop_unswept(run_dir, config, total, done)
                 if sharded and done in resume_at:
                     sharding.save(run_dir, done, module, optimizer, trainer_state)
     if log is not None:
@@ -353,6 +369,7 @@ def _checkpoint(
     run_dir: Path,
     trainer_state: dict[str, Any],
     sharded: bool,
+    dtype: str,
 ) -> None:
     """Save the weights for evaluation, the tokenizer, and (without FSDP) the full state to continue
     from; written by the main process. Under FSDP the optimizer state stays in the sharded resume state."""
@@ -360,12 +377,19 @@ def _checkpoint(
     state_dict = sharding.full_weights(module) if sharded else None
     if not accelerator.is_main_process:
         return
-    state = {**trainer_state, "optimizer": None if sharded else optimizer.state_dict()}
-    keys = ("step", "epoch", "tokens_seen", "wall_time")
-    entry = {key: trainer_state[key] for key in keys}
+    optimizer_state = None if sharded else optimizer.state_dict()
+    if state_dict is None:
+        state_dict = accelerator.unwrap_model(module).model.state_dict()
+    # Evaluation reads the base model's dtype; the exact weights for resume go into the state file.
+    lossy = any(v.is_floating_point() and str(v.dtype) != f"torch.{dtype}" for v in state_dict.values())
+    exact = state_dict if lossy and optimizer_state is not None else None
+    state = {**trainer_state, "optimizer": optimizer_state, "model": exact}
+    entry = {key: trainer_state[key] for key in ("step", "epoch", "tokens_seen", "wall_time")}
     manifest = checkpoints.read_manifest(run_dir)
     model = accelerator.unwrap_model(module).model
-    checkpoints.save_checkpoint(run_dir, manifest, entry, model, tokenizer, state, state_dict)
+    checkpoints.save_checkpoint(
+        run_dir, manifest, entry, model, tokenizer, state, disk.cast(state_dict, dtype)
+    )
 
 
 def resume(run_dir: str | Path, config: TrainConfig | None = None, from_step: int | None = None) -> Path:

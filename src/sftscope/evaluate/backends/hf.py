@@ -6,9 +6,12 @@ from typing import Any
 
 from sftscope.data.chat import render_prompt
 from sftscope.data.records import Message
+from sftscope.evaluate.backends.attention import use_decode_attention
 from sftscope.evaluate.backends.base import Generation, OnDone, prompt_seeds
+from sftscope.evaluate.backends.engine import Engine
 from sftscope.evaluate.backends.stops import opens_think
 from sftscope.evaluate.spec import SamplingSpec
+from sftscope.models.loading import load_model, load_tokenizer
 
 
 class TransformersBackend:
@@ -40,9 +43,6 @@ class TransformersBackend:
         self.engine: Any = None
 
     def load(self, model_path: str) -> None:
-        from sftscope.evaluate.backends.attention import use_decode_attention
-        from sftscope.evaluate.backends.engine import Engine
-        from sftscope.models.loading import load_model, load_tokenizer
 
         self.close()
         if self.threads is not None and self.device == "cpu":

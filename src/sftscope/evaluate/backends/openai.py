@@ -1,6 +1,7 @@
 """The OpenAI-compatible HTTP backend: any /v1/completions or /v1/chat/completions endpoint.
 
-Stop strings are applied here, after the reply, not sent to the server: a server cannot know
+Requests go through `sftscope.endpoint.EndpointClient` (retries, concurrency, usage, no secrets in
+messages). Stop strings are applied here, after the reply, not sent to the server: a server cannot know
 that a stop string inside the reasoning must not end the answer. A reply that does not have the
 OpenAI shape is an `EndpointError` naming the endpoint and what is missing.
 """
@@ -8,28 +9,17 @@ OpenAI shape is an `EndpointError` naming the endpoint and what is missing.
 from __future__ import annotations
 
 import json
-import math
 import os
-import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any, Literal
 
 from sftscope.data.chat import render_prompt, with_suffix
 from sftscope.data.records import Message
-from sftscope.errors import SftscopeError
+from sftscope.endpoint import METER, EndpointClient, EndpointError, Prices, public_url
 from sftscope.evaluate.backends.base import FinishReason, Generation, OnDone, prompt_seeds
 from sftscope.evaluate.backends.stops import find_stop, opens_think
 from sftscope.evaluate.spec import SamplingSpec
-
-
-class EndpointError(SftscopeError):
-    """The endpoint failed or answered something that is not an OpenAI-style completion."""
-
-    def __init__(self, url: str, problem: str) -> None:
-        self.url = url
-        super().__init__(f"{url}: {problem}")
+from sftscope.models.loading import load_tokenizer
 
 
 class OpenAIBackend:
@@ -48,6 +38,7 @@ class OpenAIBackend:
         retries: int = 2,
         api_key_env: str = "OPENAI_API_KEY",
         tokenizer: str | None = None,
+        prices: Prices | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.served_model = model
@@ -57,8 +48,10 @@ class OpenAIBackend:
         self.retries = retries
         self.api_key_env = api_key_env
         self.tokenizer_name = tokenizer
+        self.prices = prices
         self.model_name: str | None = None
         self.tokenizer: Any = None
+        self.client: EndpointClient | None = None
 
     @property
     def url(self) -> str:
@@ -67,9 +60,17 @@ class OpenAIBackend:
     def load(self, model_path: str) -> None:
         """The endpoint serves the model; requests name it `model` (or the checkpoint path)."""
         self.model_name = self.served_model or str(model_path)
+        self.close()
+        self.client = EndpointClient(
+            self.url,
+            api_key=os.environ.get(self.api_key_env) or None,
+            timeout_s=self.timeout_s,
+            retries=self.retries,
+            concurrency=self.batch_size,
+            usage=METER.usage(f"{public_url(self.url)} ({self.model_name})", self.prices),
+        )
         if self.mode == "completions":
             # Plain completions need the chat template applied here, from the model's tokenizer.
-            from sftscope.models.loading import load_tokenizer
 
             self.tokenizer = load_tokenizer(self.tokenizer_name or str(model_path))
 
@@ -88,16 +89,26 @@ class OpenAIBackend:
     ) -> list[Generation]:
         seeds = prompt_seeds(prompts, sampling, seeds)
         results: list[Generation | None] = [None] * len(prompts)
-        with ThreadPoolExecutor(max_workers=max(1, self.batch_size)) as pool:
-            futures = {
+        pool = ThreadPoolExecutor(max_workers=max(1, self.batch_size))
+        try:
+            pending = {
                 pool.submit(self._one, p, sampling, s): i
                 for i, (p, s) in enumerate(zip(prompts, seeds, strict=True))
             }
-            for future in as_completed(futures):
-                index = futures[future]
-                results[index] = future.result()
-                if on_done is not None:
-                    on_done(index, results[index])  # type: ignore[arg-type]
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:  # the finished ones reach on_done before any failure is raised
+                    index = pending.pop(future)
+                    if future.exception() is None:
+                        results[index] = future.result()
+                        if on_done is not None:
+                            on_done(index, results[index])  # type: ignore[arg-type]
+                failure = next((f.exception() for f in finished if f.exception() is not None), None)
+                if failure is not None:
+                    raise failure
+        finally:
+            # A failed request ends the batch: requests not yet sent are dropped, not waited for.
+            pool.shutdown(wait=True, cancel_futures=True)
         return [r for r in results if r is not None]
 
     def _one(self, prompt: str, sampling: SamplingSpec, seed: int) -> Generation:
@@ -113,8 +124,13 @@ class OpenAIBackend:
             body["messages"] = json.loads(prompt)
         else:
             body["prompt"] = prompt
-        reply = self._post(body)
-        text, finish, usage = parse_reply(self.url, self.mode, reply)
+        if self.client is None:
+            raise RuntimeError("OpenAIBackend.generate before load")
+        reply = self.client.post(body)
+        try:
+            text, finish, usage = parse_reply(self.url, self.mode, reply)
+        except EndpointError as exc:  # the reply may quote the request's secrets back
+            raise EndpointError(self.url, self.client.mask(exc.problem)) from None
         think_open = self.mode == "completions" and opens_think(prompt)
         cut = find_stop(text, sampling.stop, think_open) if sampling.stop else None
         if cut is not None:
@@ -122,48 +138,11 @@ class OpenAIBackend:
         # Token counts are the server's (None when it reports no usage).
         return Generation(text, usage.get("prompt_tokens"), usage.get("completion_tokens"), finish)
 
-    def _post(self, body: dict[str, Any]) -> Any:
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.api_key_env)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        data = json.dumps(body).encode()
-        for attempt in range(self.retries + 1):
-            request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
-            wait = 0.5 * 2**attempt
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    raw = response.read()
-                break
-            except urllib.error.HTTPError as exc:
-                detail = exc.read()[:300].decode("utf-8", "replace")
-                # Rate limits (429) and server errors pass; any other 4xx will not get better by retrying.
-                if (exc.code < 500 and exc.code != 429) or attempt == self.retries:
-                    raise EndpointError(self.url, f"HTTP {exc.code}: {detail}") from exc
-                wait = retry_after(exc.headers.get("Retry-After"), wait, self.timeout_s)
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                if attempt == self.retries:
-                    raise EndpointError(self.url, f"request failed: {exc}") from exc
-            time.sleep(wait)
-        try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise EndpointError(self.url, f"malformed response: not JSON ({raw[:120]!r})") from exc
-
     def close(self) -> None:
         self.tokenizer = None
-
-
-def retry_after(header: str | None, default: float, limit: float) -> float:
-    """Seconds to wait before a retry: the server's Retry-After (in seconds) when it sent one, at most
-    `limit`; else `default`. (The HTTP-date form is rare from model servers and falls back.)"""
-    try:
-        seconds = float(header) if header is not None else default
-    except ValueError:
-        return default
-    if not math.isfinite(seconds):  # "nan" and "inf" parse as floats
-        return default
-    return min(max(seconds, 0.0), limit)
+        if self.client is not None:
+            self.client.close()
+            self.client = None
 
 
 def parse_reply(url: str, mode: str, reply: Any) -> tuple[str, FinishReason, dict[str, Any]]:

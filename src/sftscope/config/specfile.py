@@ -1,18 +1,20 @@
 """Spec YAML read with its line numbers, so every error names file, line and field.
 
 The text is composed into nodes (which keep their line numbers) besides being loaded; a pydantic
-error location is then walked down those nodes. Shared by the data, evaluate and study specs.
+error location is then walked down those nodes. Shared by every spec.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from sftscope.config.base import KIND
+from sftscope.config.legacy import Rewrites, construct
 from sftscope.errors import InputError, also
 
 MAX_LISTED = 10  # problems listed after the first; a file with more is likely not a spec at all
@@ -108,10 +110,37 @@ def drop_replaced(node: yaml.Node, overrides: dict[str, Any]) -> None:
 
 
 def plain_message(error: dict[str, Any]) -> str:
-    """A pydantic error dict in words: an unknown key says so, any other keeps pydantic's message."""
+    """A pydantic error dict in words: an unknown key says so, an unknown or missing `kind:` lists the
+    known ones, any other keeps pydantic's message."""
     if error["type"] == "extra_forbidden":
         return "unknown field"
+    if _is_kind_error(error):
+        tag, known = error["ctx"]["tag"], error["ctx"]["expected_tags"].replace("'", "")
+        return f"unknown kind '{tag}'; known: {known}" if tag != "None" else f"missing kind; known: {known}"
     return str(error["msg"]).removeprefix("Value error, ")
+
+
+def _is_kind_error(error: dict[str, Any]) -> bool:
+    """An unknown (or, see `config.base.kind_required`, missing) `kind:` of a discriminated union."""
+    return error["type"] == "union_tag_invalid" and error["ctx"]["discriminator"] == f"'{KIND}'"
+
+
+def read_spec(
+    path: Path,
+    not_mapping: str = "a spec is a YAML mapping",
+    rewrite: Callable[[yaml.Node, Rewrites], None] | None = None,
+) -> tuple[dict[str, Any], yaml.Node]:
+    """`read_yaml_mapping`, with the old forms `rewrite` finds rewritten to the new ones (on the
+    nodes, so errors keep their lines) and one deprecation notice naming them."""
+    data, root = read_yaml_mapping(path, not_mapping)
+    if rewrite is None:
+        return data, root
+    found = Rewrites(path)
+    rewrite(root, found)
+    if not found.notes:
+        return data, root
+    found.warn()
+    return construct(root), root  # type: ignore[return-value]
 
 
 def validation_error(
@@ -119,7 +148,6 @@ def validation_error(
     root: yaml.Node | None,
     exc: ValidationError,
     message: Callable[[dict[str, Any]], str] = plain_message,
-    skip: Collection[str] = (),
     values: dict[str, Any] | None = None,
 ) -> InputError:
     """Pydantic's errors as one InputError at the first one's YAML line and field, the others listed
@@ -127,8 +155,8 @@ def validation_error(
 
     `root` is the YAML file's nodes (None: no file); `values`, when the validated values are more
     than the file's (a preset's, the command line's), names the fields the file does not hold.
-    `message` words an error dict; `skip` lists union tags pydantic puts into locations (they are
-    not YAML keys)."""
+    `message` words an error dict. The tags pydantic puts into the locations of a `kind:` union are
+    no YAML keys: walking the nodes passes over them."""
     # The values as YAML nodes, walked like the file to tell fields from pydantic's union labels.
     try:
         tree = yaml.compose(yaml.safe_dump(values), Loader=yaml.SafeLoader) if values is not None else None
@@ -136,7 +164,9 @@ def validation_error(
         tree = None
     located = []
     for error in exc.errors():
-        loc = tuple(part for part in error["loc"] if part not in skip)
+        loc = tuple(error["loc"])
+        if _is_kind_error(error):
+            loc += (KIND,)  # the line of the `kind:` key, when there is one
         key_error = error["type"] in ("missing", "extra_forbidden")
         line, field = locate(root, loc, key_error) if root is not None else (None, None)
         # Not (all) in the file: the value came from elsewhere, and the file has no line for it.

@@ -50,7 +50,7 @@ def _check_inputs(config: TrainConfig) -> None:
         raise InputError(str(data_file(config.data)), "training data not found", field="data")
 
 
-def _start_run_dir(config: TrainConfig, run_dir: Path, sharded: bool) -> None:
+def _start_run_dir(config: TrainConfig, run_dir: Path, sharded: bool = False) -> None:
     """Create a fresh run directory; never overwrite an existing run."""
     if (run_dir / checkpoints.MANIFEST).exists() or (run_dir / "metrics.jsonl").exists():
         raise InputError(

@@ -62,7 +62,8 @@ def test_errors_are_one_line_naming_the_field(tiny_model_dir: Path, tmp_path: Pa
     cases = [
         (["train", str(config), "schedule.evry=3"], "field 'schedule.evry': unknown field"),
         (["train", str(config), "--preset", "papr"], "unknown preset 'papr'"),
-        (["train", "--resume", str(tmp_path), "lr=1"], "--resume takes no config"),
+        (["train", "--resume", str(tmp_path), "lr=1"], "not a training run directory (no config.yaml)"),
+        (["train", str(config), "--resume-from", "2"], "--resume-from needs --resume RUN"),
         (["train", "model=m", "data=d"], "field 'out'"),
         (["train", "--resume", str(tmp_path)], "not a training run directory (no config.yaml)"),
     ]

@@ -68,11 +68,21 @@ def test_train_line_names_the_swept_steps_for_keep_swept(tmp_path: Path) -> None
     assert parse_overrides(argv[-1:]) == {"keep_steps": [4, 8]}
 
 
-def test_multi_gpu_training_runs_under_accelerate(tmp_path: Path) -> None:
+def test_multi_gpu_training_runs_under_accelerate_and_resumes_with_its_recipe(tmp_path: Path) -> None:
     executor = LocalExecutorSpec(train_gpus=4, accelerate_config="configs/accelerate/fsdp.yaml")
-    argv = commands.train_resume(["/venv/bin/sftscope"], Path("/r"), executor)
+    argv = commands.train(
+        ["/venv/bin/sftscope"],
+        cell(tmp_path),
+        model="m",
+        data=Path("/d"),
+        run=Path("/r"),
+        executor=executor,
+        resume=True,
+    )
     assert argv[1:6] == ["-m", "accelerate.commands.launch", "--num_processes", "4", "--config_file"]
-    assert argv[-4:] == ["/venv/bin/sftscope", "train", "--resume", "/r"]
+    assert argv[7:10] == ["/venv/bin/sftscope", "train", "--preset"]
+    # The recipe goes along, so `train --resume` can refuse a run started with another one.
+    assert "lr=0.001" in argv and argv[-4:] == ["out=/r", "seed=3", "--resume", "/r"]
 
 
 def test_eval_and_data_lines() -> None:
@@ -104,12 +114,3 @@ def test_the_cli_is_the_one_of_this_python() -> None:
     cli = commands.sftscope_command(LocalExecutorSpec())
     assert Path(cli[0]).name in ("sftscope", "python", "python3") or cli[0].endswith("python")
     assert commands.sftscope_command(LocalExecutorSpec(sftscope=["srun", "sftscope"])) == ["srun", "sftscope"]
-
-
-def test_fsdp_training_restarts_instead_of_resuming(tmp_path: Path) -> None:
-    fsdp, ddp = tmp_path / "fsdp.yaml", tmp_path / "ddp.yaml"
-    fsdp.write_text("distributed_type: FSDP\n")
-    ddp.write_text("distributed_type: MULTI_GPU\n")
-    assert not commands.can_resume(LocalExecutorSpec(train_gpus=8, accelerate_config=str(fsdp)))
-    assert commands.can_resume(LocalExecutorSpec(train_gpus=8, accelerate_config=str(ddp)))
-    assert commands.can_resume(LocalExecutorSpec(train_gpus=1, accelerate_config=str(fsdp)))

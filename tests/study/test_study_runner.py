@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -77,6 +78,8 @@ class FakeStages:
         checkpoints = [
             {"step": s, "content_hash": f"{run.name}-{s}", "path": f"checkpoints/step-{s}"} for s in (4, 8)
         ]
+        for checkpoint in checkpoints:
+            (run / checkpoint["path"]).mkdir(parents=True, exist_ok=True)
         manifest = {
             "base_model": model,
             "base_hash": f"base-{model}",
@@ -178,6 +181,30 @@ def test_a_killed_training_resumes_and_only_its_cell_reruns(tmp_path: Path) -> N
     assert [job.name for job in again.calls] == [f"train:{cell_id}", f"eval:{cell_id}", "analyze", "report"]
     assert "--resume" in again.calls[0].argv
     assert not again.computed  # every checkpoint's rows were already in the store
+
+
+@pytest.mark.parametrize(
+    "executor", ["{workers: 2}", "{workers: 2, train_gpus: 2, accelerate_config: fsdp.yaml}"]
+)
+def test_a_killed_training_keeps_its_checkpoints_and_one_that_saved_nothing_starts_over(
+    tmp_path: Path, executor: str
+) -> None:
+    (tmp_path / "fsdp.yaml").write_text("distributed_type: FSDP\n")
+    spec = make_study(tmp_path)
+    spec.write_text(spec.read_text().replace("executor: {workers: 2}", f"executor: {executor}"))
+    study = StudyDir(tmp_path / "out")
+    run(spec, study.root, FakeStages())
+    kept, empty = list(json.loads(study.runs.read_text()))[:2]
+    for cell_id in (kept, empty):
+        StateFile(study.cell_state(cell_id), cell_id).mark("train", "running")  # as a kill leaves it
+    marker = study.run_dir(kept) / "checkpoints" / "step-4" / "model.safetensors"
+    marker.write_text("weights")
+    shutil.rmtree(study.run_dir(empty) / "checkpoints")  # killed before its first checkpoint
+    again = FakeStages()
+    run(spec, study.root, again)
+    argv = {job.name: job.argv for job in again.calls}
+    assert "--resume" in argv[f"train:{kept}"] and marker.read_text() == "weights"
+    assert "--resume" not in argv[f"train:{empty}"]
 
 
 def test_a_failed_data_build_blocks_only_its_cells(tmp_path: Path) -> None:

@@ -3,7 +3,10 @@ packed examples never see each other."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -12,7 +15,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from sftscope.train.batching import collate_packed, collate_padded
 from sftscope.train.encode import encode_example
 from sftscope.train.loop import train
-from sftscope.train.loss import CompletionLoss, batch_loss
+from sftscope.train.loss import CompletionLoss, batch_loss, chunked_head_sums
 from sftscope.train.metrics import read_metrics
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: shared helpers by path
@@ -104,3 +107,64 @@ def test_step_losses_do_not_depend_on_the_micro_batch_split(tiny_model_dir: Path
     for rows in runs[1:]:
         for a, b in zip(runs[0], rows, strict=True):
             assert abs(a["loss"] - b["loss"]) < 1e-5 and abs(a["grad_norm"] - b["grad_norm"]) < 1e-5
+
+
+def test_chunked_loss_equals_the_whole_loss_with_gradients(tiny_model_dir: Path) -> None:
+    _, model, encoded = _setup(tiny_model_dir, count=5)
+    batch = collate_packed(encoded)
+    count = sum(item.num_targets for item in encoded)
+    results = []
+    for chunk in (None, 7):  # 7 response tokens at a time: many chunks, the last one short
+        model.zero_grad()
+        nll, entropy = batch_loss(CompletionLoss(model, chunk), batch)
+        (nll / count).backward()  # the token mean, as the loop's step loss
+        grads = torch.cat([p.grad.flatten() for p in model.parameters()])
+        results.append((float(nll.detach()), float(entropy), grads))
+    (nll_a, ent_a, grad_a), (nll_b, ent_b, grad_b) = results
+    assert count > 5 * 7
+    assert abs(nll_a - nll_b) / count <= 1e-6 and abs(ent_a - ent_b) / count <= 1e-6
+    assert (grad_a - grad_b).abs().max() <= 1e-6
+
+
+def _resident(field: str) -> int:
+    text = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in text.splitlines() if line.startswith(field + ":"))) * 1024
+
+
+def _peak_bytes(step: Callable[[], None]) -> int:
+    """Resident-memory high-water mark of `step` above the memory resident before it (Linux)."""
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current VmRSS
+    before = _resident("VmRSS")
+    step()
+    return _resident("VmHWM") - before
+
+
+def measure_chunked_and_whole(vocab: int, tokens: int, chunk: int) -> None:
+    """Run in a fresh process: prints the peak bytes of the loss step unchunked, then chunked."""
+    torch.manual_seed(0)
+    head = torch.nn.Linear(16, vocab, bias=False)
+    hidden = torch.randn(tokens, 16, requires_grad=True)
+    targets = torch.randint(0, vocab, (tokens,))
+
+    def step(size: int | None, rows: int = tokens) -> None:
+        nll, _ = chunked_head_sums(head, hidden[:rows], targets[:rows], None, size)
+        nll.backward()
+
+    step(None, 64), step(chunk, 64)  # torch's own first-call allocations are not the loss's
+    print(_peak_bytes(lambda: step(None)), _peak_bytes(lambda: step(chunk)))
+
+
+def test_chunked_loss_holds_one_chunk_of_logits_at_a_time_forward_and_backward() -> None:
+    vocab, tokens, chunk = 8000, 2048, 32
+    # Every tensor of 128 kB or more gets its own mapping, returned when freed: the resident memory
+    # then follows the live tensors instead of the allocator's heap, which grows once and is reused.
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "OMP_NUM_THREADS": "1"}
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_loss; "
+        f"test_loss.measure_chunked_and_whole({vocab}, {tokens}, {chunk})"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    whole, chunked = (int(value) for value in done.stdout.split())
+    logits_bytes = tokens * vocab * 4
+    assert whole > 3 * logits_bytes  # logits, log-softmax and their gradients, all at once
+    assert chunked < 8 * chunk * vocab * 4  # a few chunk x vocab tensors, never the whole

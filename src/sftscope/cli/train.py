@@ -19,7 +19,14 @@ def train_command(
     preset: str | None = typer.Option(
         None, "--preset", help="Recipe under the file's values: paper, micro, ..."
     ),
-    resume: Path | None = typer.Option(None, "--resume", help="Continue this run from its last checkpoint."),
+    resume: Path | None = typer.Option(
+        None,
+        "--resume",
+        help="Continue this run from its last checkpoint. A config given too must be the run's own.",
+    ),
+    resume_from: int | None = typer.Option(
+        None, "--resume-from", help="With --resume: continue from this checkpoint step, dropping later ones."
+    ),
     plan: bool = typer.Option(
         False,
         "--plan",
@@ -29,7 +36,7 @@ def train_command(
 ) -> None:
     """Fine-tune a causal LM on a data directory, with dense checkpoints and exact resume.
 
-    Runs under `accelerate launch` unchanged (DDP). Prints the run directory on stdout.
+    Runs under `accelerate launch` unchanged (DDP or FSDP). Prints the run directory on stdout.
     """
     from transformers.utils import logging as hf_logging
 
@@ -38,18 +45,22 @@ def train_command(
     from sftscope.train.loop import train
 
     hf_logging.disable_progress_bar()  # one progress bar (ours), not one per checkpoint write
+    # typer hands a lone override to the CONFIG slot when no file is given.
+    items = list(overrides or [])
+    key, is_override, _ = str(config).partition("=")  # a value may be a path: look at the key only
+    if config is not None and is_override and "/" not in key and not config.exists():
+        items.insert(0, str(config))
+        config = None
+    if resume_from is not None and resume is None:
+        raise InputError("command line", "--resume-from needs --resume RUN", field="--resume-from")
     if resume is not None:
-        if config is not None or overrides or preset:
-            raise InputError(
-                str(resume), "--resume takes no config, overrides or preset: the run keeps its own"
-            )
-        target, start = resume, lambda: resume_run(resume)
+        # A recipe given with --resume is checked against the run's own (overrides alone apply over
+        # it), so a changed recipe is an error naming the fields; `out` is the run itself.
+        base = config if config is not None else resume / "config.yaml"
+        given = config is not None or (bool(items or preset) and base.is_file())
+        resolved = load_config(base, [*items, f"out={resume}"], preset) if given else None
+        target, start = resume, lambda: resume_run(resume, resolved, resume_from)
     else:
-        # typer hands a lone override to the CONFIG slot when no file is given.
-        items = list(overrides or [])
-        if config is not None and "=" in config.name and not config.exists():
-            items.insert(0, str(config))
-            config = None
         resolved = load_config(config, items, preset)
         if plan:
             from sftscope.train.disk import run_plan

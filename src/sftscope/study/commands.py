@@ -7,8 +7,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import yaml
-
 from sftscope.config.overrides import to_overrides
 from sftscope.study.cells import Cell
 from sftscope.study.spec import EvalSpec, ExecutorSpec, ReportSpec
@@ -42,9 +40,11 @@ def train(
     run: Path,
     executor: ExecutorSpec,
     swept: list[int] | None = None,
+    resume: bool = False,
 ) -> list[str]:
-    """A fresh training run of a cell; the study's seed goes last so it wins over the recipe's. `swept`:
-    the eval steps, which a recipe with keep: swept keeps on disk."""
+    """A training run of a cell; the study's seed goes last so it wins over the recipe's. `swept`:
+    the eval steps, which a recipe with keep: swept keeps on disk. With resume=True it continues the
+    killed run `run`, and `train` checks the recipe is still the run's."""
     args = ["train"]
     if cell.config_path is not None:
         args.append(str(cell.config_path))
@@ -54,19 +54,9 @@ def train(
     args += [f"model={model}", f"data={data}", f"out={run}", f"seed={cell.seed}"]
     if swept is not None:
         args.append(f"keep_steps=[{','.join(str(step) for step in swept)}]")
+    if resume:
+        args += ["--resume", str(run)]
     return _launcher(cli, executor) + args
-
-
-def train_resume(cli: list[str], run: Path, executor: ExecutorSpec) -> list[str]:
-    return [*_launcher(cli, executor), "train", "--resume", str(run)]
-
-
-def can_resume(executor: ExecutorSpec) -> bool:
-    """`train --resume` refuses FSDP runs (their sharded optimizer state is not saved): those restart."""
-    if executor.train_gpus <= 1 or not executor.accelerate_config:
-        return True
-    config = yaml.safe_load(Path(executor.accelerate_config).read_text(encoding="utf-8")) or {}
-    return config.get("distributed_type") != "FSDP"
 
 
 def _launcher(cli: list[str], executor: ExecutorSpec) -> list[str]:

@@ -3,7 +3,7 @@
     base:<key>        convert a GGUF base to a checkpoint directory (GGUF bases only)
     data:<key>        build one data spec (shared by every cell that uses it)
     baseline:<base>   sweep a base model once (step 0), into its own store
-    train:<cell>      train the cell (fresh, or --resume of a partial run)
+    train:<cell>      train the cell (fresh, or --resume of a run that saved checkpoints)
     eval:<cell>       sweep the cell's checkpoints; its store is seeded with the baseline's rows
 
 A job is skipped when its state says done with the same fingerprint (its inputs); a dependency that
@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from sftscope.evaluate.layouts import saved_steps
 from sftscope.hashing import text_sha256
-from sftscope.rundir import is_run_dir
+from sftscope.rundir import CHECKPOINTS, is_run_dir
 from sftscope.study import commands
 from sftscope.study.cells import Cell, DataBuild, data_builds
 from sftscope.study.executors import Job, JobResult
@@ -185,14 +185,25 @@ class StudyGraph:
         return argv, self.spec.executor.eval_gpus
 
     def _train(self, cell: Cell) -> tuple[list[str], int]:
+        """A killed run that saved anything continues from it; its directory is never deleted (were the
+        recipe changed, `train --resume` stops with the differing fields). One that saved nothing
+        starts over."""
         ex = self.spec.executor
         run = self.study.run_dir(cell.id)
-        if (run / "config.yaml").exists() and commands.can_resume(ex):  # continue from its last checkpoint
-            return commands.train_resume(self.cli, run, ex), ex.train_gpus
-        shutil.rmtree(run, ignore_errors=True)
+        # checkpoints/, and resume/ where an FSDP run keeps its sharded state
+        saved = any(any(path.iterdir()) for path in (run / CHECKPOINTS, run / "resume") if path.is_dir())
+        if not saved:
+            shutil.rmtree(run, ignore_errors=True)
         model, data = self.model_path(cell.base), self.study.data_dir(cell.data.key)
         argv = commands.train(
-            self.cli, cell, model=model, data=data, run=run, executor=ex, swept=self.spec.eval.steps
+            self.cli,
+            cell,
+            model=model,
+            data=data,
+            run=run,
+            executor=ex,
+            swept=self.spec.eval.steps,
+            resume=saved,
         )
         return argv, ex.train_gpus
 

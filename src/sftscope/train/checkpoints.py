@@ -59,9 +59,13 @@ def save_checkpoint(
     final = run_dir / CHECKPOINTS / checkpoint_name(entry["step"])
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
-    tokenizer.save_pretrained(tmp)
-    torch.save(state, tmp / STATE_FILE)
+    try:
+        model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
+        tokenizer.save_pretrained(tmp)
+        torch.save(state, tmp / STATE_FILE)
+    except OSError:  # e.g. disk full: leave no half-written checkpoint behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     shutil.rmtree(final, ignore_errors=True)  # a complete-looking dir the manifest never listed
     os.replace(tmp, final)
     entry = {**entry, "content_hash": content_hash(final), "path": str(final.relative_to(run_dir))}

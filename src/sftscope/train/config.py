@@ -105,6 +105,16 @@ class TrainConfig(Strict):
     float reductions in the same order, which exact resume relies on. None keeps torch's default."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: less memory, ~30% more compute (for large models)."""
+    loss_chunk_tokens: int | None = 2048
+    """Response tokens whose logits the loss computes at once: the fp32 logits (and log-softmax) alive
+    at any moment are at most this x vocab, e.g. 1.2 GB per tensor for Qwen3's 151,936 tokens at 2048,
+    where one 16k-token response would need 10 GB each unchunked. A micro-batch with more response
+    tokens is split into chunks whose logits are recomputed in the backward pass (one more output-layer
+    forward). None computes all at once. Same loss and gradients either way, up to float rounding."""
+    resume_every: int | None = None
+    """Under FSDP: steps between saves of the sharded model and optimizer state (RUN/resume/, written
+    with torch.distributed.checkpoint, only the newest kept), the point a preempted run resumes from.
+    None saves it at every checkpoint step. Without FSDP every checkpoint holds the full state instead."""
 
     schedule: CheckpointSchedule = CheckpointSchedule(log_spaced=True)
     """When to save checkpoints; the final step is always saved."""
@@ -129,9 +139,11 @@ class TrainConfig(Strict):
             "max_length": self.max_length,
             "batch_size": self.batch_size,
             "micro_batch_tokens": self.micro_batch_tokens,
+            "loss_chunk_tokens": self.loss_chunk_tokens,
+            "resume_every": self.resume_every,
         }
         for name, value in positive.items():
-            if value < 1:
+            if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.steps is None and (self.epochs is None or self.epochs <= 0):
             raise ValueError("set steps, or epochs > 0")

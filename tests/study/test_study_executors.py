@@ -115,3 +115,11 @@ def test_a_store_of_an_older_version_merges_into_a_newer_one(tmp_path: Path) -> 
             {"step": 2, "epoch": None, "tokens_seen": None},
             {"step": 4, "epoch": 0.5, "tokens_seen": 128},
         ]
+
+
+def test_a_store_path_with_a_quote_merges(tmp_path: Path) -> None:
+    folder = tmp_path / "it's a study"
+    folder.mkdir()
+    source, target = folder / "cell's.duckdb", folder / "study.duckdb"
+    make_store(source, [("x", 0)])
+    assert copy_rows(source, target) == 2

@@ -146,6 +146,18 @@ def test_a_study_runs_every_cell_and_shares_work(tmp_path: Path, workers: int) -
     assert manifest["attempts"][-1]["finished"] is not None
 
 
+def test_the_live_view_ends_its_line_before_the_report_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sftscope.cli.study import finish_run
+
+    outcome = run(make_study(tmp_path), tmp_path / "out", FakeStages())
+    finish_run(outcome.root, outcome.failed, outcome.report)
+    captured = capsys.readouterr()
+    assert captured.err.endswith("\n") and captured.err.rstrip("\n").splitlines()[-1].startswith("jobs ")
+    assert captured.out == f"{outcome.report}\n"
+
+
 def test_a_finished_study_redoes_nothing(tmp_path: Path) -> None:
     spec = make_study(tmp_path)
     run(spec, tmp_path / "out", FakeStages())

@@ -38,6 +38,8 @@ def test_truncate_cuts_the_completion_tail_and_counts() -> None:
     with pytest.raises(InputError, match="prompt alone") as info:
         apply_length_policy(items, ids, 8, "truncate", "data.jsonl")
     assert info.value.field == "long-prompt"
+    # The remedy is one the policy in force is not: truncate cannot cut a prompt, drop skips it.
+    assert "set length_policy=drop" in info.value.reason and "truncate or drop" not in info.value.reason
 
 
 def test_drop_leaves_long_examples_out_and_counts() -> None:
@@ -52,6 +54,7 @@ def test_error_names_the_example() -> None:
     with pytest.raises(InputError, match="12 tokens") as info:
         apply_length_policy(items, ids, 10, "error", "data.jsonl")
     assert info.value.field == "long"
+    assert "length_policy=error; set length_policy=truncate or drop" in info.value.reason
     with pytest.raises(InputError, match="no example fits"):
         apply_length_policy(items, ids, 2, "drop", "data.jsonl")
 

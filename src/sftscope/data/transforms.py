@@ -77,8 +77,10 @@ class Verify(Transform):
     """Scoring processes."""
 
     def apply(self, rows: list[Example], ctx: BuildContext) -> tuple[list[Example], TransformLog]:
-        from sftscope.scoring.registry import ScoreItem, score_batch
+        from sftscope.scoring.registry import ScoreItem, get_scorer, score_batch
 
+        if get_scorer(self.kind).needs_gold:
+            rows = self._with_gold(rows, ctx)
         # The scorer sees what an evaluation would: the final part only, reasoning stripped.
         items = [ScoreItem(prediction=row.final, gold=row.answer, meta=row.meta) for row in rows]
         results = []
@@ -99,6 +101,23 @@ class Verify(Transform):
         return kept, self.log(
             rows, kept, {o: counts[o] for o in OUTCOMES}, pass_rate=pass_rate, failed=failed
         )
+
+    def _with_gold(self, rows: list[Example], ctx: BuildContext) -> list[Example]:
+        """The rows that have a gold answer. A row without one cannot be verified: bad input, stopping
+        the build, or with --skip-bad skipped and listed in the card like any other bad row."""
+        kept = []
+        for row in rows:
+            if row.answer is not None and row.answer.strip():
+                kept.append(row)
+                continue
+            bad = ctx.error(
+                f"row '{row.id}' (from {row.source}) has no gold answer for {self.kind} to check against; "
+                "give it one, or build with --skip-bad to skip such rows"
+            )
+            if not ctx.skip_bad:
+                raise bad
+            ctx.bad.append(bad)
+        return kept
 
 
 THINK_TAG = re.compile(r"</?think>")

@@ -219,6 +219,8 @@ def _drive(graph: StudyGraph, executor: Executor, workers: int) -> _Progress:
                     log = graph.study.log(node.name)
                     screen.console.print(f"[red]failed[/red] {node.name} (log: {log})\n{result.tail}")
             screen.update(frame())
+    if not console.is_terminal:  # rich ends the view's last line on a terminal only; a log needs it too
+        console.line()
     return progress
 
 

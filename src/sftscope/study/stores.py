@@ -47,7 +47,7 @@ def copy_rows(source: Path, target: Path, exclude: tuple[str, ...] = ()) -> int:
     target.parent.mkdir(parents=True, exist_ok=True)
     added = 0
     with duckdb.connect(str(target)) as con:
-        con.execute(f"ATTACH '{source}' AS src (READ_ONLY)")
+        con.execute("ATTACH ? AS src (READ_ONLY)", [str(source)])  # bound: a path may hold a quote
         try:
             ours = _tables(con, con.execute("SELECT current_database()").fetchone()[0])
             for table, ddl in _tables(con, "src").items():

@@ -93,11 +93,16 @@ def apply_length_policy(
             report.truncated += 1
             report.truncated_ids.append(example_id)
             continue
-        what = "its prompt alone" if policy == "truncate" else "it"
+        if policy == "truncate":  # only the completion can be cut
+            problem = f"its prompt alone ({item.prompt_len} tokens) leaves no room for a completion token"
+            remedy = "length_policy=truncate cuts completions only; set length_policy=drop to skip it"
+        else:
+            problem = "it is longer"
+            remedy = "length_policy=error; set length_policy=truncate or drop"
         raise InputError(
             source,
-            f"example is {len(item)} tokens and {what} does not fit max_length={max_length} "
-            f"(length_policy={policy}; use truncate or drop)",
+            f"example is {len(item)} tokens and {problem} under max_length={max_length} "
+            f"({remedy}, or raise max_length)",
             field=example_id,
         )
     report.kept = len(kept)

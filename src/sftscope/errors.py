@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+from pathlib import Path
+
 
 class SftscopeError(Exception):
     """Base class for every error sftscope raises on purpose."""
@@ -36,3 +39,24 @@ def place(line: int | None, field: str | None, unit: str = "line") -> list[str]:
     """`line N` (or `row N`) and `field 'F'`, whichever is known."""
     parts = [f"{unit} {line}"] if line is not None else []
     return parts + ([f"field '{field}'"] if field is not None else [])
+
+
+class DiskFullError(SftscopeError):
+    """The disk filled up while writing `path`; what was written before stays usable."""
+
+    def __init__(self, path: str | Path, kept: str | None = None) -> None:
+        self.path = str(path)
+        detail = f" ({kept})" if kept else ""
+        super().__init__(
+            f"{path}: no space left on the device{detail}; free some space and run the same command again"
+        )
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """An OSError for a full disk or quota, or a database error that reports one (DuckDB's does in text)."""
+    if isinstance(exc, OSError):
+        return exc.errno in DISK_FULL_ERRNOS
+    return "No space left on device" in str(exc) or "Disk quota exceeded" in str(exc)

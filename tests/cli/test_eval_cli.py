@@ -198,6 +198,33 @@ def test_endpoint_rows_are_keyed_by_the_endpoint_not_the_local_weights(
     assert models["openai"][1] != models["transformers"][1] and len(rows) == 4
 
 
+def test_a_reply_with_a_lone_surrogate_is_stored_repaired(tmp_path: Path, stub: tuple[Stub, str]) -> None:
+    from sftscope.evaluate.store import ResultsStore
+
+    state, url = stub
+    # JSON can carry "\\ud800", which decodes to a lone surrogate that UTF-8 (and the store) cannot hold.
+    state.reply = b'{"choices": [{"message": {"content": "\\\\boxed{1} \\ud800"}, "finish_reason": "stop"}]}'
+    store = tmp_path / "s.duckdb"
+    args = ["eval", "micro-weak", "--task", "countdown", "--set", "source.n=2", "--store", str(store)]
+    code, output = invoke(*args, "--backend", "openai", "--endpoint", url, "--quiet")
+    assert code == 0 and "2 rows computed" in output, output
+    with ResultsStore(store, read_only=True) as results:
+        rows = results.samples().to_pylist()
+    assert {r["output"] for r in rows} == {"\\boxed{1} \ufffd"}
+    assert all(r["error"].endswith("1 lone surrogate(s) in output replaced by U+FFFD") for r in rows)
+
+
+def test_prompts_the_context_cannot_hold_are_counted_per_task(run_dir: Path, tmp_path: Path) -> None:
+    """The tiny model has 512 positions: max_new_tokens=500 leaves 12, less than any prompt."""
+    store = tmp_path / "long.duckdb"
+    args = ["eval", str(run_dir), "--task", "countdown", "--task", "safety_benign", "--steps", "0"]
+    args += ["--set", "source.n=2", "--set", "sampling.max_new_tokens=500", "--store", str(store), "--quiet"]
+    code, output = invoke(*args)
+    assert code == 0 and "4 rows computed (4 error/timeout)" in output, output
+    assert output.count("error 2") == 2  # each task's "not scored" column: both its rows
+    assert "not scored" in output
+
+
 @pytest.mark.slow
 def test_a_real_model_is_swept_offline(smollm2_dir: Path, tmp_path: Path) -> None:
     """SmolLM2-135M-Instruct on MATH-500-schema rows at the reference's sampling, cut at 48 tokens."""

@@ -16,7 +16,7 @@ import pytest
 from sftscope.data.io import write_records
 from sftscope.data.records import Message, user_example
 from sftscope.evaluate.backends import make_backend
-from sftscope.evaluate.backends.base import Generation
+from sftscope.evaluate.backends.base import Generation, PromptLengths
 from sftscope.evaluate.spec import load_task
 from sftscope.evaluate.store import KEY, ResultsStore
 from sftscope.evaluate.sweep import Task, run_sweep
@@ -92,8 +92,16 @@ class Scripted:
     name = "scripted"
     batch_size = 2
 
-    def __init__(self, answers: dict[str, str], prefix: str = "", cut: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        answers: dict[str, str],
+        prefix: str = "",
+        cut: frozenset[str] = frozenset(),
+        context: int | None = None,
+    ) -> None:
         self.answers, self.prefix, self.cut = answers, prefix, cut  # cut: questions that hit the limit
+        self.context = context  # positions; a prompt is as many tokens as characters
+        self.generated: list[str] = []
 
     def load(self, model_path: str) -> None:
         pass
@@ -103,6 +111,7 @@ class Scripted:
 
     def generate(self, prompts, sampling, *, seeds=None, on_done=None):  # type: ignore[no-untyped-def]
         out = []
+        self.generated += prompts
         for i, prompt in enumerate(prompts):
             question = prompt.removesuffix(self.prefix)
             reason = "length" if question in self.cut else "stop"
@@ -111,6 +120,9 @@ class Scripted:
             if on_done is not None:
                 on_done(i, generation)
         return out
+
+    def prompt_lengths(self, prompts: list[str]) -> PromptLengths | None:
+        return None if self.context is None else PromptLengths([len(p) for p in prompts], self.context)
 
     def close(self) -> None:
         pass
@@ -225,6 +237,90 @@ def test_a_scorer_that_cannot_run_gives_error_rows_not_a_dead_sweep(
         )
         (row,) = store.samples().to_pylist()
     assert stats.statuses == {"error": 1} and row["error"] == "SftscopeError: a scoring worker did not start"
+
+
+def test_text_the_store_cannot_hold_is_repaired_and_said_so(tmp_path: Path) -> None:
+    rows = [user_example(q, answer="4") for q in ("lone", "fine")]
+    task = _file_task(tmp_path, "exact", rows)
+    answers = {"lone": "\\boxed{4} \ud800", "fine": "\\boxed{4}"}
+    with ResultsStore(tmp_path / "r.duckdb") as store:
+        stats = run_sweep([Target("r", 0, "m", "h")], [task], store, Scripted(answers), show_progress=False)
+        got = {r["prompt_id"]: r for r in store.samples().to_pylist()}
+    assert stats.statuses == {"ok": 2}  # scored as stored, not lost with its batch
+    repaired = got[rows[0].id]
+    assert repaired["output"] == "\\boxed{4} \ufffd"
+    assert repaired["error"] == "1 lone surrogate(s) in output replaced by U+FFFD"
+    assert got[rows[1].id]["error"] is None
+
+
+def test_a_prompt_the_context_cannot_hold_is_an_error_row_not_a_generation(tmp_path: Path) -> None:
+    rows = [user_example(q, answer="4") for q in ("short", "a much longer question")]
+    task = _file_task(tmp_path, "exact", rows)  # max_new_tokens defaults to far more than 40
+    spec = task.spec.model_copy(
+        update={"sampling": task.spec.sampling.model_copy(update={"max_new_tokens": 30})}
+    )
+    task = Task(spec, task.examples)
+    backend = Scripted({"short": "\\boxed{4}"}, context=40)  # room for prompts of 10 tokens
+    with ResultsStore(tmp_path / "r.duckdb") as store:
+        stats = run_sweep([Target("r", 0, "m", "h")], [task], store, backend, show_progress=False)
+        got = {r["prompt_id"]: r for r in store.samples().to_pylist()}
+        counts = store.status_counts()
+    assert backend.generated == ["short"]
+    long = got[rows[1].id]
+    assert (long["status"], long["prompt_tokens"], long["output"]) == ("error", 22, "")
+    assert long["error"] == (
+        "not generated: the prompt is 22 tokens, and the model's context of 40 positions less "
+        "max_new_tokens=30 leaves 10 for it"
+    )
+    assert stats.statuses == {"ok": 1, "error": 1}
+    assert sorted((c.task, c.status, c.count) for c in counts) == [("t", "error", 1), ("t", "ok", 1)]
+
+
+def test_scoring_overlaps_the_next_batch_and_keeps_the_order(tmp_path: Path) -> None:
+    import threading
+
+    rows = [user_example(f"q{i}", answer="4") for i in range(6)]
+    task = _file_task(tmp_path, "exact", rows)
+    backend = Scripted({f"q{i}": "\\boxed{4}" for i in range(6)})
+    generating = threading.get_ident()
+    committed: list[tuple[list[str], bool]] = []
+    with ResultsStore(tmp_path / "r.duckdb") as store:
+        add = store.add_samples
+
+        def recording(batch, **kwargs):  # type: ignore[no-untyped-def]
+            committed.append(([r["prompt_id"] for r in batch], threading.get_ident() == generating))
+            return add(batch, **kwargs)
+
+        store.add_samples = recording  # type: ignore[method-assign]
+        run_sweep([Target("r", 0, "m", "h")], [task], store, backend, commit_every=2, show_progress=False)
+        assert store.samples().num_rows == 6
+    assert [ids for ids, _ in committed] == [[r.id for r in rows[i : i + 2]] for i in (0, 2, 4)]
+    assert not any(on_caller for _, on_caller in committed)  # stored off the generating thread
+
+
+def test_a_failed_commit_stops_the_sweep_with_its_error_and_keeps_the_earlier_rows(tmp_path: Path) -> None:
+    from sftscope.errors import DiskFullError
+
+    rows = [user_example(f"q{i}", answer="4") for i in range(6)]
+    task = _file_task(tmp_path, "exact", rows)
+    backend = Scripted({f"q{i}": "\\boxed{4}" for i in range(6)})
+    with ResultsStore(tmp_path / "r.duckdb") as store:
+        add = store.add_samples
+        calls = []
+
+        def full_on_second(batch, **kwargs):  # type: ignore[no-untyped-def]
+            calls.append(len(batch))
+            if len(calls) == 2:
+                raise DiskFullError(store.path, "test")
+            return add(batch, **kwargs)
+
+        store.add_samples = full_on_second  # type: ignore[method-assign]
+        with pytest.raises(DiskFullError):
+            run_sweep([Target("r", 0, "m", "h")], [task], store, backend, commit_every=2, show_progress=False)
+        assert store.samples().num_rows == 2
+        store.add_samples = add  # type: ignore[method-assign]
+        again = run_sweep([Target("r", 0, "m", "h")], [task], store, backend, show_progress=False)
+        assert (again.computed, again.reused, store.samples().num_rows) == (4, 2, 6)
 
 
 CHILD = textwrap.dedent(

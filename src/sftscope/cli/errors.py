@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import typer
 
 from sftscope.config.legacy import SpecFormWarning
-from sftscope.errors import SftscopeError
+from sftscope.errors import DiskFullError, SftscopeError, is_disk_full
 from sftscope.progress import console
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -27,9 +27,17 @@ def user_errors() -> Iterator[None]:
         try:
             yield
         except SftscopeError as exc:
-            # soft_wrap: rich would fold a long path mid-word, and a pasted path would then be wrong.
-            console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from exc
+            _fail(exc)
+        except OSError as exc:  # a full disk can strike any write; it is the user's to fix, not a bug
+            if not is_disk_full(exc):
+                raise
+            _fail(DiskFullError(exc.filename or "a file being written"))
+
+
+def _fail(exc: SftscopeError) -> None:
+    # soft_wrap: rich would fold a long path mid-word, and a pasted path would then be wrong.
+    console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2) from exc
 
 
 def _one_line(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:

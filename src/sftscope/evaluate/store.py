@@ -18,6 +18,7 @@ DuckDB admits one writing process per file: parallel jobs write separate stores,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,11 +27,12 @@ from typing import Any, NamedTuple
 import duckdb
 import pyarrow as pa
 
-from sftscope.errors import InputError
+from sftscope.errors import DiskFullError, InputError, is_disk_full
 
 KEY = ("model_hash", "task", "sampling_hash", "seed", "prompt_id", "sample_idx")
 STORE_FILE = "results.duckdb"  # a run's or a study's store, beside its manifest
 STATUSES = ("ok", "wrong", "truncated", "unparsable", "error", "timeout")
+SCORED = ("ok", "wrong")  # the others are rows whose score says nothing about the answer
 
 SAMPLE_COLUMNS: dict[str, pa.DataType] = {
     "model_hash": pa.string(),
@@ -97,6 +99,32 @@ JOIN models m ON m.model_hash = s.model_hash
 JOIN tasks t ON t.task = s.task AND t.spec_hash = s.sampling_hash
 """
 _ORDER = " ORDER BY m.run, m.step, s.task, s.prompt_id, s.sample_idx"
+# UTF-8 cannot encode a lone surrogate (a JSON reply's "\ud800" decodes to one), so neither can the store.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(text: str) -> tuple[str, int]:
+    """`text` with every lone surrogate replaced by U+FFFD, and how many were replaced."""
+    return _SURROGATE.subn("\ufffd", text)
+
+
+def _storable_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The row with storable text in every column; the row's `error` says which columns were changed."""
+    clean = {c: row.get(c) for c in SAMPLE_COLUMNS}
+    notes = []
+    for column, value in clean.items():
+        if isinstance(value, str):
+            clean[column], replaced = storable(value)
+            if replaced:
+                notes.append(replacement_note(column, replaced))
+    if notes:
+        clean["error"] = "; ".join(filter(None, [clean["error"], *notes]))
+    return clean
+
+
+def replacement_note(column: str, count: int) -> str:
+    """What a row's `error` says when its text had to be changed to be stored."""
+    return f"{count} lone surrogate(s) in {column} replaced by U+FFFD"
 
 
 def store_file(path: Path) -> Path:
@@ -123,6 +151,16 @@ class TaskEntry(NamedTuple):
     scorer: str
     spec_hash: str
     higher_is_better: bool
+
+
+class StatusCount(NamedTuple):
+    """How many of a task's rows at one checkpoint of one run have a status."""
+
+    run: str
+    step: int
+    task: str
+    status: str
+    count: int
 
 
 class ResultsStore:
@@ -197,10 +235,7 @@ class ResultsStore:
             return 0
         now = datetime.now(timezone.utc)
         table = pa.Table.from_pylist(
-            [
-                {**{c: row.get(c) for c in SAMPLE_COLUMNS}, "created_at": row.get("created_at") or now}
-                for row in rows
-            ],
+            [{**_storable_row(row), "created_at": row.get("created_at") or now} for row in rows],
             schema=pa.schema(SAMPLE_COLUMNS),
         )
         before = self._count()
@@ -209,6 +244,10 @@ class ResultsStore:
             columns = ", ".join(SAMPLE_COLUMNS)
             verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
             self.con.execute(f"{verb} INTO samples ({columns}) SELECT {columns} FROM _batch")
+        except duckdb.Error as exc:
+            if is_disk_full(exc):  # the transaction rolled back: every earlier commit is kept
+                raise DiskFullError(self.path, f"{len(rows)} rows not stored, {before} kept") from exc
+            raise
         finally:
             self.con.unregister("_batch")
         return self._count() - before
@@ -251,6 +290,20 @@ class ResultsStore:
         if run is None:
             return self.con.sql(_JOINED + _ORDER).to_arrow_table()
         return self.con.sql(_JOINED + " WHERE m.run = ?" + _ORDER, params=[run]).to_arrow_table()
+
+    def status_counts(self, run: str | None = None) -> list[StatusCount]:
+        """Rows per (run, step, task, status), of the tasks' current specs as `samples()` reads them;
+        all runs or one. Statuses besides ok and wrong (truncated, unparsable, error, timeout) are rows
+        whose score says nothing about the answer: summaries and reports show them per task."""
+        query = (
+            "SELECT m.run, m.step, s.task, s.status, count(*) FROM samples s "
+            "JOIN models m ON m.model_hash = s.model_hash "
+            "JOIN tasks t ON t.task = s.task AND t.spec_hash = s.sampling_hash"
+            + ("" if run is None else " WHERE m.run = ?")
+            + " GROUP BY ALL ORDER BY m.run, m.step, s.task, s.status"
+        )
+        rows = self.con.execute(query, [] if run is None else [run]).fetchall()
+        return [StatusCount(str(r), int(st), str(t), str(status), int(n)) for r, st, t, status, n in rows]
 
     def models(self) -> pa.Table:
         return self.con.sql("SELECT * FROM models ORDER BY run, step").to_arrow_table()

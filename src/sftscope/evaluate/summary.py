@@ -11,7 +11,7 @@ from rich.table import Table
 from sftscope.endpoint import METER
 from sftscope.evaluate.metrics import Aggregate, aggregate, write_aggregates
 from sftscope.evaluate.spec import TaskSpec
-from sftscope.evaluate.store import STORE_FILE, ResultsStore
+from sftscope.evaluate.store import SCORED, STORE_FILE, ResultsStore, StatusCount
 from sftscope.evaluate.sweep import SweepStats
 from sftscope.evaluate.targets import Target
 
@@ -42,11 +42,13 @@ def print_summary(
     console = console or Console(width=None if sys.stdout.isatty() else 200)
     steps = sorted({t.step for t in targets})
     index = {(a.run, a.step, a.task, a.metric): a for a in aggregates}
+    counts = store.status_counts()
     for run in sorted({t.run for t in targets}):
         title = f"{run}: each task's first metric in %, [95% bootstrap CI over prompts]"
         table = Table(title=title, title_justify="left")
-        for column in ("task", "domain", "metric", *(f"step {s}" for s in steps), "trunc", "tokens"):
-            left = column in ("task", "domain", "metric")
+        columns = ("task", "domain", "metric", *(f"step {s}" for s in steps), "trunc", "tokens", "not scored")
+        for column in columns:
+            left = column in ("task", "domain", "metric", "not scored")
             table.add_column(column, justify="left" if left else "right", no_wrap=True)
         last = steps[-1]
         for spec in specs:
@@ -61,18 +63,28 @@ def print_summary(
                 *cells,
                 "-" if trunc is None else f"{trunc.value:.0%}",
                 "-" if tokens is None else f"{tokens.value:.0f}",
+                unscored(counts, run, set(steps), spec.name),
             )
         console.print(table)
     errors = stats.statuses.get("error", 0) + stats.statuses.get("timeout", 0)
     rate = stats.output_tokens / stats.generate_s if stats.generate_s else 0.0
     console.print(
         f"{stats.computed} rows computed ({errors} error/timeout), {stats.reused} reused, "
-        f"{stats.loaded} model(s) loaded, {rate:.0f} output tokens/s; trunc and tokens at step {steps[-1]}; "
-        f"aggregates in {folder}"
+        f"{stats.loaded} model(s) loaded, {rate:.0f} output tokens/s; trunc and tokens at step {steps[-1]}, "
+        f"not scored: rows of these steps whose status is neither ok nor wrong; aggregates in {folder}"
     )
     for line in METER.lines():  # endpoints this sweep called (served model, judges)
         console.print(f"endpoint {line}", markup=False, highlight=False)
     return aggregates
+
+
+def unscored(counts: list[StatusCount], run: str, steps: set[int], task: str) -> str:
+    """'error 3, truncated 2': a task's rows at these steps whose score says nothing about the answer."""
+    totals: dict[str, int] = {}
+    for c in counts:
+        if c.run == run and c.step in steps and c.task == task and c.status not in SCORED:
+            totals[c.status] = totals.get(c.status, 0) + c.count
+    return ", ".join(f"{status} {n}" for status, n in sorted(totals.items())) or "-"
 
 
 def _cell(found: Aggregate | None) -> str:

@@ -4,7 +4,14 @@ Per target, the missing (prompt, sample) pairs of all tasks are collected first;
 nothing missing (its weights were evaluated before, under any run name) is never even loaded.
 Tasks with the same sampling settings are generated together, so the decoder's batch stays full
 across task boundaries. Finished generations are scored and committed every `commit_every` rows,
-so a killed sweep loses at most the rows in flight; a re-run picks up exactly where it stopped.
+on one background thread while the next rows generate (scoring with math-verify, a judge or a code
+sandbox would otherwise hold the decoder up), one batch at a time and in order. A killed sweep
+loses at most the batch being scored and the rows generated since; a re-run picks up exactly where
+it stopped.
+
+Rows are never lost to bad text or bad prompts: text the store cannot hold (lone surrogates) is
+repaired and the row's `error` says so; a prompt that leaves the model's context too little room
+for `max_new_tokens` is not generated but stored as an `error` row saying why.
 
 Scoring follows the reference: everything up to the last </think> is stripped first; a response
 whose think block never closed is `truncated` (score 0, counted apart) and never reaches the scorer.
@@ -17,6 +24,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +33,7 @@ from sftscope.evaluate.backends.base import Backend, Generation, sample_seed
 from sftscope.evaluate.backends.stops import THINK_OPEN, opens_think
 from sftscope.evaluate.sources import load_examples
 from sftscope.evaluate.spec import TaskSpec
-from sftscope.evaluate.store import ResultsStore, TaskEntry
+from sftscope.evaluate.store import ResultsStore, TaskEntry, replacement_note, storable
 from sftscope.evaluate.targets import Target
 from sftscope.progress import progress_bar
 
@@ -105,27 +113,19 @@ def score_rows(
     reads_answer = get_scorer(spec.scorer.kind).reads_answer
     rows, to_score = [], []
     for item, prompt, generation in items:
+        # Repaired before scoring, so the scorer judges the text the store keeps.
+        output, replaced = storable(generation.text)
         # A prompt that opened <think> (templates that pre-fill it) leaves the tag out of the output.
-        text = THINK_OPEN + generation.text if opens_think(prompt) else generation.text
+        text = THINK_OPEN + output if opens_think(prompt) else output
         split = split_response(text)
-        row = {
-            "model_hash": target.model_hash,
-            "task": spec.name,
-            "sampling_hash": spec.spec_hash,
-            "seed": spec.sampling.seed,
-            "prompt_id": item.example.id,
-            "sample_idx": item.sample_idx,
-            "output": generation.text,
-            "extracted": None,
-            "score": 0.0,
-            "status": "truncated",
-            "error": None,
-            "prompt_tokens": generation.prompt_tokens,
-            "output_tokens": generation.output_tokens,
-            "finish_reason": generation.finish_reason,
-            "backend": backend.name,
-            "batch_size": backend.batch_size,
-        }
+        row = _row(item, target, backend, output=output, status="truncated")
+        row.update(
+            prompt_tokens=generation.prompt_tokens,
+            output_tokens=generation.output_tokens,
+            finish_reason=generation.finish_reason,
+        )
+        if replaced:
+            row["error"] = replacement_note("output", replaced)
         rows.append(row)
         if split.closed and not (reads_answer and generation.finish_reason == "length"):
             meta = {"prompt": item.example.question, **item.example.meta}  # the judge reads the instruction
@@ -143,9 +143,123 @@ def score_rows(
                 extracted=result.extracted,
                 score=result.score,
                 status=STATUS[result.outcome],
-                error=result.error,
+                error="; ".join(filter(None, [result.error, row["error"]])) or None,
             )
     return rows
+
+
+def _row(item: _Item, target: Target, backend: Backend, *, output: str, status: str) -> dict[str, Any]:
+    """A store row of one sample, before generation facts and scoring fill it in."""
+    spec = item.task.spec
+    return {
+        "model_hash": target.model_hash,
+        "task": spec.name,
+        "sampling_hash": spec.spec_hash,
+        "seed": spec.sampling.seed,
+        "prompt_id": item.example.id,
+        "sample_idx": item.sample_idx,
+        "output": output,
+        "extracted": None,
+        "score": 0.0,
+        "status": status,
+        "error": None,
+        "prompt_tokens": None,
+        "output_tokens": None,
+        "finish_reason": None,
+        "backend": backend.name,
+        "batch_size": backend.batch_size,
+    }
+
+
+def too_long_rows(
+    items: list[_Item], texts: list[str], target: Target, backend: Backend
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """Error rows for the items whose prompt leaves the model's context less than `max_new_tokens`
+    (generating them would run past the positions the model knows), and the indices of the rest."""
+    unique = list(dict.fromkeys(texts))
+    measured = backend.prompt_lengths(unique)
+    if measured is None:
+        return [], list(range(len(items)))
+    length = dict(zip(unique, measured.tokens, strict=True))
+    rows, fit = [], []
+    for index, (item, text) in enumerate(zip(items, texts, strict=True)):
+        room = measured.context - item.task.spec.sampling.max_new_tokens
+        if length[text] <= room:
+            fit.append(index)
+            continue
+        row = _row(item, target, backend, output="", status="error")
+        row.update(
+            prompt_tokens=length[text],
+            output_tokens=0,
+            error=f"not generated: the prompt is {length[text]} tokens, and the model's context of "
+            f"{measured.context} positions less max_new_tokens={item.task.spec.sampling.max_new_tokens} "
+            f"leaves {max(room, 0)} for it",
+        )
+        rows.append(row)
+    return rows, fit
+
+
+class _Committer:
+    """Scores and stores finished generations on one background thread while the caller generates.
+
+    One batch at a time: `submit` first waits for the previous batch, which keeps the rows in order,
+    bounds the rows in memory, and raises the previous batch's error (a full disk) in the caller.
+    Only this thread touches the store while a group generates; `wait` hands it back.
+    """
+
+    def __init__(self, store: ResultsStore, backend: Backend, stats: SweepStats, replace: bool) -> None:
+        self.store, self.backend, self.stats, self.replace = store, backend, stats, replace
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sftscope-score")
+        self._pending: Future[None] | None = None
+
+    def submit(
+        self,
+        target: Target,
+        entries: list[tuple[_Item, str, Generation]],
+        ready: list[dict[str, Any]],
+        advance: Callable[[int], None],
+    ) -> None:
+        """Score `entries` and store them with the `ready` rows (already final) as one transaction."""
+        self.wait()
+        self._pending = self._thread.submit(self._commit, target, entries, ready, advance)
+
+    def wait(self) -> None:
+        """Block until the batch in flight is stored; raise its error if it failed."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self, *, failed: bool) -> None:
+        """Store the batch in flight (its rows are done) and stop the thread. After a failure elsewhere,
+        the batch's own error is not raised: the caller's is the one to report."""
+        try:
+            self.wait()
+        except Exception:
+            if not failed:
+                raise
+        finally:
+            self._thread.shutdown()
+
+    def _commit(
+        self,
+        target: Target,
+        entries: list[tuple[_Item, str, Generation]],
+        ready: list[dict[str, Any]],
+        advance: Callable[[int], None],
+    ) -> None:
+        by_task: dict[str, list[tuple[_Item, str, Generation]]] = {}
+        for entry in entries:
+            by_task.setdefault(entry[0].task.spec.name, []).append(entry)
+        # Scored task by task (one scorer call each), stored in one transaction: a DuckDB insert has
+        # a fixed cost that, per task, was a sixth of a short checkpoint's sweep.
+        scored = [row for group in by_task.values() for row in score_rows(group, target, self.backend)]
+        rows = ready + scored
+        self.store.add_samples(rows, replace=self.replace)
+        self.stats.computed += len(rows)
+        self.stats.output_tokens += sum(r["output_tokens"] or 0 for r in rows)
+        for row in rows:
+            self.stats.statuses[row["status"]] = self.stats.statuses.get(row["status"], 0) + 1
+        advance(len(rows))
 
 
 def run_sweep(
@@ -170,32 +284,32 @@ def run_sweep(
         ]
     )
     commit_every = commit_every or backend.batch_size
-    for target in targets:
-        store.register_model(
-            target.run, target.step, target.model_hash, target.path, target.epoch, target.tokens_seen
-        )
-        work = {task.spec.name: _missing(store, target, task, retry_errors) for task in tasks}
-        todo = sum(len(items) for items in work.values())
-        stats.reused += sum(len(t.examples) * t.spec.sampling.n for t in tasks) - todo
-        if todo == 0:
-            log(f"{target.run} step {target.step}: all rows stored already ({target.model_hash[:12]})")
-            continue
-        backend.load(target.model_dir())
-        stats.loaded += 1
-        started = time.perf_counter()
-        with progress_bar(f"{target.run} step {target.step}", todo, disable=not show_progress) as bar:
-            for group in _by_sampling(tasks, work):
-                _generate_group(
-                    group,
-                    target,
-                    store,
-                    backend,
-                    stats,
-                    commit_every,
-                    retry_errors,
-                    lambda n: bar.advance(0, n),
-                )
-        stats.generate_s += time.perf_counter() - started
+    committer = _Committer(store, backend, stats, retry_errors)
+    failed = True
+    try:
+        for target in targets:
+            store.register_model(
+                target.run, target.step, target.model_hash, target.path, target.epoch, target.tokens_seen
+            )
+            work = {task.spec.name: _missing(store, target, task, retry_errors) for task in tasks}
+            todo = sum(len(items) for items in work.values())
+            stats.reused += sum(len(t.examples) * t.spec.sampling.n for t in tasks) - todo
+            if todo == 0:
+                log(f"{target.run} step {target.step}: all rows stored already ({target.model_hash[:12]})")
+                continue
+            backend.load(target.model_dir())
+            stats.loaded += 1
+            started = time.perf_counter()
+            with progress_bar(f"{target.run} step {target.step}", todo, disable=not show_progress) as bar:
+                for group in _by_sampling(tasks, work):
+                    _generate_group(
+                        group, target, backend, committer, commit_every, lambda n: bar.advance(0, n)
+                    )
+                committer.wait()  # the store is the caller's again (the next target reads it)
+            stats.generate_s += time.perf_counter() - started
+        failed = False
+    finally:
+        committer.close(failed=failed)
     return stats
 
 
@@ -210,11 +324,9 @@ def _by_sampling(tasks: list[Task], work: dict[str, list[_Item]]) -> list[list[_
 def _generate_group(
     items: list[_Item],
     target: Target,
-    store: ResultsStore,
     backend: Backend,
-    stats: SweepStats,
+    committer: _Committer,
     commit_every: int,
-    replace: bool,
     advance: Callable[[int], None],
 ) -> None:
     prompts = {}
@@ -224,30 +336,23 @@ def _generate_group(
             spec = item.task.spec
             prompts[key] = backend.render(prompt_messages(spec, item.example), spec.prompt.suffix)
     texts = [prompts[(i.task.spec.name, i.example.id)] for i in items]
+    refused, fit = too_long_rows(items, texts, target, backend)
+    items, texts = [items[i] for i in fit], [texts[i] for i in fit]
     seeds = [sample_seed(i.task.spec.sampling.seed, i.example.id, i.sample_idx) for i in items]
     buffer: list[tuple[_Item, str, Generation]] = []
 
     def commit() -> None:
-        by_task: dict[str, list[tuple[_Item, str, Generation]]] = {}
-        for entry in buffer:
-            by_task.setdefault(entry[0].task.spec.name, []).append(entry)
-        # Scored task by task (one scorer call each), stored in one transaction: a DuckDB insert has
-        # a fixed cost that, per task, was a sixth of a short checkpoint's sweep.
-        rows = [row for entries in by_task.values() for row in score_rows(entries, target, backend)]
-        store.add_samples(rows, replace=replace)
-        stats.computed += len(rows)
-        stats.output_tokens += sum(r["output_tokens"] or 0 for r in rows)
-        for row in rows:
-            stats.statuses[row["status"]] = stats.statuses.get(row["status"], 0) + 1
-        advance(len(buffer))
+        committer.submit(target, list(buffer), refused[:], advance)
         buffer.clear()
+        refused.clear()  # stored with the first commit
 
     def done(index: int, generation: Generation) -> None:
         buffer.append((items[index], texts[index], generation))
         if len(buffer) >= commit_every:
             commit()
 
-    # All tasks of a group share the sampling settings; any item's spec carries them.
-    backend.generate(texts, items[0].task.spec.sampling, seeds=seeds, on_done=done)
-    if buffer:
+    if items:
+        # All tasks of a group share the sampling settings; any item's spec carries them.
+        backend.generate(texts, items[0].task.spec.sampling, seeds=seeds, on_done=done)
+    if buffer or refused:
         commit()

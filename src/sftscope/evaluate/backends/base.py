@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from sftscope.data.records import Message
 from sftscope.evaluate.spec import SamplingSpec
@@ -28,6 +28,15 @@ class Generation:
 
 
 OnDone = Callable[[int, Generation], None]
+
+
+class PromptLengths(NamedTuple):
+    """How long prompts are for the loaded model, and how much it can take."""
+
+    tokens: list[int]
+    """Each prompt's length in tokens, as `generate` would feed it."""
+    context: int
+    """Positions the model attends over, prompt and output together."""
 
 
 class Backend(Protocol):
@@ -55,6 +64,10 @@ class Backend(Protocol):
         """One generation per prompt, in order. `seeds[i]` seeds prompt i's sampling on its own, so a
         sample does not depend on what else is in the batch; `on_done(i, generation)` is called as
         soon as prompt i is finished (for committing results while the rest still run)."""
+
+    def prompt_lengths(self, prompts: list[str]) -> PromptLengths | None:
+        """The prompts' token counts and the loaded model's context, or None when the backend cannot
+        tell (a remote endpoint: its server refuses what does not fit)."""
 
     def close(self) -> None:
         """Release the model."""

@@ -7,7 +7,7 @@ from typing import Any
 from sftscope.data.chat import render_prompt
 from sftscope.data.records import Message
 from sftscope.evaluate.backends.attention import use_decode_attention
-from sftscope.evaluate.backends.base import Generation, OnDone, prompt_seeds
+from sftscope.evaluate.backends.base import Generation, OnDone, PromptLengths, prompt_seeds
 from sftscope.evaluate.backends.engine import Engine
 from sftscope.evaluate.backends.stops import opens_think
 from sftscope.evaluate.spec import SamplingSpec
@@ -82,6 +82,13 @@ class TransformersBackend:
         seeds = prompt_seeds(prompts, sampling, seeds)
         self.engine.run(ids, sampling, seeds, [opens_think(p) for p in prompts], done)
         return [r for r in results if r is not None]
+
+    def prompt_lengths(self, prompts: list[str]) -> PromptLengths | None:
+        context = getattr(self.model.config, "max_position_embeddings", None)
+        if context is None:
+            return None
+        ids = self._tokenizer()(prompts, add_special_tokens=False)["input_ids"]
+        return PromptLengths([len(i) for i in ids], int(context))
 
     def _tokenizer(self) -> Any:
         if self.tokenizer is None:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from sftscope.data.chat import render_prompt, with_suffix
 from sftscope.data.records import Message
 from sftscope.endpoint import METER, EndpointClient, EndpointError, Prices, public_url
-from sftscope.evaluate.backends.base import FinishReason, Generation, OnDone, prompt_seeds
+from sftscope.evaluate.backends.base import FinishReason, Generation, OnDone, PromptLengths, prompt_seeds
 from sftscope.evaluate.backends.stops import find_stop, opens_think
 from sftscope.evaluate.spec import SamplingSpec
 from sftscope.models.loading import load_tokenizer
@@ -137,6 +137,9 @@ class OpenAIBackend:
             text, finish = text[:cut], "stop"
         # Token counts are the server's (None when it reports no usage).
         return Generation(text, usage.get("prompt_tokens"), usage.get("completion_tokens"), finish)
+
+    def prompt_lengths(self, prompts: list[str]) -> PromptLengths | None:
+        return None  # the served model's context is the server's to know
 
     def close(self) -> None:
         self.tokenizer = None

@@ -33,7 +33,7 @@ from typing import Any
 from sftscope.data.chat import render_prompt
 from sftscope.data.records import Message
 from sftscope.errors import SftscopeError
-from sftscope.evaluate.backends.base import Generation, OnDone, prompt_seeds
+from sftscope.evaluate.backends.base import Generation, OnDone, PromptLengths, prompt_seeds
 from sftscope.evaluate.backends.stops import find_stop, opens_think
 from sftscope.evaluate.spec import SamplingSpec
 from sftscope.models.loading import load_tokenizer
@@ -129,6 +129,15 @@ class VLLMBackend:
         if missing:
             raise SftscopeError(f"vLLM returned no output for {len(missing)} of {len(prompts)} prompts")
         return results  # type: ignore[return-value]
+
+    def prompt_lengths(self, prompts: list[str]) -> PromptLengths | None:
+        # vLLM refuses a prompt longer than the engine's max_model_len with an error for the whole call.
+        config = getattr(getattr(self.llm, "llm_engine", None), "model_config", None)
+        if config is None:
+            return None
+        tokenizer = self.llm.get_tokenizer()
+        ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        return PromptLengths([len(i) for i in ids], int(config.max_model_len))
 
     def close(self) -> None:
         if self._worker is not None:

@@ -42,13 +42,13 @@ def place(line: int | None, field: str | None, unit: str = "line") -> list[str]:
 
 
 class DiskFullError(SftscopeError):
-    """The disk filled up while writing `path`; what was written before stays usable."""
+    """The disk is (or would be) full writing `path`; what was written before stays usable."""
 
     def __init__(self, path: str | Path, kept: str | None = None) -> None:
         self.path = str(path)
         detail = f" ({kept})" if kept else ""
         super().__init__(
-            f"{path}: no space left on the device{detail}; free some space and run the same command again"
+            f"{path}: not enough space on the device{detail}; free some and run the same command again"
         )
 
 

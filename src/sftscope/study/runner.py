@@ -24,6 +24,7 @@ from rich.live import Live
 from sftscope.config.specfile import validation_error
 from sftscope.errors import SftscopeError
 from sftscope.models.loading import gguf_source
+from sftscope.outdir import claim, mark
 from sftscope.progress import console
 from sftscope.rundir import write_json_atomic
 from sftscope.study import commands
@@ -34,7 +35,7 @@ from sftscope.study.graph import Node, StudyGraph
 from sftscope.study.live import StudyView, report_path
 from sftscope.study.manifest import write_manifest
 from sftscope.study.spec import AnyExecutorSpec, ExecutorSpec, StudySpec, load_study_spec
-from sftscope.study.state import StudyDir, train_progress
+from sftscope.study.state import StudyDir, read_json, train_progress
 from sftscope.study.stores import keep_runs
 
 PRIORITY = {"eval": 0, "data": 1, "base": 1, "train": 2, "baseline": 2}
@@ -122,8 +123,13 @@ def run_study(
     workers: int | None = None,
     address: str | None = None,
     executor_factory: Callable[[StudySpec, StudyDir], Executor] | None = None,
+    overwrite: bool = False,
 ) -> StudyOutcome:
-    """Run (or resume) every cell of a study, then write the study report."""
+    """Run (or resume) every cell of a study, then write the study report.
+
+    The study directory may be new, empty or this study's (resumed); a folder of other files only
+    with `overwrite` (the study is then written among them; nothing in it is removed but the
+    study's own outputs)."""
     spec_path = Path(spec_path)
     spec = with_executor_options(load_study_spec(spec_path), executor, workers, address)
     cells = expand_cells(spec, spec_path)
@@ -135,7 +141,9 @@ def run_study(
     threads = ex.threads_per_job or (
         max(1, (os.cpu_count() or 1) // ex.workers) if ex.kind == "local" else ex.cpus_per_job
     )
+    claim(study.root, "study run", overwrite=overwrite, legacy=_is_study_dir)
     with study_lock(study):
+        mark(study.root, "study run")
         shutil.copyfile(spec_path, study.spec)
         write_manifest(study, spec_path, cells, ex.model_dump(), finished=False)
         graph = StudyGraph(spec, cells, study, threads=threads)
@@ -162,6 +170,15 @@ def run_study(
         write_manifest(study, spec_path, cells, ex.model_dump(), finished=True)
     report = None if "report" in outcome.failed else report_path(study)  # not a stale one
     return StudyOutcome(study.root, cells, sorted(outcome.failed), report)
+
+
+def _is_study_dir(root: Path) -> bool:
+    """A study directory written before output folders were marked."""
+    try:
+        manifest = read_json(StudyDir(root).manifest)
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and "cells" in manifest
 
 
 def _default_executor(spec: StudySpec, study: StudyDir) -> Executor:

@@ -56,7 +56,13 @@ def _start_run_dir(config: TrainConfig, run_dir: Path, sharded: bool = False) ->
         raise InputError(
             str(run_dir), "a run already exists here; resume it with --resume or pick another out"
         )
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    from sftscope.outdir import claim, mark
+
+    # A run killed before its first checkpoint left config.yaml: not the user's, started over.
+    claim(run_dir, "train", legacy=lambda folder: (folder / "config.yaml").is_file(), remedy="out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    mark(run_dir, "train")
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
     if sharded:  # its presence says the run keeps sharded resume states (see _resume_point)
         (run_dir / sharding.RESUME_DIR).mkdir(exist_ok=True)
     save_config(config, run_dir / "config.yaml")

@@ -27,6 +27,7 @@ from sftscope.errors import InputError
 from sftscope.hashing import file_sha256
 from sftscope.models.loading import BASES_DIR
 from sftscope.models.micro import MicroPreset, init_model, preset, save_tokenizer, train_tokenizer
+from sftscope.outdir import claim, fresh_output
 
 TOKENIZER_DIR = BASES_DIR / "micro-tokenizer"
 # Files a shipped base consists of; the trainer state and anything else in a checkpoint stay behind.
@@ -96,17 +97,28 @@ def train_config(spec: MicroPreset, data: Path, init_dir: Path, run_dir: Path) -
     )
 
 
-def export_base(checkpoint: Path, out: Path, manifest: dict[str, Any]) -> Path:
-    """Copy a checkpoint's model and tokenizer files to `out` and write manifest.json with their sha256s."""
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    for path in sorted(checkpoint.iterdir()):
-        if path.is_file() and path.suffix in SHIPPED_SUFFIXES:
-            shutil.copy2(path, out / path.name)
-    files = {p.name: file_sha256(p) for p in sorted(out.iterdir())}
-    (out / "manifest.json").write_text(json.dumps({**manifest, "sha256": files}, indent=2) + "\n")
+def export_base(checkpoint: Path, out: Path, manifest: dict[str, Any], *, overwrite: bool = False) -> Path:
+    """Copy a checkpoint's model and tokenizer files to `out` and write manifest.json with their sha256s.
+
+    `out` is replaced once the export is complete; a folder that is not an exported base only with
+    `overwrite`."""
+    with fresh_output(out, "pretrain", overwrite=overwrite, legacy=is_exported_base) as tmp:
+        files = {}
+        for path in sorted(checkpoint.iterdir()):
+            if path.is_file() and path.suffix in SHIPPED_SUFFIXES:
+                shutil.copy2(path, tmp / path.name)
+                files[path.name] = file_sha256(tmp / path.name)
+        (tmp / "manifest.json").write_text(json.dumps({**manifest, "sha256": files}, indent=2) + "\n")
     return out
+
+
+def is_exported_base(folder: Path) -> bool:
+    """A base exported before output folders were marked (the shipped ones): its manifest lists them."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and {"preset", "sha256"} <= manifest.keys()
 
 
 def pretrain(
@@ -116,11 +128,13 @@ def pretrain(
     work: Path | None = None,
     steps: int | None = None,
     retrain_tokenizer: bool = False,
+    overwrite: bool = False,
 ) -> Path:
     """Pretrain the preset `name` and export it to `out` (default: the shipped bases folder).
 
     `work` holds the corpus, the initial weights and the training run (default: ./pretrain-runs/<name>);
-    `steps` overrides the preset's budget (for tests and calibration).
+    `steps` overrides the preset's budget (for tests and calibration). Folders that hold files
+    pretrain did not write are replaced only with `overwrite`.
     """
     import torch
 
@@ -131,8 +145,11 @@ def pretrain(
         spec = spec.model_copy(update={"steps": steps})
     out = out or BASES_DIR / name
     work = work or Path("pretrain-runs") / name
-    work.mkdir(parents=True, exist_ok=True)
+    # Checked before minutes of training, not when the export comes to replace them.
+    claim(out, "pretrain", overwrite=overwrite, legacy=is_exported_base)
     run_dir = work / "run"
+    claim(run_dir, "train", overwrite=overwrite, legacy=lambda folder: (folder / "config.yaml").is_file())
+    work.mkdir(parents=True, exist_ok=True)
     if run_dir.exists():
         shutil.rmtree(run_dir)  # a pretraining run is rebuilt from its seeds, never resumed half-way
 
@@ -166,4 +183,5 @@ def pretrain(
             "content_hash": final.get("content_hash"),
             "torch_threads": torch.get_num_threads(),
         },
+        overwrite=overwrite,
     )

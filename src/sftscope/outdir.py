@@ -103,3 +103,15 @@ def require_free_space(folder: Path, needed: int, what: str) -> None:
         raise DiskFullError(
             folder, f"{what} needs at least {needed / 1e6:.1f} MB and {free / 1e6:.1f} MB are free"
         )
+
+
+@contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of `path` to write; it becomes `path` when the block ends without an
+    error, and is removed otherwise (a full disk leaves the previous file, not a truncated one)."""
+    tmp = _sibling(path, "tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -117,3 +117,58 @@ def test_tasks_are_registered_together_and_an_edited_spec_replaces_its_entry(tmp
                 "higher_is_better": False,
             },
         ]
+
+
+def test_text_with_lone_surrogates_is_stored_repaired_with_a_note(tmp_path: Path) -> None:
+    with ResultsStore(tmp_path / "r.duckdb") as store:
+        store.add_samples([_row("a", output="ok \ud800", extracted="\udfff", error="scorer said no")])
+        (stored,) = store.con.execute("SELECT output, extracted, error FROM samples").fetchall()
+    assert stored[:2] == ("ok \ufffd", "\ufffd")
+    assert stored[2] == (
+        "scorer said no; 1 lone surrogate(s) in output replaced by U+FFFD; "
+        "1 lone surrogate(s) in extracted replaced by U+FFFD"
+    )
+
+
+def test_status_counts_per_run_step_task_and_status(tmp_path: Path) -> None:
+    with ResultsStore(tmp_path / "r.duckdb") as store:
+        store.register_tasks([TaskEntry("t", "general", "exact", "s1", True)])
+        store.register_model("run", 0, "h1", None)
+        store.register_model("twin", 0, "h1", None)
+        store.add_samples([_row("a"), _row("b", status="error"), _row("c", status="error")])
+        store.add_samples([_row("d", status="timeout", sampling_hash="old-spec")])  # not the current spec
+        counts = store.status_counts(run="run")
+        assert [tuple(c) for c in counts] == [("run", 0, "t", "error", 2), ("run", 0, "t", "ok", 1)]
+        assert {c.run for c in store.status_counts()} == {"run", "twin"}
+
+
+def test_a_full_disk_is_one_clear_error_and_keeps_every_earlier_commit(tmp_path: Path) -> None:
+    from sftscope.errors import DiskFullError
+
+    with ResultsStore(tmp_path / "r.duckdb") as store:
+        store.add_samples([_row("a")])
+        real = store.con
+
+        class Full:
+            """DuckDB's connection, as on a disk that filled up: every write fails, reads work."""
+
+            def __getattr__(self, name: str) -> object:
+                return getattr(real, name)
+
+            def execute(self, sql: str, *args: object) -> object:
+                if sql.startswith("INSERT"):
+                    raise duckdb.TransactionException(
+                        'TransactionContext Error: Failed to commit: Could not write file "r.duckdb.wal": '
+                        "No space left on device"
+                    )
+                return real.execute(sql, *args)
+
+        store.con = Full()  # type: ignore[assignment]
+        with pytest.raises(
+            DiskFullError, match=r"not enough space on the device \(2 rows not stored, 1 kept\)"
+        ):
+            store.add_samples([_row("b"), _row("c")])
+        with pytest.raises(DiskFullError, match="the store is unchanged"):
+            store.register_model("run", 0, "h1", None)
+        store.con = real
+        assert store.existing_keys("h1", "t", "s1", 0) == {("a", 0)}

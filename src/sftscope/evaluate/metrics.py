@@ -164,9 +164,13 @@ def write_aggregates(aggregates: list[Aggregate], directory: str | Path) -> tupl
 
     import pyarrow.parquet as pq
 
+    from sftscope.outdir import atomic_file
+
     directory = Path(directory)
     rows = [asdict(a) for a in aggregates]
     parquet, js = directory / "aggregates.parquet", directory / "aggregates.json"
-    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), parquet)
-    js.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    with atomic_file(parquet) as tmp:
+        pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), tmp)
+    with atomic_file(js) as tmp:
+        tmp.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     return parquet, js

@@ -19,7 +19,8 @@ DuckDB admits one writing process per file: parallel jobs write separate stores,
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -180,7 +181,8 @@ class ResultsStore:
                 message = f"not a results store: {exc}"
             raise InputError(str(self.path), message) from exc
         if not read_only:
-            self.con.execute(_SCHEMA + _PLAN_SCHEMA)
+            with self._writing("the store is unchanged"):
+                self.con.execute(_SCHEMA + _PLAN_SCHEMA)
             return
         tables = {
             row[0] for row in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()
@@ -202,6 +204,16 @@ class ResultsStore:
 
     # -- writing ---------------------------------------------------------------------------------------
 
+    @contextmanager
+    def _writing(self, kept: str) -> Iterator[None]:
+        """A full disk is the user's to fix: one clear error. The failed transaction rolled back."""
+        try:
+            yield
+        except duckdb.Error as exc:
+            if is_disk_full(exc):
+                raise DiskFullError(self.path, kept) from exc
+            raise
+
     def register_model(
         self,
         run: str,
@@ -213,20 +225,22 @@ class ResultsStore:
     ) -> None:
         """Record that `run` at `step` has these weights (a re-trained run replaces its old entry), and
         the epoch and tokens seen there where the trainer recorded them."""
-        self.con.execute(
-            "INSERT OR REPLACE INTO models (run, step, model_hash, path, epoch, tokens_seen) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [run, step, model_hash, None if path is None else str(path), epoch, tokens_seen],
-        )
+        with self._writing("the store is unchanged"):
+            self.con.execute(
+                "INSERT OR REPLACE INTO models (run, step, model_hash, path, epoch, tokens_seen) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [run, step, model_hash, None if path is None else str(path), epoch, tokens_seen],
+            )
 
     def register_tasks(self, entries: Sequence[TaskEntry]) -> None:
         """Record tasks in one statement (DuckDB's fixed cost is per statement, not per row: 12 single
         inserts took ~60 ms); an edited spec replaces its entry, which hides the old spec's rows."""
         if entries:
             values = ", ".join(["(?, ?, ?, ?, ?)"] * len(entries))
-            self.con.execute(
-                f"INSERT OR REPLACE INTO tasks VALUES {values}", [field for e in entries for field in e]
-            )
+            with self._writing("the store is unchanged"):
+                self.con.execute(
+                    f"INSERT OR REPLACE INTO tasks VALUES {values}", [field for e in entries for field in e]
+                )
 
     def add_samples(self, rows: Sequence[Mapping[str, Any]], *, replace: bool = False) -> int:
         """Insert scored samples in one transaction. Rows whose key exists are ignored, or replace the
@@ -243,11 +257,8 @@ class ResultsStore:
         try:
             columns = ", ".join(SAMPLE_COLUMNS)
             verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
-            self.con.execute(f"{verb} INTO samples ({columns}) SELECT {columns} FROM _batch")
-        except duckdb.Error as exc:
-            if is_disk_full(exc):  # the transaction rolled back: every earlier commit is kept
-                raise DiskFullError(self.path, f"{len(rows)} rows not stored, {before} kept") from exc
-            raise
+            with self._writing(f"{len(rows)} rows not stored, {before} kept"):
+                self.con.execute(f"{verb} INTO samples ({columns}) SELECT {columns} FROM _batch")
         finally:
             self.con.unregister("_batch")
         return self._count() - before
@@ -331,9 +342,11 @@ class ResultsStore:
         recorded keeps its first reason (a resumed sweep re-chooses what it chose before)."""
         if entries:
             values = ", ".join(["(?, ?, ?, ?)"] * len(entries))
-            self.con.execute(
-                f"INSERT OR IGNORE INTO sweep_plan VALUES {values}", [field for e in entries for field in e]
-            )
+            with self._writing("the store is unchanged"):
+                self.con.execute(
+                    f"INSERT OR IGNORE INTO sweep_plan VALUES {values}",
+                    [field for e in entries for field in e],
+                )
 
     def sweep_plan(self) -> pa.Table:
         """The adaptive sweeps' plans, by run and step; empty for a store no adaptive sweep wrote."""

@@ -20,8 +20,12 @@ lm-eval runs at every batch size of --lm-eval-batch-sizes and its fastest counts
 pads more and decodes finished rows longer, a smaller one pays more per-step overhead, and which
 wins depends on the checkpoint's output lengths. Ours runs at --batch-size.
 
-Then the re-run of the whole sweep (everything is in the store), and the scorers' items/s. Timings
-are the best of --repeat runs: the 2 cores are shared, and a slow repeat measures the neighbours.
+Then the re-run of the whole sweep (everything is in the store); the pipelined scoring: the whole
+sweep of every checkpoint with its answers scored by math-verify (2 worker processes), scoring each
+commit on the sweep's background thread while the next rows generate, against the same sweep scoring
+after generation (one commit per checkpoint, so nothing overlaps), with their rows compared; and the
+scorers' items/s. Timings are the best of --repeat runs: the 2 cores are shared, and a slow repeat
+measures the neighbours.
 
 The subject is a real SFT run: micro-weak fine-tuned on Countdown long-CoT for 40 steps (checkpoints
 20 and 40), whose outputs are long-tailed (many stop early, some run to the limit). The first call
@@ -141,6 +145,49 @@ def strip_special(text: str, special: list[str]) -> str:
     for token in special:
         text = text.replace(token, "")
     return text
+
+
+def pipelined_scoring(targets: list, args: argparse.Namespace, workdir: Path) -> None:
+    """The whole sweep with math-verify scoring overlapped with generation, against scoring after it."""
+    from sftscope.evaluate.backends import make_backend
+    from sftscope.evaluate.spec import load_suite, load_task
+    from sftscope.evaluate.store import KEY, ResultsStore
+    from sftscope.evaluate.sweep import Task, run_sweep
+    from sftscope.scoring.registry import ScoreItem, score_batch
+
+    overrides = [f"source.n={args.prompts}", f"sampling.max_new_tokens={args.max_new_tokens}"]
+    math = [*overrides, "scorer.name=math", "scorer.params={}", "scorer.workers=2"]
+    # The suite's tasks that have a gold answer for math-verify to check (the safety tasks have none).
+    names = [s.name for s in load_suite(args.suite, overrides)[1] if s.scorer.name != "refusal"]
+    tasks = [Task.load(load_task(name, math)) for name in names]
+    score_batch("math", [ScoreItem("1", "1", {})], workers=2)  # the pool's workers start once, untimed
+    best = {"overlapped": float("inf"), "after": float("inf")}
+    rows: dict[str, dict] = {}
+    for repeat in range(args.repeat):
+        order = ["overlapped", "after"] if repeat % 2 == 0 else ["after", "overlapped"]
+        for mode in order:
+            backend = make_backend(
+                "transformers", batch_size=args.batch_size, prefill_tokens=args.prefill_tokens
+            )
+            # After generation: one commit as large as a checkpoint's rows, scored once all are generated.
+            commit_every = None if mode == "overlapped" else 10**9
+            with ResultsStore(workdir / f"math-{mode}-{repeat}.duckdb") as store:
+                started = time.perf_counter()
+                stats = run_sweep(
+                    targets, tasks, store, backend, commit_every=commit_every, show_progress=False
+                )
+                best[mode] = min(best[mode], time.perf_counter() - started)
+                rows[mode] = {
+                    tuple(r[k] for k in KEY): (r["output"], r["status"], r["score"])
+                    for r in store.samples().to_pylist()
+                }
+    same = sum(rows["overlapped"][key] == value for key, value in rows["after"].items())
+    print(
+        f"pipelined scoring, whole sweep ({len(targets)} checkpoints x {len(tasks)} tasks scored by "
+        f"math-verify, {stats.computed} rows): scored after generation {best['after']:.1f} s, "
+        f"overlapped with it {best['overlapped']:.1f} s, {best['after'] / best['overlapped']:.2f}x; "
+        f"rows identical {same}/{len(rows['after'])}"
+    )
 
 
 def main() -> None:
@@ -301,6 +348,8 @@ def main() -> None:
         f"{stats.computed + twin_stats.computed} rows computed, {stats.reused + twin_stats.reused} reused, "
         f"{stats.loaded + twin_stats.loaded} models loaded"
     )
+
+    pipelined_scoring(targets, args, workdir)
 
     # Scorers: the stored outputs scored again, inline and in the 2-process pool (timeouts on).
     by_task = {t.spec.name: t for t in tasks}

@@ -156,9 +156,9 @@ def pipelined_scoring(targets: list, args: argparse.Namespace, workdir: Path) ->
     from sftscope.scoring.registry import ScoreItem, score_batch
 
     overrides = [f"source.n={args.prompts}", f"sampling.max_new_tokens={args.max_new_tokens}"]
-    math = [*overrides, "scorer.name=math", "scorer.params={}", "scorer.workers=2"]
-    # The suite's tasks that have a gold answer for math-verify to check (the safety tasks have none).
-    names = [s.name for s in load_suite(args.suite, overrides)[1] if s.scorer.name != "refusal"]
+    math = [*overrides, "scorer.name=math", "scorer.workers=2"]
+    # The suite's tasks whose scorer takes no params (math-verify takes none): all with a gold answer.
+    names = [s.name for s in load_suite(args.suite, overrides)[1] if not s.scorer.params]
     tasks = [Task.load(load_task(name, math)) for name in names]
     score_batch("math", [ScoreItem("1", "1", {})], workers=2)  # the pool's workers start once, untimed
     best = {"overlapped": float("inf"), "after": float("inf")}

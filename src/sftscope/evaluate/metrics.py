@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from sftscope.outdir import atomic_file
 from sftscope.stats import DEFAULT_BOOT, interval
 
 CORRECT = 1.0 - 1e-9  # a sample counts as correct (pass@k, maj@k) at full score; avg@k keeps partial credit
@@ -163,8 +164,6 @@ def write_aggregates(aggregates: list[Aggregate], directory: str | Path) -> tupl
     import json
 
     import pyarrow.parquet as pq
-
-    from sftscope.outdir import atomic_file
 
     directory = Path(directory)
     rows = [asdict(a) for a in aggregates]

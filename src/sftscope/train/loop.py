@@ -25,6 +25,7 @@ import torch
 
 from sftscope.errors import InputError, SftscopeError
 from sftscope.models.loading import load_model_and_tokenizer
+from sftscope.outdir import claim, mark
 from sftscope.progress import console, progress_bar
 from sftscope.rundir import checkpoint_name
 from sftscope.train import batching, checkpoints, disk, sharding
@@ -56,8 +57,6 @@ def _start_run_dir(config: TrainConfig, run_dir: Path, sharded: bool = False) ->
         raise InputError(
             str(run_dir), "a run already exists here; resume it with --resume or pick another out"
         )
-    from sftscope.outdir import claim, mark
-
     # A run killed before its first checkpoint left config.yaml: not the user's, started over.
     claim(run_dir, "train", legacy=lambda folder: (folder / "config.yaml").is_file(), remedy="out")
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -128,12 +128,12 @@ class Scripted:
         pass
 
 
-def _file_task(tmp_path: Path, scorer: str, rows: list, params: str = "{}") -> Task:
+def _file_task(tmp_path: Path, scorer: str, rows: list, params: str = "{}", workers: int = 0) -> Task:
     tmp_path.mkdir(parents=True, exist_ok=True)
     write_records(rows, tmp_path / "rows.jsonl")
     (tmp_path / "task.yaml").write_text(
         f"name: t\ndomain: general\nsource: {{kind: file, path: {tmp_path / 'rows.jsonl'}}}\n"
-        f"scorer: {{kind: {scorer}, params: {params}, workers: 0}}\n"
+        f"scorer: {{kind: {scorer}, params: {params}, workers: {workers}}}\n"
     )
     return Task.load(load_task(tmp_path / "task.yaml"))
 
@@ -276,11 +276,14 @@ def test_a_prompt_the_context_cannot_hold_is_an_error_row_not_a_generation(tmp_p
     assert sorted((c.task, c.status, c.count) for c in counts) == [("t", "error", 1), ("t", "ok", 1)]
 
 
-def test_scoring_overlaps_the_next_batch_and_keeps_the_order(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 0])
+def test_pooled_scoring_overlaps_the_next_batch_and_keeps_the_order(tmp_path: Path, workers: int) -> None:
+    """Scoring in worker processes runs on the sweep's thread while the next rows generate; inline
+    checks (workers: 0) would only contend for the GIL there, and run in turn."""
     import threading
 
     rows = [user_example(f"q{i}", answer="4") for i in range(6)]
-    task = _file_task(tmp_path, "exact", rows)
+    task = _file_task(tmp_path, "exact", rows, workers=workers)
     backend = Scripted({f"q{i}": "\\boxed{4}" for i in range(6)})
     generating = threading.get_ident()
     committed: list[tuple[list[str], bool]] = []
@@ -292,10 +295,12 @@ def test_scoring_overlaps_the_next_batch_and_keeps_the_order(tmp_path: Path) -> 
             return add(batch, **kwargs)
 
         store.add_samples = recording  # type: ignore[method-assign]
-        run_sweep([Target("r", 0, "m", "h")], [task], store, backend, commit_every=2, show_progress=False)
-        assert store.samples().num_rows == 6
+        stats = run_sweep(
+            [Target("r", 0, "m", "h")], [task], store, backend, commit_every=2, show_progress=False
+        )
+        assert store.samples().num_rows == 6 and stats.statuses == {"ok": 6}
     assert [ids for ids, _ in committed] == [[r.id for r in rows[i : i + 2]] for i in (0, 2, 4)]
-    assert not any(on_caller for _, on_caller in committed)  # stored off the generating thread
+    assert {on_caller for _, on_caller in committed} == {workers == 0}
 
 
 def test_a_failed_commit_stops_the_sweep_with_its_error_and_keeps_the_earlier_rows(tmp_path: Path) -> None:
@@ -332,8 +337,8 @@ CHILD = textwrap.dedent(
     from sftscope.evaluate.sweep import Task, run_sweep
     from sftscope.evaluate.targets import resolve_targets
 
-    run, store_path = sys.argv[1], sys.argv[2]
-    tasks = [Task.load(load_task("safety_benign", ["source.n=12", "sampling.max_new_tokens=12"]))]
+    run, store_path, extra = sys.argv[1], sys.argv[2], sys.argv[3:]  # extra: task spec overrides
+    tasks = [Task.load(load_task("safety_benign", ["source.n=12", "sampling.max_new_tokens=12", *extra]))]
     with ResultsStore(store_path) as store:
         add = store.add_samples
         def reporting(rows, **kwargs):

@@ -1,6 +1,6 @@
-"""SIGKILL at seeded random points of a sweep (while it generates, scores on its background thread or
-commits), re-run after each: no row lost or stored twice, committed rows never recomputed, and the
-outputs those of a sweep never killed."""
+"""SIGKILL at seeded random points of a sweep (while it generates, scores in its worker process on the
+sweep's background thread, or commits), re-run after each: no row lost or stored twice, committed rows
+never recomputed, and the outputs those of a sweep never killed."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from sftscope.evaluate.targets import resolve_targets
 
 KILLS = 3
 ROWS = 36  # CHILD: 3 models x 12 prompts, committed 3 at a time
+POOLED = ["scorer.workers=1"]  # scored in a worker process: the background thread's path
 
 
 def test_a_sweep_survives_kills_at_random_points(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -29,7 +30,9 @@ def test_a_sweep_survives_kills_at_random_points(tiny_model_dir: Path, tmp_path:
     kept: dict[tuple, object] = {}
     for _ in range(KILLS):
         child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(run), str(store_path)], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", CHILD, str(run), str(store_path), *POOLED],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert child.stdout is not None
         commits = points.randint(1, 3)  # the next kill comes after this many more commits
@@ -49,7 +52,7 @@ def test_a_sweep_survives_kills_at_random_points(tiny_model_dir: Path, tmp_path:
         for key, row in zip(keys, rows, strict=True):  # what was committed stays as it was
             assert kept.setdefault(key, row["created_at"]) == row["created_at"]
 
-    tasks = [Task.load(load_task("safety_benign", ["source.n=12", "sampling.max_new_tokens=12"]))]
+    tasks = [Task.load(load_task("safety_benign", ["source.n=12", "sampling.max_new_tokens=12", *POOLED]))]
     backend = make_backend("transformers", batch_size=4)
     with ResultsStore(store_path) as store:
         stats = run_sweep(resolve_targets(run), tasks, store, backend, commit_every=3, show_progress=False)

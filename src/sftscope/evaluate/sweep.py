@@ -3,11 +3,11 @@
 Per target, the missing (prompt, sample) pairs of all tasks are collected first; a target with
 nothing missing (its weights were evaluated before, under any run name) is never even loaded.
 Tasks with the same sampling settings are generated together, so the decoder's batch stays full
-across task boundaries. Finished generations are scored and committed every `commit_every` rows,
-on one background thread while the next rows generate (scoring with math-verify, a judge or a code
-sandbox would otherwise hold the decoder up), one batch at a time and in order. A killed sweep
-loses at most the batch being scored and the rows generated since; a re-run picks up exactly where
-it stopped.
+across task boundaries. Finished generations are scored and committed every `commit_every` rows.
+Scoring that waits on other processes (math-verify workers, a code sandbox, a judge endpoint) runs
+on one background thread while the next rows generate, one batch at a time and in order; cheap
+inline checks run in turn. A killed sweep loses at most the batch being scored and the rows
+generated since; a re-run picks up exactly where it stopped.
 
 Rows are never lost to bad text or bad prompts: text the store cannot hold (lone surrogates) is
 repaired and the row's `error` says so; a prompt that leaves the model's context too little room

@@ -156,7 +156,7 @@ def pipelined_scoring(targets: list, args: argparse.Namespace, workdir: Path) ->
     from sftscope.scoring.registry import ScoreItem, score_batch
 
     overrides = [f"source.n={args.prompts}", f"sampling.max_new_tokens={args.max_new_tokens}"]
-    math = [*overrides, "scorer.name=math", "scorer.workers=2"]
+    math = [*overrides, "scorer.kind=math", "scorer.workers=2"]
     # The suite's tasks whose scorer takes no params (math-verify takes none): all with a gold answer.
     names = [s.name for s in load_suite(args.suite, overrides)[1] if not s.scorer.params]
     tasks = [Task.load(load_task(name, math)) for name in names]

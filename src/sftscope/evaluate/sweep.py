@@ -274,7 +274,7 @@ def _scored_elsewhere(spec: TaskSpec) -> bool:
     """Whether the task's scoring waits on other processes (a pool, a sandbox, an endpoint)."""
     from sftscope.scoring.registry import get_scorer  # deferred: it imports math-verify and sympy
 
-    return spec.scorer.workers > 0 or get_scorer(spec.scorer.name).self_timed
+    return spec.scorer.workers > 0 or get_scorer(spec.scorer.kind).self_timed
 
 
 def run_sweep(

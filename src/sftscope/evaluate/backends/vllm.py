@@ -83,6 +83,7 @@ class VLLMBackend:
         self.device = device
         self.engine_args = engine_args
         self.tokenizer: Any = None
+        self.max_positions: int | None = None
         self._worker: _Worker | None = None
 
     def load(self, model_path: str) -> None:
@@ -93,6 +94,7 @@ class VLLMBackend:
         self._worker = _Worker(str(model_path), engine, self.device)
         # The same files vLLM's tokenizer comes from, read here so rendering needs no round trip.
         self.tokenizer = load_tokenizer(str(model_path), add_pad=False)
+        self.max_positions = _max_positions(str(model_path))
 
     def render(self, messages: list[Message], suffix: str | None) -> str:
         return render_prompt(self.tokenizer, messages, suffix)
@@ -131,19 +133,31 @@ class VLLMBackend:
         return results  # type: ignore[return-value]
 
     def prompt_lengths(self, prompts: list[str]) -> PromptLengths | None:
-        # vLLM refuses a prompt longer than the engine's max_model_len with an error for the whole call.
-        config = getattr(getattr(self.llm, "llm_engine", None), "model_config", None)
-        if config is None:
+        # vLLM refuses a prompt longer than its max_model_len with an error for the whole call: the
+        # engine argument, or else the model's own positions.
+        context = self.engine_args.get("max_model_len") or self.max_positions
+        if context is None or self.tokenizer is None:
             return None
-        tokenizer = self.llm.get_tokenizer()
-        ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
-        return PromptLengths([len(i) for i in ids], int(config.max_model_len))
+        ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        return PromptLengths([len(i) for i in ids], int(context))
 
     def close(self) -> None:
         if self._worker is not None:
             self._worker.stop()
             self._worker = None
         self.tokenizer = None
+
+
+def _max_positions(model_path: str) -> int | None:
+    """The model config's max_position_embeddings, which vLLM takes as max_model_len by default."""
+    from transformers import AutoConfig  # deferred: transformers loads slowly
+
+    try:
+        config = AutoConfig.from_pretrained(model_path)
+    except (OSError, ValueError):  # no config to read: vLLM will say what it makes of the folder
+        return None
+    value = getattr(config, "max_position_embeddings", None)
+    return int(value) if isinstance(value, int) else None
 
 
 class _Worker:

@@ -50,7 +50,7 @@ def test_eval_on_a_full_disk_stops_clearly_and_resumes_once_space_is_freed(
 SPEC = """\
 name: full-disk
 sources:
-  - countdown: {n: 300, style: long-cot, settings: {max_numbers: 4}}
+  - {kind: countdown, n: 300, style: long-cot, settings: {max_numbers: 4}}
 """
 
 

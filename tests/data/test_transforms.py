@@ -75,10 +75,10 @@ def test_verify_refuses_a_row_without_gold_unless_skip_bad(tmp_path: Path) -> No
     rows[1] = rows[1].model_copy(update={"answer": None})
     strict = BuildContext(spec_file=tmp_path / "spec.yaml", where="transforms[0].verify")
     with pytest.raises(InputError, match=f"row '{rows[1].id}'.*no gold answer.*--skip-bad") as caught:
-        Verify(kind="math", workers=1, timeout_s=30).apply(rows, strict)
+        Verify(scorer="math", workers=1, timeout_s=30).apply(rows, strict)
     assert caught.value.field == "transforms[0].verify"
     lenient = BuildContext(spec_file=tmp_path / "spec.yaml", skip_bad=True)
-    kept, log = Verify(kind="math", workers=1, timeout_s=30).apply(rows, lenient)
+    kept, log = Verify(scorer="math", workers=1, timeout_s=30).apply(rows, lenient)
     assert [r.id for r in kept] == [rows[0].id] and log.counts["correct"] == 1
     assert [str(rows[1].id) in str(bad) for bad in lenient.bad] == [True]  # listed in the card, not lost
 

@@ -79,7 +79,7 @@ class Verify(Transform):
     def apply(self, rows: list[Example], ctx: BuildContext) -> tuple[list[Example], TransformLog]:
         from sftscope.scoring.registry import ScoreItem, get_scorer, score_batch
 
-        if get_scorer(self.kind).needs_gold:
+        if get_scorer(self.scorer).needs_gold:
             rows = self._with_gold(rows, ctx)
         # The scorer sees what an evaluation would: the final part only, reasoning stripped.
         items = [ScoreItem(prediction=row.final, gold=row.answer, meta=row.meta) for row in rows]
@@ -111,7 +111,7 @@ class Verify(Transform):
                 kept.append(row)
                 continue
             bad = ctx.error(
-                f"row '{row.id}' (from {row.source}) has no gold answer for {self.kind} to check against; "
+                f"row '{row.id}' (from {row.source}) has no gold answer for {self.scorer} to check against; "
                 "give it one, or build with --skip-bad to skip such rows"
             )
             if not ctx.skip_bad:

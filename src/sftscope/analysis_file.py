@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sftscope.outdir import atomic_file
+
 ANALYSIS_FILE = "analysis.json"
 OVER_REFUSAL = "over-refusal"
 """The derived domain of safety tasks that expect compliance (refusing benign look-alikes)."""
@@ -464,7 +466,8 @@ class Analysis(BaseModel):
     def write(self, directory: Path) -> Path:
         """Write `analysis.json` into `directory` and return its path."""
         path = Path(directory) / ANALYSIS_FILE
-        path.write_text(self.model_dump_json(indent=1), encoding="utf-8")
+        with atomic_file(path) as tmp:
+            tmp.write_text(self.model_dump_json(indent=1), encoding="utf-8")
         return path
 
     @classmethod

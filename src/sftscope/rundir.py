@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from sftscope.config.specfile import validation_error
 from sftscope.errors import InputError
 from sftscope.hashing import file_sha256, text_sha256
 from sftscope.models.loading import WEIGHT_FILES, resolve_model
+from sftscope.outdir import atomic_file
 
 MANIFEST = "manifest.json"
 CHECKPOINTS = "checkpoints"
@@ -57,10 +57,10 @@ class Manifest(BaseModel):
 def write_json_atomic(path: Path, payload: Any, *, sort_keys: bool = False) -> None:
     """Replace `path` with `payload` as JSON, so readers (and a crash) only ever see a complete file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    # One temporary name per process and thread: two writers must never share (and steal) one.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=sort_keys, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(
+            json.dumps(payload, indent=2, sort_keys=sort_keys, default=str) + "\n", encoding="utf-8"
+        )
 
 
 def checkpoint_name(step: int) -> str:

@@ -76,13 +76,14 @@ def test_errors_are_one_line_naming_the_field(tiny_model_dir: Path, tmp_path: Pa
 def test_ctrl_c_says_how_to_resume(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sftscope.train import loop
+    from sftscope.cli import train as cli_train
 
     def interrupted(*args: object, **kwargs: object) -> Path:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(loop, "train", interrupted)
-    monkeypatch.setattr(loop, "resume", interrupted)
+    # The command calls the loop through the names it imported.
+    monkeypatch.setattr(cli_train, "train", interrupted)
+    monkeypatch.setattr(cli_train, "resume_run", interrupted)
     folder = tmp_path / ("long-" * 20)  # a run path longer than a line is still printed unbroken
     folder.mkdir()
     config = _config(folder, tiny_model_dir)

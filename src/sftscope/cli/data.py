@@ -11,6 +11,8 @@ from rich.panel import Panel
 from rich.text import Text
 
 from sftscope.cli.errors import reports_errors
+from sftscope.data.build import build_dataset
+from sftscope.data.io import read_records
 from sftscope.errors import InputError
 
 data_app = typer.Typer(help="Build and inspect data conditions.", no_args_is_help=True)
@@ -38,7 +40,6 @@ def build(
 
     OUT is replaced only when the build is complete; a folder that is not an earlier build is refused.
     """
-    from sftscope.data.build import build_dataset
 
     card = build_dataset(spec, out, skip_bad=skip_bad, tokenizer=tokenizer, overwrite=overwrite)
     verification = card["verification"]
@@ -64,7 +65,6 @@ def show(
     full: bool = typer.Option(False, "--full", help="Do not shorten long reasoning or metadata."),
 ) -> None:
     """Pretty-print the first N examples: prompt, reasoning (dimmed), final part, gold answer, meta."""
-    from sftscope.data.io import read_records
 
     file = path / "train.jsonl" if path.is_dir() else path
     if not file.exists():

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from sftscope.cli.errors import reports_errors
+from sftscope.train.pretrain import pretrain
 
 
 @reports_errors
@@ -38,8 +39,6 @@ def pretrain_command(
     """
     import torch
     from transformers.utils import logging as hf_logging
-
-    from sftscope.train.pretrain import pretrain
 
     hf_logging.disable_progress_bar()
     torch.set_num_threads(threads)

@@ -8,6 +8,11 @@ import typer
 
 from sftscope.cli.errors import on_interrupt, reports_errors
 from sftscope.errors import InputError
+from sftscope.train.config import load_config
+from sftscope.train.disk import run_plan
+from sftscope.train.loop import resume as resume_run
+from sftscope.train.loop import train
+from sftscope.train.plan import format_plan
 
 
 @reports_errors
@@ -40,10 +45,6 @@ def train_command(
     """
     from transformers.utils import logging as hf_logging
 
-    from sftscope.train.config import load_config
-    from sftscope.train.loop import resume as resume_run
-    from sftscope.train.loop import train
-
     hf_logging.disable_progress_bar()  # one progress bar (ours), not one per checkpoint write
     # typer hands a lone override to the CONFIG slot when no file is given.
     items = list(overrides or [])
@@ -63,9 +64,6 @@ def train_command(
     else:
         resolved = load_config(config, items, preset)
         if plan:
-            from sftscope.train.disk import run_plan
-            from sftscope.train.plan import format_plan
-
             typer.echo(format_plan(run_plan(resolved, gpus), resolved))
             return
         target, start = Path(resolved.out), lambda: train(resolved)

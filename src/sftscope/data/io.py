@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from sftscope.config.base import Strict
 from sftscope.config.specfile import plain_message
 from sftscope.data.records import Example, Message, split_response
 from sftscope.errors import InputError, also
+from sftscope.outdir import atomic_file
 
 FORMATS = (".jsonl", ".parquet")
 READ_FORMATS = (*FORMATS, ".csv")  # CSV is read (GPQA ships as one), never written
@@ -322,23 +325,19 @@ def row_unit(where: str) -> str:
 def write_records(records: Iterable[Example], path: str | Path) -> Path:
     """Write records as .jsonl or .parquet (by suffix), atomically: a temporary file, then a rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    rows = [r.model_dump(mode="json") for r in records]
-    if path.suffix == ".jsonl":
-        with tmp.open("w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    elif path.suffix == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        # meta is free-form, so it is stored as a JSON string column to keep the schema stable.
-        table = pa.Table.from_pylist([{**row, "meta": json.dumps(row["meta"])} for row in rows])
-        pq.write_table(table, tmp)
-    else:
+    if path.suffix not in (".jsonl", ".parquet"):
         raise InputError(str(path), f"unknown format '{path.suffix}', expected one of {FORMATS}")
-    tmp.replace(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [r.model_dump(mode="json") for r in records]
+    with atomic_file(path) as tmp:
+        if path.suffix == ".jsonl":
+            with tmp.open("w", encoding="utf-8") as handle:
+                for row in rows:
+                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        else:
+            # meta is free-form, so it is stored as a JSON string column to keep the schema stable.
+            table = pa.Table.from_pylist([{**row, "meta": json.dumps(row["meta"])} for row in rows])
+            pq.write_table(table, tmp)
     return path
 
 

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from sftscope.data import countdown
 from sftscope.data.records import Example, user_example
 
 WORLD_FILE = Path(__file__).with_name("microworld.yaml")
@@ -123,7 +124,6 @@ def _reasoning_gym(spec: DomainSpec, stream: int) -> Iterator[Example]:
 
 
 def _countdown(spec: DomainSpec, stream: int) -> Iterator[Example]:
-    from sftscope.data import countdown
 
     settings = countdown.CountdownSettings(**spec.config)
     rng = random.Random(stream)

@@ -18,6 +18,7 @@ from sftscope.config.base import Strict
 from sftscope.data.records import Example, Message
 from sftscope.data.sources import BuildContext, MixPart, load_source, mix_examples, source_label
 from sftscope.progress import progress_bar
+from sftscope.scoring.registry import ScoreItem, get_scorer, score_batch
 
 OUTCOMES = ("correct", "wrong", "unparsable", "timeout", "error")
 # Each scoring call starts its own worker processes, so chunks are few (about ten progress updates)
@@ -77,7 +78,6 @@ class Verify(Transform):
     """Scoring processes."""
 
     def apply(self, rows: list[Example], ctx: BuildContext) -> tuple[list[Example], TransformLog]:
-        from sftscope.scoring.registry import ScoreItem, get_scorer, score_batch
 
         if get_scorer(self.scorer).needs_gold:
             rows = self._with_gold(rows, ctx)

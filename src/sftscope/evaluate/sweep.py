@@ -36,6 +36,7 @@ from sftscope.evaluate.spec import TaskSpec
 from sftscope.evaluate.store import ResultsStore, TaskEntry, replacement_note, storable
 from sftscope.evaluate.targets import Target
 from sftscope.progress import progress_bar
+from sftscope.scoring.registry import ScoreItem, ScoreResult, get_scorer, score_batch
 
 # Scorer outcome -> store status ('truncated' is decided before scoring).
 STATUS = {
@@ -107,7 +108,6 @@ def score_rows(
     items: list[tuple[_Item, str, Generation]], target: Target, backend: Backend
 ) -> list[dict[str, Any]]:
     """Store rows of one task's finished generations: split off the reasoning, score the final part."""
-    from sftscope.scoring.registry import ScoreItem, ScoreResult, get_scorer, score_batch
 
     spec = items[0][0].task.spec
     reads_answer = get_scorer(spec.scorer.kind).reads_answer

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sftscope.analysis_file import ANALYSIS_FILE, Analysis
 from sftscope.errors import InputError
+from sftscope.outdir import atomic_file
 from sftscope.report import html, markdown
 
 HTML_FILE = "report.html"
@@ -45,11 +46,14 @@ def read_analysis(path: Path) -> Analysis:
 def write_report(analysis: Analysis, out_dir: Path, title: str) -> ReportFiles:
     """Render an analysis into `out_dir` (report.html, report.md)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    html_path = out_dir / HTML_FILE
-    html_path.write_text(html.render(analysis, title), encoding="utf-8")
-    md_path = out_dir / MARKDOWN_FILE
-    md_path.write_text(markdown.render(analysis, title, HTML_FILE), encoding="utf-8")
-    return ReportFiles(html_path, md_path)
+    files = ReportFiles(out_dir / HTML_FILE, out_dir / MARKDOWN_FILE)
+    for path, text in (
+        (files.html, html.render(analysis, title)),
+        (files.markdown, markdown.render(analysis, title, HTML_FILE)),
+    ):
+        with atomic_file(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    return files
 
 
 def build_report(

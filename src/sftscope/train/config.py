@@ -12,6 +12,7 @@ from sftscope.config.base import Strict
 from sftscope.config.overrides import merge, parse_overrides
 from sftscope.config.specfile import drop_replaced, read_yaml_mapping, validation_error
 from sftscope.data.chat import DEFAULT_SUFFIX
+from sftscope.train.presets import preset_values
 
 
 class CheckpointSchedule(Strict):
@@ -173,7 +174,6 @@ def load_config(
     path: str | Path | None = None, overrides: list[str] | None = None, preset: str | None = None
 ) -> TrainConfig:
     """Resolve preset < YAML file < overrides into a TrainConfig (a preset named in the file counts too)."""
-    from sftscope.train.presets import preset_values
 
     values: dict[str, Any] = {}
     root = None

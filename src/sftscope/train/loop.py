@@ -51,7 +51,7 @@ def _check_inputs(config: TrainConfig) -> None:
         raise InputError(str(data_file(config.data)), "training data not found", field="data")
 
 
-def _start_run_dir(config: TrainConfig, run_dir: Path, sharded: bool = False) -> None:
+def start_run_dir(config: TrainConfig, run_dir: Path, sharded: bool = False) -> None:
     """Create a fresh run directory; never overwrite an existing run."""
     if (run_dir / checkpoints.MANIFEST).exists() or (run_dir / "metrics.jsonl").exists():
         raise InputError(
@@ -154,7 +154,7 @@ def train(config: TrainConfig, *, resume: bool = False, from_step: int | None = 
     from accelerate.utils import DistributedType, broadcast_object_list, parse_flag_from_env
 
     if config.engine == "trl":
-        from sftscope.train.trl_engine import train_trl
+        from sftscope.train.trl_engine import train_trl  # deferred: trl is optional (the dev extra)
 
         return train_trl(config, resume=resume)
     accelerator = _accelerator()
@@ -178,7 +178,7 @@ def train(config: TrainConfig, *, resume: bool = False, from_step: int | None = 
         else:
             _check_inputs(config)
             disk.check_free_space(config)
-            _start_run_dir(config, run_dir, sharded)
+            start_run_dir(config, run_dir, sharded)
     broadcast_object_list(start)
     saved = [e["step"] for e in checkpoints.read_manifest(run_dir)["checkpoints"]] if start[0] else []
 

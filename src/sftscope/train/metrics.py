@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sftscope.errors import InputError
+from sftscope.outdir import atomic_file
 
 METRICS = "metrics.jsonl"
 
@@ -25,9 +26,8 @@ def truncate_metrics(run_dir: Path, last_step: int) -> None:
             continue
         if row.get("step", 0) <= last_step:
             kept.append(line + "\n")
-    tmp = path.with_name(METRICS + ".tmp")
-    tmp.write_text("".join(kept), encoding="utf-8")
-    tmp.replace(path)
+    with atomic_file(path) as tmp:
+        tmp.write_text("".join(kept), encoding="utf-8")
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:

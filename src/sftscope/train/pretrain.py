@@ -28,6 +28,8 @@ from sftscope.hashing import file_sha256
 from sftscope.models.loading import BASES_DIR
 from sftscope.models.micro import MicroPreset, init_model, preset, save_tokenizer, train_tokenizer
 from sftscope.outdir import claim, fresh_output
+from sftscope.train.config import CheckpointSchedule, TrainConfig
+from sftscope.train.loop import train
 
 TOKENIZER_DIR = BASES_DIR / "micro-tokenizer"
 # Files a shipped base consists of; the trainer state and anything else in a checkpoint stay behind.
@@ -73,7 +75,6 @@ def train_config(spec: MicroPreset, data: Path, init_dir: Path, run_dir: Path) -
     Padded, not packed: on CPU a packed pass is one long row with a dense block-diagonal mask, and at
     ~50 tokens per example, length-sorted padded rows cost far less (same loss either way).
     """
-    from sftscope.train.config import CheckpointSchedule, TrainConfig
 
     return TrainConfig(
         model=str(init_dir),
@@ -137,8 +138,6 @@ def pretrain(
     pretrain did not write are replaced only with `overwrite`.
     """
     import torch
-
-    from sftscope.train.loop import train
 
     spec = checked_preset(name)
     if steps is not None:

@@ -32,6 +32,7 @@ from sftscope.progress import console
 from sftscope.train import batching, checkpoints, disk
 from sftscope.train.config import TrainConfig
 from sftscope.train.encode import Encoded, data_file, encode_dataset, load_examples
+from sftscope.train.loop import start_run_dir
 from sftscope.train.metrics import MetricsLog, read_metrics, truncate_metrics
 from sftscope.train.schedules import checkpoint_steps, lr_multiplier, warmup_steps
 
@@ -293,8 +294,6 @@ def train_trl(config: TrainConfig, *, resume: bool = False) -> Path:
     """`loop.train` on TRL's SFTTrainer: same inputs, same run directory."""
     from accelerate import PartialState
 
-    from sftscope.train.loop import _start_run_dir
-
     cpu = not torch.cuda.is_available()
     distributed = PartialState(cpu=cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1)
     main, world = distributed.is_main_process, distributed.num_processes
@@ -303,7 +302,7 @@ def train_trl(config: TrainConfig, *, resume: bool = False) -> Path:
     run_dir = Path(config.out)
     if main and not resume:
         disk.check_free_space(config)
-        _start_run_dir(config, run_dir)
+        start_run_dir(config, run_dir)
     state_dir = _resume_state(run_dir) if resume else None
     if main and resume:
         _roll_back(run_dir, int(state_dir.name.rsplit("-", 1)[1]) if state_dir else 0)

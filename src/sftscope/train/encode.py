@@ -14,6 +14,7 @@ from sftscope.data.chat import render_example
 from sftscope.data.io import read_records
 from sftscope.data.records import Example
 from sftscope.errors import InputError
+from sftscope.train.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -117,3 +118,16 @@ def encode_dataset(
     """Encode every example, then apply the max-length policy."""
     encoded = [encode_example(tokenizer, example, suffix) for example in examples]
     return apply_length_policy(encoded, [e.id for e in examples], max_length, policy, source)
+
+
+def encode_training_data(tokenizer: Any, config: TrainConfig) -> tuple[list[Encoded], LengthReport]:
+    """A run's training data, encoded as the config says (suffix, max length and its policy): what
+    both training engines train on."""
+    return encode_dataset(
+        tokenizer,
+        load_examples(config.data),
+        suffix=config.suffix,
+        max_length=config.max_length,
+        policy=config.length_policy,
+        source=str(data_file(config.data)),
+    )

@@ -30,7 +30,7 @@ from sftscope.progress import console, progress_bar
 from sftscope.rundir import checkpoint_name
 from sftscope.train import batching, checkpoints, disk, sharding
 from sftscope.train.config import TrainConfig, load_config, save_config
-from sftscope.train.encode import data_file, encode_dataset, load_examples
+from sftscope.train.encode import data_file, encode_training_data
 from sftscope.train.loss import CompletionLoss, batch_loss
 from sftscope.train.metrics import MetricsLog, truncate_metrics
 from sftscope.train.schedules import checkpoint_steps, lr_multiplier, warmup_steps
@@ -191,15 +191,7 @@ def train(config: TrainConfig, *, resume: bool = False, from_step: int | None = 
     )
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    examples = load_examples(config.data)
-    encoded, report = encode_dataset(
-        tokenizer,
-        examples,
-        suffix=config.suffix,
-        max_length=config.max_length,
-        policy=config.length_policy,
-        source=str(data_file(config.data)),
-    )
+    encoded, report = encode_training_data(tokenizer, config)
     lengths = [len(item) for item in encoded]
     num = len(encoded)
     total = batching.total_steps(num, config.batch_size, config.epochs, config.steps)

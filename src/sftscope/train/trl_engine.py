@@ -31,7 +31,7 @@ from sftscope.models.loading import load_model_and_tokenizer
 from sftscope.progress import console
 from sftscope.train import batching, checkpoints, disk
 from sftscope.train.config import TrainConfig
-from sftscope.train.encode import Encoded, data_file, encode_dataset, load_examples
+from sftscope.train.encode import Encoded, encode_training_data
 from sftscope.train.loop import start_run_dir
 from sftscope.train.metrics import MetricsLog, read_metrics, truncate_metrics
 from sftscope.train.schedules import checkpoint_steps, lr_multiplier, warmup_steps
@@ -312,15 +312,7 @@ def train_trl(config: TrainConfig, *, resume: bool = False) -> Path:
     model, tokenizer = load_model_and_tokenizer(
         config.model, dtype=config.dtype, attn_implementation=config.attn_implementation
     )
-    examples = load_examples(config.data)
-    encoded, report = encode_dataset(
-        tokenizer,
-        examples,
-        suffix=config.suffix,
-        max_length=config.max_length,
-        policy=config.length_policy,
-        source=str(data_file(config.data)),
-    )
+    encoded, report = encode_training_data(tokenizer, config)
     num = len(encoded)
     total = batching.total_steps(num, config.batch_size, config.epochs, config.steps)
     per_epoch = batching.steps_per_epoch(num, config.batch_size)

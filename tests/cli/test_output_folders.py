@@ -116,8 +116,12 @@ def test_train_refuses_a_users_folder_but_restarts_a_run_killed_before_its_first
     mine = users_folder(tmp_path / "mine")
     common = ("steps=1", f"model={tiny_model_dir}", f"data={data}", "batch_size=2", "progress=false")
     code, output = invoke("train", *common, f"out={mine}")
-    assert code == 2 and "not written by sftscope train; give an empty or new folder as out" in output, output
-    assert untouched(mine)
+    assert code == 2 and "not written by sftscope train; give an empty or new folder" in output, output
+    assert "--overwrite" in output and untouched(mine)
+    code, output = invoke("train", *common, f"out={mine}", "--overwrite")  # asked for: replaced
+    assert code == 0 and (mine / "manifest.json").is_file() and not untouched(mine), output
+    code, output = invoke("train", *common, f"out={mine}")  # a run now: resumed, never replaced
+    assert code == 2 and "a run already exists here" in output, output
     killed = tmp_path / "killed"
     (killed / "checkpoints").mkdir(parents=True)
     (killed / "config.yaml").write_text("model: x\n")  # a run killed before its manifest

@@ -38,6 +38,9 @@ def train_command(
         help="Print memory per GPU, disk and steps from the model's config.json; train nothing.",
     ),
     gpus: int = typer.Option(1, "--gpus", min=1, help="GPUs the --plan shards weights and optimizer over."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace whatever is at the config's `out` (a run or a folder of yours)."
+    ),
 ) -> None:
     """Fine-tune a causal LM on a data directory, with dense checkpoints and exact resume.
 
@@ -66,7 +69,7 @@ def train_command(
         if plan:
             typer.echo(format_plan(run_plan(resolved, gpus), resolved))
             return
-        target, start = Path(resolved.out), lambda: train(resolved)
+        target, start = Path(resolved.out), lambda: train(resolved, overwrite=overwrite)
     # Checkpoints are written atomically: the last complete one stands.
     with on_interrupt(f"continue from the last checkpoint with `sftscope train --resume {target}`"):
         run_dir = start()

@@ -14,6 +14,7 @@ import errno
 import json
 import os
 import pickle
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -51,14 +52,20 @@ def _check_inputs(config: TrainConfig) -> None:
         raise InputError(str(data_file(config.data)), "training data not found", field="data")
 
 
-def start_run_dir(config: TrainConfig, run_dir: Path, sharded: bool = False) -> None:
-    """Create a fresh run directory; never overwrite an existing run."""
+def start_run_dir(config: TrainConfig, run_dir: Path, sharded: bool = False, overwrite: bool = False) -> None:
+    """Check the inputs and the disk, then create a fresh run directory. An existing run, or a folder
+    sftscope did not write, is kept unless `overwrite` (the user's --overwrite) replaces it."""
+    _check_inputs(config)
+    if overwrite and run_dir.exists():
+        shutil.rmtree(run_dir)
+    disk.check_free_space(config)
     if (run_dir / checkpoints.MANIFEST).exists() or (run_dir / "metrics.jsonl").exists():
         raise InputError(
-            str(run_dir), "a run already exists here; resume it with --resume or pick another out"
+            str(run_dir),
+            "a run already exists here; resume it with --resume, pick another out, or pass --overwrite",
         )
     # A run killed before its first checkpoint left config.yaml: not the user's, started over.
-    claim(run_dir, "train", legacy=lambda folder: (folder / "config.yaml").is_file(), remedy="out")
+    claim(run_dir, "train", legacy=lambda folder: (folder / "config.yaml").is_file())
     run_dir.mkdir(parents=True, exist_ok=True)
     mark(run_dir, "train")
     (run_dir / "checkpoints").mkdir(exist_ok=True)
@@ -145,18 +152,20 @@ def _accelerator() -> Any:
     return Accelerator(cpu=multi_process and not torch.cuda.is_available())
 
 
-def train(config: TrainConfig, *, resume: bool = False, from_step: int | None = None) -> Path:
+def train(
+    config: TrainConfig, *, resume: bool = False, from_step: int | None = None, overwrite: bool = False
+) -> Path:
     """Train `config.model` on `config.data` into the run directory `config.out` and return it.
 
     With resume=True the run continues from its last complete checkpoint, or checkpoint `from_step`
-    (see `resume`).
+    (see `resume`). `overwrite` replaces a folder at `config.out` that is not a fresh one.
     """
     from accelerate.utils import DistributedType, broadcast_object_list, parse_flag_from_env
 
     if config.engine == "trl":
         from sftscope.train.trl_engine import train_trl  # deferred: trl is optional (the dev extra)
 
-        return train_trl(config, resume=resume)
+        return train_trl(config, resume=resume, overwrite=overwrite)
     accelerator = _accelerator()
     if accelerator.distributed_type == DistributedType.DEEPSPEED:
         # accelerate's backward steps the DeepSpeed engine itself, which breaks this loop's
@@ -176,9 +185,7 @@ def train(config: TrainConfig, *, resume: bool = False, from_step: int | None = 
         if resume:
             start[0] = _resume_point(run_dir, sharded, from_step)
         else:
-            _check_inputs(config)
-            disk.check_free_space(config)
-            start_run_dir(config, run_dir, sharded)
+            start_run_dir(config, run_dir, sharded, overwrite)
     broadcast_object_list(start)
     saved = [e["step"] for e in checkpoints.read_manifest(run_dir)["checkpoints"]] if start[0] else []
 

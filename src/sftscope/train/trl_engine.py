@@ -290,7 +290,7 @@ def sft_config(
     )
 
 
-def train_trl(config: TrainConfig, *, resume: bool = False) -> Path:
+def train_trl(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> Path:
     """`loop.train` on TRL's SFTTrainer: same inputs, same run directory."""
     from accelerate import PartialState
 
@@ -301,8 +301,7 @@ def train_trl(config: TrainConfig, *, resume: bool = False) -> Path:
         torch.set_num_threads(config.threads)
     run_dir = Path(config.out)
     if main and not resume:
-        disk.check_free_space(config)
-        start_run_dir(config, run_dir)
+        start_run_dir(config, run_dir, overwrite=overwrite)
     state_dir = _resume_state(run_dir) if resume else None
     if main and resume:
         _roll_back(run_dir, int(state_dir.name.rsplit("-", 1)[1]) if state_dir else 0)

@@ -223,13 +223,13 @@ def test_scoring_errors_become_rows_and_can_be_retried(tmp_path: Path) -> None:
 def test_a_scorer_that_cannot_run_gives_error_rows_not_a_dead_sweep(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sftscope.scoring.registry as registry
+    import sftscope.evaluate.sweep as sweep
     from sftscope.errors import SftscopeError
 
     def broken(*args: object, **kwargs: object) -> None:
         raise SftscopeError("a scoring worker did not start")
 
-    monkeypatch.setattr(registry, "score_batch", broken)
+    monkeypatch.setattr(sweep, "score_batch", broken)  # where the sweep calls it
     task = _file_task(tmp_path, "exact", [user_example("q", answer="4")])
     with ResultsStore(tmp_path / "r.duckdb") as store:
         stats = run_sweep(

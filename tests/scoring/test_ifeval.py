@@ -6,9 +6,10 @@ import json
 
 import pytest
 
+from sftscope.data.records import split_response
 from sftscope.errors import SftscopeError
 from sftscope.scoring.ifeval import follows, loose_variants
-from sftscope.scoring.registry import score_batch
+from sftscope.scoring.registry import get_scorer, score_batch
 from sftscope.scoring.result import ScoreItem
 
 WORDS = "length_constraints:number_words"
@@ -240,3 +241,17 @@ def test_lm_eval_semantics_has_its_failures_too() -> None:
     assert [r.outcome for r in results] == ["error", "error"]
     assert "unknown ifeval instruction" in (results[1].error or "")
     assert [r.outcome for r in score_batch("ifeval", [invalid, start], workers=0)] == ["correct", "correct"]
+
+
+def test_lm_eval_semantics_sees_the_leading_blank_lines_the_model_wrote() -> None:
+    """lm-eval splits paragraphs on the text as generated, so an answer that opens with a blank line
+    has an empty first paragraph there; our semantics strip first. The sweep hands each its text."""
+    split = split_response("<think>plan</think>\n\nRivers run.\n\nThey end in seas.")
+    assert split.final.startswith("Rivers") and split.raw_final.startswith("\n\n")
+    scorer = get_scorer("ifeval")
+    assert scorer.unstripped is not None
+    lm_eval, ours = {"semantics": "lm-eval"}, {"semantics": "sftscope"}
+    assert scorer.unstripped(lm_eval) and not scorer.unstripped(ours) and not scorer.unstripped({})
+    instruction = {**FIRST_WORD, "first_word": "rivers"}
+    assert follows(split.final, instruction, "lm-eval") and follows(split.final, instruction, "sftscope")
+    assert not follows(split.raw_final, instruction, "lm-eval")

@@ -77,7 +77,9 @@ class SplitResponse(BaseModel):
     reasoning: str | None
     """Text inside the think block; None when the response has no think tags."""
     final: str
-    """Text after the last </think> (the whole text when there are no think tags)."""
+    """Text after the last </think> (the whole text when there are no think tags), stripped."""
+    raw_final: str
+    """The same text exactly as generated (for checks that must see its leading blank lines)."""
     closed: bool
     """False when a <think> was opened and never closed: the response was cut off mid-thought."""
 
@@ -92,9 +94,10 @@ def split_response(text: str) -> SplitResponse:
     if end == -1:
         start = text.find("<think>")
         if start == -1:
-            return SplitResponse(reasoning=None, final=text.strip(), closed=True)
-        return SplitResponse(reasoning=text[start + len("<think>") :].strip(), final="", closed=False)
+            return SplitResponse(reasoning=None, final=text.strip(), raw_final=text, closed=True)
+        reasoning = text[start + len("<think>") :].strip()
+        return SplitResponse(reasoning=reasoning, final="", raw_final="", closed=False)
     head, final = text[:end], text[end + len("</think>") :]
     start = head.find("<think>")
     reasoning = head[start + len("<think>") :] if start != -1 else head
-    return SplitResponse(reasoning=reasoning.strip(), final=final.strip(), closed=True)
+    return SplitResponse(reasoning=reasoning.strip(), final=final.strip(), raw_final=final, closed=True)

@@ -110,7 +110,8 @@ def score_rows(
     """Store rows of one task's finished generations: split off the reasoning, score the final part."""
 
     spec = items[0][0].task.spec
-    reads_answer = get_scorer(spec.scorer.kind).reads_answer
+    scorer = get_scorer(spec.scorer.kind)
+    unstripped = scorer.unstripped is not None and scorer.unstripped(spec.scorer.params)
     rows, to_score = [], []
     for item, prompt, generation in items:
         # Repaired before scoring, so the scorer judges the text the store keeps.
@@ -127,9 +128,10 @@ def score_rows(
         if replaced:
             row["error"] = replacement_note("output", replaced)
         rows.append(row)
-        if split.closed and not (reads_answer and generation.finish_reason == "length"):
+        if split.closed and not (scorer.reads_answer and generation.finish_reason == "length"):
             meta = {"prompt": item.example.question, **item.example.meta}  # the judge reads the instruction
-            to_score.append((row, ScoreItem(split.final, item.example.answer, meta)))
+            final = split.raw_final if unstripped else split.final
+            to_score.append((row, ScoreItem(final, item.example.answer, meta)))
     if to_score:
         s = spec.scorer
         batch = [x for _, x in to_score]

@@ -284,6 +284,11 @@ def instructions_of(item: ScoreItem) -> list[dict[str, Any]]:
     return instructions
 
 
+def wants_unstripped(params: Mapping[str, Any]) -> bool:
+    """lm-eval's checkers see the response as generated; ours see it stripped."""
+    return params.get("semantics", "sftscope") == "lm-eval"
+
+
 def follows(text: str, instruction: Mapping[str, Any], semantics: str = "sftscope") -> bool:
     """Whether `text` follows one instruction; ValueError for an unknown id or bad keywords."""
     kwargs = {k: v for k, v in instruction.items() if k != "id" and v is not None}

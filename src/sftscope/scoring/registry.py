@@ -60,6 +60,9 @@ class Scorer:
     """Checks param values once per batch, so a bad spec fails loudly instead of erroring every row."""
     needs_gold: bool = False
     """True when the check compares against a gold answer, so a task row without one is bad input."""
+    unstripped: Callable[[Mapping[str, Any]], bool] | None = None
+    """Given the params, True when the check must see the final text exactly as generated, leading
+    blank lines included (lm-eval's IFEval does not strip); otherwise it gets the stripped text."""
     reads_answer: bool = False
     """True when the check reads a final answer out of the response. An output cut at the token
     limit has none (what a check would find there is a number from the middle of the work), so the
@@ -86,7 +89,13 @@ SCORERS: dict[str, Scorer] = {
         Scorer("exact", check_exact, needs_gold=True, reads_answer=True),
         Scorer("reasoning_gym", check_reasoning_gym, reads_answer=True),
         Scorer("refusal", refusal.check_refusal, ("expect",), validate=refusal.validate_params),
-        Scorer("ifeval", ifeval.check_ifeval, ("mode", "semantics"), validate=ifeval.validate_params),
+        Scorer(
+            "ifeval",
+            ifeval.check_ifeval,
+            ("mode", "semantics"),
+            validate=ifeval.validate_params,
+            unstripped=ifeval.wants_unstripped,
+        ),
         Scorer(
             "code",
             code.check_code,

@@ -210,8 +210,8 @@ class _Committer:
 
     Only batches whose scoring waits on something else (scoring worker processes, a sandbox, a judge
     endpoint) go to the thread. Inline checks (`workers: 0`) are cheap by definition and hold the GIL
-    while they run, so on the thread they would only slow the decode loop: the micro suite's sweep
-    of one checkpoint took 8.5-10.8 s overlapped against 6.5-7.5 s committed in turn.
+    while they run, so on the thread they would only slow the decode loop (benchmarks/RESULTS.md,
+    eval_throughput: the overlapped row).
     """
 
     def __init__(self, store: ResultsStore, backend: Backend, stats: SweepStats, replace: bool) -> None:

@@ -91,7 +91,7 @@ def load_model(
     vocab_size: int | None = None,
     attn_implementation: str = "auto",
 ) -> Any:
-    """The causal LM in the given dtype (fp32 on CPU: bf16 is 25-50x slower there)."""
+    """The causal LM in the given dtype (fp32 on CPU, where bf16 is many times slower)."""
     import torch
     from transformers import AutoModelForCausalLM
 

@@ -81,7 +81,7 @@ def worker_main(fd: int) -> None:
                 message = conn.recv()
             except EOFError:  # the parent closed the socket: shut down
                 return
-            if message[0] == "check":  # unpickling imports the check's module (math-verify: ~1 s)
+            if message[0] == "check":  # unpickling imports the check's module (slow for math-verify)
                 fn = pickle.loads(message[1])
                 conn.send("ready")
                 continue
@@ -163,9 +163,9 @@ class _Worker:
 
 class _Pool:
     """Worker processes kept from one batch to the next. Starting one (a Python process importing
-    the check's module, math-verify's sympy) took 2.5 s on 2 cores, and the sweep scores every commit
-    (64 rows) as its own batch: scoring 64 math items took 0.13 s inline and 2.5 s with workers
-    started for that batch. A worker is killed only when its item overruns or the batch is abandoned.
+    the check's module, math-verify's sympy) costs seconds, far more than scoring a commit's rows,
+    and the sweep scores every commit as its own batch. A worker is killed only when its item
+    overruns or the batch is abandoned.
     """
 
     def __init__(self) -> None:

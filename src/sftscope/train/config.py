@@ -101,11 +101,12 @@ class TrainConfig(Strict):
     seed: int = 1
     """Seeds the data order (per epoch, from (seed, epoch)) and torch."""
     threads: int | None = 1
-    """torch threads when training on CPU. 1 by default: on a busy 2-core machine two OpenMP threads
-    wait on each other and ran 25x slower (benchmarks/train_throughput.py); a fixed count also keeps
+    """torch threads when training on CPU. 1 by default: on a busy small machine OpenMP threads wait on
+    each other and run far slower than one (benchmarks/train_throughput.py); a fixed count also keeps
     float reductions in the same order, which exact resume relies on. None keeps torch's default."""
     gradient_checkpointing: bool = False
-    """Recompute activations in the backward pass: less memory, ~30% more compute (for large models)."""
+    """Recompute activations in the backward pass: less memory, one more forward of compute (for large
+    models)."""
     loss_chunk_tokens: int | None = 2048
     """Response tokens whose logits the loss computes at once: the fp32 logits (and log-softmax) alive
     at any moment are at most this x vocab, e.g. 1.2 GB per tensor for Qwen3's 151,936 tokens at 2048,

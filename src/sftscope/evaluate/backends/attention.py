@@ -1,9 +1,9 @@
 """Decode-step attention for the transformers backend, registered through transformers'
 `AttentionInterface` (its documented extension point) under the name `sftscope-decode`.
 
-A decode step has one query per row. On CPU, SDPA's kernel for that shape was ~1.4x slower than two
-batched matmuls over the same contiguous cache (measured with the cache out of L3, as in a sweep),
-and attention is half of a long-output sweep. Prefill (queries > 1) goes to SDPA unchanged; masks
+A decode step has one query per row. On CPU, SDPA's kernel for that shape is slower than two
+batched matmuls over the same contiguous cache (with the cache out of L3, as in a sweep), and
+attention is half of a long-output sweep. Prefill (queries > 1) goes to SDPA unchanged; masks
 are built as SDPA's (boolean, True = attend).
 """
 

@@ -35,8 +35,8 @@ class TransformersBackend:
         self.dtype = dtype
         self.device = device
         # Decoding a small model is thousands of tiny matmuls; with an intra-op pool every one pays a
-        # thread barrier, and on a busy 2-core machine a 64x96 @ 96x770 matmul took 31 ms with 2
-        # threads against 0.19 ms with 1. One thread by default; raise it for big models on idle cores.
+        # thread barrier, which on a busy machine costs far more than the matmul itself. One thread
+        # by default; raise it for big models on idle cores.
         self.threads = threads
         self.model: Any = None
         self.tokenizer: Any = None

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from sftscope.errors import InputError
 from sftscope.study import commands
 from sftscope.study.cells import expand_cells
 from sftscope.study.spec import EvalSpec, LocalExecutorSpec, load_study_spec
@@ -114,3 +117,33 @@ def test_the_cli_is_the_one_of_this_python() -> None:
     cli = commands.sftscope_command(LocalExecutorSpec())
     assert Path(cli[0]).name in ("sftscope", "python", "python3") or cli[0].endswith("python")
     assert commands.sftscope_command(LocalExecutorSpec(sftscope=["srun", "sftscope"])) == ["srun", "sftscope"]
+
+
+def test_a_backend_spec_becomes_the_eval_options() -> None:
+    vllm = EvalSpec.model_validate(
+        {
+            "suite": "paper",
+            "backend": {"kind": "vllm", "batch_size": 64, "engine_args": {"dtype": "bfloat16"}},
+        }
+    )
+    argv = commands.evaluate(["sftscope"], "run", spec=vllm, store=Path("s.duckdb"), steps=None)
+    assert argv[-6:] == ["--backend", "vllm", "--batch-size", "64", "--vllm-arg", "dtype=bfloat16"]
+    default = EvalSpec.model_validate({"suite": "micro", "backend": {"batch_size": 8}})
+    assert default.backend.kind == "transformers" and commands.backend_args(default.backend) == [
+        "--batch-size",
+        "8",
+    ]
+    assert commands.backend_args(EvalSpec(suite="micro").backend) == []
+
+
+def test_an_unknown_backend_kind_is_a_located_error(tmp_path: Path) -> None:
+    spec = tmp_path / "study.yaml"
+    spec.write_text(
+        "name: s\nbases: [{name: b, model: micro-weak}]\nconditions: [{name: c, data: d.yaml}]\n"
+        "presets: [{name: p, preset: micro}]\neval:\n  suite: micro\n  backend: {kind: tgi}\n"
+    )
+    (tmp_path / "d.yaml").write_text("name: d\n")
+    with pytest.raises(InputError) as error:
+        load_study_spec(spec)
+    message = str(error.value)
+    assert "line 7" in message and "eval.backend" in message and "tgi" in message, message

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sftscope.config.overrides import to_overrides
 from sftscope.study.cells import Cell
-from sftscope.study.spec import EvalSpec, ExecutorSpec, ReportSpec
+from sftscope.study.spec import BackendSpec, EvalSpec, ExecutorSpec, ReportSpec, VLLMBackendSpec
 
 
 def sftscope_command(executor: ExecutorSpec) -> list[str]:
@@ -89,7 +89,18 @@ def evaluate(
         args += ["--adaptive"] + (["--budget", str(spec.budget)] if spec.budget is not None else [])
     for override in spec.overrides:
         args += ["--set", override]
-    return args + list(spec.extra_args)
+    return args + backend_args(spec.backend) + list(spec.extra_args)
+
+
+def backend_args(backend: BackendSpec) -> list[str]:
+    """The `sftscope eval` options of a backend spec (none for the default engine and settings)."""
+    args = [] if backend.kind == "transformers" else ["--backend", backend.kind]
+    if backend.batch_size is not None:
+        args += ["--batch-size", str(backend.batch_size)]
+    if isinstance(backend, VLLMBackendSpec):
+        for item in to_overrides(backend.engine_args):
+            args += ["--vllm-arg", item]
+    return args
 
 
 def analyze(cli: list[str], study: Path, report: ReportSpec) -> list[str]:

@@ -104,7 +104,9 @@ class StudyGraph:
 
     def fingerprint(self, node: Node) -> str:
         ev = self.spec.eval
-        sweep = json.dumps([ev.suite, ev.steps, ev.overrides, ev.extra_args])
+        backend = commands.backend_args(ev.backend)
+        # The backend joins the fingerprint only when it is not the default, so older studies' hold.
+        sweep = json.dumps([ev.suite, ev.steps, ev.overrides, ev.extra_args] + ([backend] if backend else []))
         # Only a run's sweep is adaptive; absent when off, so the fingerprints of older studies hold.
         adaptive = json.dumps([ev.adaptive, ev.budget]) if ev.adaptive else ""
         return {

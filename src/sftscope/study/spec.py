@@ -92,6 +92,43 @@ class GridSpec(Strict):
     """Seeds of this block."""
 
 
+class BackendSpec(Strict):
+    """What generates the sweep's outputs; `kind:` picks the engine (`sftscope eval --backend`)."""
+
+    kind: str
+    """transformers: sftscope's batched decoder; vllm: vLLM, where installed."""
+    batch_size: int | None = Field(default=None, ge=1)
+    """Rows generated together (`eval --batch-size`); the engine's default when unset."""
+
+
+class TransformersBackendSpec(BackendSpec):
+    """sftscope's own batched decoder on transformers models (CPU or one GPU)."""
+
+    kind: Literal["transformers"] = "transformers"
+    """Selects this backend."""
+
+
+class VLLMBackendSpec(BackendSpec):
+    """vLLM: one engine per checkpoint in a fresh worker process, checkpoints spread over the GPUs."""
+
+    kind: Literal["vllm"] = "vllm"
+    """Selects this backend."""
+    engine_args: dict[str, Any] = {}
+    """vLLM engine arguments (`eval --vllm-arg KEY=VALUE`), e.g. {gpu_memory_utilization: 0.9,
+    tensor_parallel_size: 2}."""
+
+
+def _transformers_by_default(value: Any) -> Any:
+    return {KIND: "transformers", **value} if isinstance(value, dict) and KIND not in value else value
+
+
+AnyBackendSpec = Annotated[
+    TransformersBackendSpec | VLLMBackendSpec,
+    Field(discriminator=KIND),
+    BeforeValidator(_transformers_by_default),
+]
+
+
 class EvalSpec(Strict):
     """How every cell's checkpoints are swept."""
 
@@ -101,8 +138,10 @@ class EvalSpec(Strict):
     """Evaluate only these checkpoint steps a run has, plus its final one and the base; all when unset."""
     overrides: list[str] = []
     """Task spec changes, `KEY=VALUE` for every task or `TASK:KEY=VALUE` for one (`eval --set`)."""
+    backend: AnyBackendSpec = TransformersBackendSpec()
+    """The generation engine and its options."""
     extra_args: list[str] = []
-    """More `sftscope eval` arguments, passed as they are (e.g. ['--backend', 'vllm'])."""
+    """More `sftscope eval` arguments, passed as they are (e.g. ['--threads', '2'])."""
     adaptive: bool = False
     """Sweep each run adaptively (`eval --adaptive`): log-spaced checkpoints, then bisection where
     its curves move; among `steps` when they are given."""

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sftscope.config.legacy import SpecFormWarning
 from sftscope.config.overrides import parse_overrides
 from sftscope.errors import InputError
 from sftscope.train.config import load_config
@@ -15,7 +16,7 @@ from sftscope.train.presets import PRESETS
 
 def _file(tmp_path: Path, **values: object) -> Path:
     path = tmp_path / "train.yaml"
-    path.write_text(yaml.safe_dump({"model": "m", "data": "d", "out": "o", **values}))
+    path.write_text(yaml.safe_dump({"root": ".", "model": "m", "data": "d", "out": "o", **values}))
     return path
 
 
@@ -67,12 +68,12 @@ def test_example_specs_validate() -> None:
     specs = sorted((Path(__file__).parents[2] / "specs" / "train").glob("*.yaml"))
     assert specs
     for spec in specs:
-        assert load_config(spec).out.startswith("runs/")
+        assert load_config(spec).out.startswith(str(spec.parents[2] / "runs"))  # root: the repository
 
 
 def test_file_errors_name_their_line(tmp_path: Path) -> None:
     path = tmp_path / "train.yaml"
-    path.write_text("model: m\ndata: d\nout: o\nlrr: 3\nschedule:\n  evry: 2\n")
+    path.write_text("model: m\ndata: d\nout: o\nlrr: 3\nschedule:\n  evry: 2\nroot: .\n")
     with pytest.raises(InputError) as info:
         load_config(path, ["epochs=x"])
     error = info.value
@@ -82,7 +83,7 @@ def test_file_errors_name_their_line(tmp_path: Path) -> None:
         "  also line 6, field 'schedule.evry': unknown field",
         "  also field 'epochs': Input should be a valid number, unable to parse string as a number",
     ]
-    path.write_text("model: m\ndata: d\nout: o\nlr: 1e-4\n")
+    path.write_text("model: m\ndata: d\nout: o\nlr: 1e-4\nroot: .\n")
     with pytest.raises(InputError) as info:
         load_config(path, ["lr=fast"])
     assert (info.value.line, info.value.field) == (None, "lr")  # the bad value is the command line's
@@ -90,7 +91,28 @@ def test_file_errors_name_their_line(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="duplicate key") as info:
         load_config(path)
     assert (info.value.line, info.value.field) == (3, "lr")
-    path.write_text("model: m\nlr: [1\nout: o\n")
+    path.write_text("model: m\nlr: [1\nout: o\nroot: .\n")
     with pytest.raises(InputError, match="invalid YAML") as info:
         load_config(path)
     assert info.value.line == 3
+
+
+def test_paths_resolve_against_the_files_root_and_the_old_form_warns(tmp_path: Path) -> None:
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (tmp_path / "base").mkdir()
+    path = folder / "train.yaml"
+    path.write_text("root: ..\nmodel: base\ndata: d\nout: runs/x\n")
+    config = load_config(path, ["lr=1e-4"])
+    assert (config.model, config.data, config.out) == tuple(
+        str(tmp_path.resolve() / p) for p in ("base", "d", "runs/x")
+    )
+    assert load_config(path, ["out=elsewhere"]).out == "elsewhere"  # an override is the caller's path
+    path.write_text("root: ..\nmodel: micro-strong\ndata: d\nout: o\n")
+    assert load_config(path).model == "micro-strong"  # a name, not a path under root
+    path.write_text("model: m\ndata: d\nout: o\n")
+    with pytest.warns(SpecFormWarning, match="add `root: DIR`"):
+        assert load_config(path).out == "o"  # the old form: the working directory, one more release
+    path.write_text("root: [a]\nmodel: m\ndata: d\nout: o\n")
+    with pytest.raises(InputError, match="line 1, field 'root'"):
+        load_config(path)

@@ -9,9 +9,11 @@ import yaml
 from pydantic import ValidationError, model_validator
 
 from sftscope.config.base import Strict
+from sftscope.config.legacy import Rewrites
 from sftscope.config.overrides import merge, parse_overrides
-from sftscope.config.specfile import drop_replaced, read_yaml_mapping, validation_error
+from sftscope.config.specfile import drop_replaced, locate, read_yaml_mapping, validation_error
 from sftscope.data.chat import DEFAULT_SUFFIX
+from sftscope.errors import InputError
 from sftscope.train.presets import preset_values
 
 
@@ -181,6 +183,7 @@ def load_config(
     source = str(path) if path is not None else "command line"
     if path is not None:
         values, root = read_yaml_mapping(Path(path), "a train config must be a YAML mapping")
+        values = _resolve_paths(values, Path(path), root)
     command_line = parse_overrides(overrides or [])
     values = merge(values, command_line)
     if root is not None:
@@ -193,6 +196,39 @@ def load_config(
     return validate(values, source, root)
 
 
+PATH_FIELDS = ("model", "data", "out")
+"""The fields of a train config that name files or folders."""
+
+
+def _resolve_paths(values: dict[str, Any], path: Path, node: yaml.Node) -> dict[str, Any]:
+    """Relative paths in a config file resolve against its `root:` (itself relative to the file), as
+    in every other spec. `model` may also be a shipped base name or a hub id: it is a path only when
+    that path exists. A file without `root:` is the old form, read against the working directory for
+    one more release, with a notice."""
+    values = dict(values)
+    base = values.pop("root", None)
+    relative = [
+        k for k in PATH_FIELDS if isinstance(values.get(k), str) and not Path(values[k]).is_absolute()
+    ]
+    if base is None:
+        if any(k != "model" or Path(values[k]).exists() for k in relative):
+            rewrites = Rewrites(path)
+            rewrites.note("relative model/data/out read against the working directory", "add `root: DIR`")
+            rewrites.warn()
+        return values
+    if not isinstance(base, str):
+        line, field = locate(node, ("root",))
+        raise InputError(str(path), "must be a folder path", line=line, field=field)
+    folder = (path.parent / base).resolve()
+    for key in relative:
+        candidate = folder / values[key]
+        if key != "model" or candidate.exists():
+            values[key] = str(candidate)
+    return values
+
+
 def save_config(config: TrainConfig, path: Path) -> None:
-    """Write the resolved config as YAML (all fields, so the file alone reproduces the run)."""
-    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+    """Write the resolved config as YAML (all fields, so the file alone reproduces the run). Paths
+    still relative were given on the command line: `root` records the folder they are relative to."""
+    values = {"root": str(Path.cwd()), **config.model_dump(mode="json")}
+    path.write_text(yaml.safe_dump(values, sort_keys=False), encoding="utf-8")

@@ -26,6 +26,8 @@ from sftscope.outdir import atomic_file
 MANIFEST = "manifest.json"
 CHECKPOINTS = "checkpoints"
 """The folder of a run's checkpoints."""
+DATA_STATS = "data_stats.json"
+"""What the length policy did to the training data (examples, kept, truncated, dropped, their ids)."""
 
 
 class CheckpointEntry(BaseModel):

@@ -11,7 +11,6 @@ the whole data set and knows the step's examples (the data order depends only on
 from __future__ import annotations
 
 import errno
-import json
 import os
 import pickle
 import shutil
@@ -28,7 +27,7 @@ from sftscope.errors import InputError, SftscopeError
 from sftscope.models.loading import load_model_and_tokenizer
 from sftscope.outdir import claim, mark
 from sftscope.progress import console, progress_bar
-from sftscope.rundir import checkpoint_name
+from sftscope.rundir import DATA_STATS, checkpoint_name, write_json_atomic
 from sftscope.train import batching, checkpoints, disk, sharding
 from sftscope.train.config import TrainConfig, load_config, save_config
 from sftscope.train.encode import data_file, encode_training_data
@@ -240,7 +239,7 @@ def train(
         torch.set_rng_state(state["rng"])
 
     if main:
-        (run_dir / "data_stats.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+        write_json_atomic(run_dir / DATA_STATS, asdict(report))
         console.print(
             f"train: {report.kept}/{report.examples} examples ({report.truncated} truncated, "
             f"{report.dropped} dropped at max_length={config.max_length}), {total} steps "

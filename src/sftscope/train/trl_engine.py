@@ -16,7 +16,6 @@ for evaluation go to RUN/checkpoints/ first, so a resume state never runs ahead 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -29,6 +28,7 @@ import torch
 from sftscope.errors import InputError
 from sftscope.models.loading import load_model_and_tokenizer
 from sftscope.progress import console
+from sftscope.rundir import DATA_STATS, write_json_atomic
 from sftscope.train import batching, checkpoints, disk
 from sftscope.train.config import TrainConfig
 from sftscope.train.encode import Encoded, encode_training_data
@@ -322,7 +322,7 @@ def train_trl(config: TrainConfig, *, resume: bool = False, overwrite: bool = Fa
     per_device = micro_batch_size(config, encoded, world)
     repeated = -num % (per_device * world) if world > 1 else 0
     if main:
-        (run_dir / "data_stats.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+        write_json_atomic(run_dir / DATA_STATS, asdict(report))
         done = int(state_dir.name.rsplit("-", 1)[1]) if state_dir else 0
         console.print(
             f"train (trl): {report.kept}/{report.examples} examples ({report.truncated} truncated, "

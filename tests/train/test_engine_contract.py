@@ -219,3 +219,18 @@ def test_two_processes_match_one(engine: str, data: Path, tmp_path: Path) -> Non
         assert abs(a["grad_norm"] - b["grad_norm"]) < 1e-5 * max(1.0, a["grad_norm"])
         assert abs(a["entropy"] - b["entropy"]) < 1e-5
         assert a["tokens_seen"] == b["tokens_seen"]
+
+
+def test_the_own_loop_does_not_inherit_a_trainer_state_left_in_the_process(
+    data: Path, runs: dict[str, Path], tmp_path: Path
+) -> None:
+    """An HF/TRL trainer run earlier in the same process leaves accelerate's state behind (here bf16
+    autocast); the own loop starts from its own, so its loss is the fp32 one."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    assert Accelerator(cpu=True, mixed_precision="bf16").mixed_precision == "bf16"
+    config = toy_config(BASE, data, tmp_path / "run", steps=1, epochs=None, schedule=SCHEDULE, suffix=None)
+    first = read_metrics(train(config))[0]["loss"]
+    assert first == read_metrics(runs["sftscope"])[0]["loss"]

@@ -146,8 +146,13 @@ def _accelerator() -> Any:
     """accelerate picks gloo on CPU for a multi-process launch only when told to use the CPU; launched by
     torchrun or `accelerate launch --multi_gpu` on a machine without CUDA, that is the only choice."""
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
 
     multi_process = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if not multi_process:
+        # accelerate's state is process-wide: a trainer that ran earlier in this process (TRL, the HF
+        # Trainer) leaves its own, bf16 autocast included, and this run would silently inherit it.
+        AcceleratorState._reset_state(reset_partial_state=True)
     return Accelerator(cpu=multi_process and not torch.cuda.is_available())
 
 

@@ -114,9 +114,8 @@ def test_too_little_disk_refuses_to_start(
 
 def test_unknown_engine_names_file_line_and_field(tmp_path: Path) -> None:
     path = tmp_path / "train.yaml"
-    path.write_text(
-        yaml.safe_dump({"model": "m", "data": "d", "out": "o", "engine": "verl", "root": "."}, sort_keys=False)
-    )
+    values = {"model": "m", "data": "d", "out": "o", "engine": "verl", "root": "."}
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
     with pytest.raises(InputError) as error:
         load_config(path)
     assert error.value.file == str(path) and error.value.field == "engine" and error.value.line == 4

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import yaml
 from faults_support import kill_when, rng
-from test_resume import _logged_steps
-from test_train_support import cli_env, launcher, run_cli, toy_data_dir
+from test_train_support import cli_env, launcher, logged_steps, run_cli, toy_data_dir
 
 from sftscope.train.checkpoints import content_hash, read_manifest
 
@@ -45,14 +44,14 @@ def test_train_survives_kills_at_random_points(tiny_model_dir: Path, tmp_path: P
         step = points.randint(EVERY * kill + 2, EVERY * (kill + 2) + 2)
         kill_when(
             process,
-            lambda step=step: bool(_logged_steps(run)) and _logged_steps(run)[-1] >= step,
+            lambda step=step: bool(logged_steps(run)) and logged_steps(run)[-1] >= step,
             points.uniform(0.0, 0.05),
         )
     finished = run_cli(tmp_path, "--resume", str(run), timeout=300)
     assert finished.returncode == 0, finished.stderr
     assert "resuming after step" in finished.stderr
 
-    assert _logged_steps(run) == list(range(1, STEPS + 1))
+    assert logged_steps(run) == list(range(1, STEPS + 1))
     manifest = read_manifest(run)
     assert [c["step"] for c in manifest["checkpoints"]] == list(range(EVERY, STEPS + 1, EVERY))
     for checkpoint in manifest["checkpoints"]:

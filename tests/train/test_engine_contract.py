@@ -5,10 +5,8 @@ SIGKILL, and 2-process DDP over gloo giving the single-process losses."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +24,16 @@ from sftscope.train.schedules import checkpoint_steps
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: shared helpers by path
 from test_ddp import ROOT, _free_port
-from test_resume import KEYS, _logged_steps, _saved_steps
-from test_train_support import cli_env, launcher, run_cli, toy_config, toy_data_dir
+from test_resume import KEYS
+from test_train_support import (
+    cli_env,
+    kill_past_a_checkpoint,
+    launcher,
+    logged_steps,
+    run_cli,
+    toy_config,
+    toy_data_dir,
+)
 
 ENGINES = ["sftscope", "trl"]
 BASE = resolve_model("micro-strong")
@@ -151,16 +157,8 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_run(
 
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     reference_process, process = start(reference), start(killed)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and process.poll() is None:
-        saved, logged = _saved_steps(killed), _logged_steps(killed)
-        if saved and logged and logged[-1] > saved[-1] + 1:
-            process.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.005)
-    process.wait(timeout=30)
-    assert process.returncode == -signal.SIGKILL, process.stderr.read().decode() if process.stderr else ""
-    assert _logged_steps(killed)[-1] < steps, "the run finished before it could be killed"
+    kill_past_a_checkpoint(process, killed, timeout=180)
+    assert logged_steps(killed)[-1] < steps, "the run finished before it could be killed"
     _, errors = reference_process.communicate(timeout=180)
     assert reference_process.returncode == 0, errors.decode()
 

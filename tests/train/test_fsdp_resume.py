@@ -23,8 +23,7 @@ from sftscope.train.sharding import RESUME_DIR, latest
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: shared helpers by path
 from test_ddp import ROOT, _free_port
-from test_resume import _logged_steps
-from test_train_support import cli_env, launcher, toy_data_dir
+from test_train_support import cli_env, launcher, logged_steps, toy_data_dir
 
 STEPS = 16
 KEYS = ("step", "loss", "lr", "grad_norm", "entropy", "tokens_seen")
@@ -75,14 +74,14 @@ def test_a_killed_fsdp_run_resumes_from_its_sharded_state(tiny_model_dir: Path, 
     killed = _fsdp(tmp_path, str(config), f"out={killed_run}")
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and killed.poll() is None:
-        logged = _logged_steps(killed_run)
+        logged = logged_steps(killed_run)
         if logged and _resume_step(killed_run) and logged[-1] > _resume_step(killed_run) + 1:
             os.killpg(killed.pid, signal.SIGKILL)  # the launcher and both workers
             break
         time.sleep(0.01)
     killed.wait(timeout=30)
     assert killed.returncode == -signal.SIGKILL, killed.stderr.read() if killed.stderr else ""
-    assert _logged_steps(killed_run)[-1] < STEPS, "the run finished before it could be killed"
+    assert logged_steps(killed_run)[-1] < STEPS, "the run finished before it could be killed"
     # Only the newest complete state is kept (a kill mid-save may leave the next one's .tmp too).
     assert len([p for p in (killed_run / RESUME_DIR).iterdir() if not p.name.endswith(".tmp")]) == 1
     _, errors = reference.communicate(timeout=240)

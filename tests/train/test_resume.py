@@ -3,12 +3,8 @@ uninterrupted run (CPU, same seed, same thread count), and so are the final weig
 
 from __future__ import annotations
 
-import contextlib
-import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
@@ -17,27 +13,10 @@ from sftscope.train.checkpoints import read_manifest
 from sftscope.train.metrics import read_metrics
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: shared helpers by path
-from test_train_support import cli_env, launcher, run_cli, toy_data_dir
+from test_train_support import cli_env, kill_past_a_checkpoint, launcher, logged_steps, run_cli, toy_data_dir
 
 STEPS = 120
 KEYS = ("step", "loss", "lr", "grad_norm", "entropy", "tokens_seen")
-
-
-def _logged_steps(run: Path) -> list[int]:
-    path = run / "metrics.jsonl"
-    steps = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            with contextlib.suppress(json.JSONDecodeError, KeyError):  # the row being written now
-                steps.append(json.loads(line)["step"])
-    return steps
-
-
-def _saved_steps(run: Path) -> list[int]:
-    try:
-        return [c["step"] for c in read_manifest(run)["checkpoints"]]
-    except Exception:  # not written yet, or being replaced
-        return []
 
 
 def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -74,16 +53,8 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tiny_model_dir: Pa
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        saved, logged = _saved_steps(killed_run), _logged_steps(killed_run)
-        if saved and logged and logged[-1] > saved[-1] + 1:
-            process.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.005)
-    process.wait(timeout=30)
-    assert process.returncode == -signal.SIGKILL, process.stderr.read().decode() if process.stderr else ""
-    logged = _logged_steps(killed_run)
+    kill_past_a_checkpoint(process, killed_run, timeout=120)
+    logged = logged_steps(killed_run)
     assert logged[-1] < STEPS, "the run finished before it could be killed"
 
     _, reference_errors = reference_process.communicate(timeout=120)

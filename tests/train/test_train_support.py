@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import random
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from sftscope.data.io import write_records
 from sftscope.data.records import Example, user_example
+from sftscope.train.checkpoints import read_manifest
 from sftscope.train.config import TrainConfig
 
 # The train command on an app of its own: a typer app with a single command would swallow the
@@ -84,3 +89,36 @@ def run_cli(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.Comp
         timeout=timeout,
         check=False,
     )
+
+
+def logged_steps(run: Path) -> list[int]:
+    """The steps a run's metrics.jsonl has logged so far (a row being written is skipped)."""
+    path = run / "metrics.jsonl"
+    steps = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(json.JSONDecodeError, KeyError):  # the row being written now
+                steps.append(json.loads(line)["step"])
+    return steps
+
+
+def saved_steps(run: Path) -> list[int]:
+    """The checkpoint steps a run's manifest lists so far."""
+    try:
+        return [c["step"] for c in read_manifest(run)["checkpoints"]]
+    except Exception:  # not written yet, or being replaced
+        return []
+
+
+def kill_past_a_checkpoint(process: subprocess.Popen[Any], run: Path, timeout: float) -> None:
+    """SIGKILL a training process once it has logged a step beyond its last saved checkpoint (so the
+    resume must redo work), and check it died by that signal."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        done, written = saved_steps(run), logged_steps(run)
+        if done and written and written[-1] > done[-1] + 1:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL, process.stderr.read() if process.stderr else ""

@@ -5,7 +5,7 @@ mode against padding every sequence to the maximum length (the reference study's
 Same tiny Llama (~1M parameters, the micro BPE tokenizer), same data, same device, in one run. Lengths
 are long-tailed like reasoning traces: log-normal, median ~120 tokens, p90 ~400, capped at 1024.
 
-    python benchmarks/train_throughput.py [--examples 256] [--pad-examples 64]
+    python benchmarks/train_throughput.py [--examples 256] [--pad-examples 64] [--repeat 3]
 
 TRL runs with its defaults on prompt-completion data, except `use_cpu=True, bf16=False` (its default
 bf16 refuses to start without a GPU, and bf16 on CPU is not what anyone would run) and one epoch (its
@@ -14,7 +14,8 @@ best-tuned" is bare SFTTrainer with padding-free batches and no gradient checkpo
 micro-batch size, accumulation and AdamW our `trl` engine uses for the same global batch: our engine must
 stay within 10% of it (its callbacks, sampler and optimizer cost nothing), and our own loop must beat
 it by 1.5x. Both TRL-driven rows time steps the same way (step begin to step end, data loading
-outside). Every run covers one epoch of its data. Not a test: numbers vary with the machine's load.
+outside). Every run covers one epoch of its data; the compared rows run --repeat times, interleaved,
+and the best counts. Not a test: numbers vary with the machine's load.
 """
 
 from __future__ import annotations
@@ -229,6 +230,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=256, help="examples for our loop and TRL")
     parser.add_argument("--pad-examples", type=int, default=64, help="examples for the pad-to-max run")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (see the note in main)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each compared row; the best counts")
     args = parser.parse_args()
     # On 2 cores shared with other jobs, 2 OpenMP threads spin-wait for each other and run up to 25x
     # slower than one; a single thread gives stable numbers. Same setting for every contender.
@@ -258,12 +260,24 @@ def main() -> None:
             model=str(model), data="d", out="o", suffix=None, batch_size=32, micro_batch_tokens=1024
         )
         per_device = micro_batch_size(packed, [encode_example(tokenizer, e, None) for e in examples], 1)
-        results = {
-            "ours, packed": ours(model, root / "data", root / "packed", batch_size=32,
-                                 micro_batch_tokens=1024),
-            "ours, trl engine (packed)": ours(model, root / "data", root / "trl-engine", engine="trl",
-                                              batch_size=32, micro_batch_tokens=1024),
-            "TRL best-tuned": trl_best_tuned(model, examples, tokenizer, root / "trl-best", per_device),
+        # The three rows the targets compare run --repeat times, interleaved, and keep their best:
+        # on 2 shared cores a slow repeat measures the neighbours, not the contender.
+        contenders = {
+            "ours, packed": lambda out: ours(
+                model, root / "data", out, batch_size=32, micro_batch_tokens=1024
+            ),
+            "ours, trl engine (packed)": lambda out: ours(
+                model, root / "data", out, engine="trl", batch_size=32, micro_batch_tokens=1024
+            ),
+            "TRL best-tuned": lambda out: trl_best_tuned(model, examples, tokenizer, out, per_device),
+        }
+        results: dict[str, float] = {}
+        for repeat in range(args.repeat):
+            for name, run in contenders.items():
+                value = run(root / f"{name}-{repeat}".replace(" ", "_").replace(",", ""))
+                print(f"  repeat {repeat + 1}: {name}: {value:,.0f} real tokens/s", flush=True)
+                results[name] = max(results.get(name, 0.0), value)
+        results |= {
             "ours, padded (length-grouped)": ours(model, root / "data", root / "padded",
                                                    batch_size=32, packing=False, micro_batch_tokens=2048),
             "TRL SFTTrainer, defaults": trl_defaults(model, examples, tokenizer, root / "trl"),

@@ -19,7 +19,7 @@ from sftscope.train import disk
 from sftscope.train.checkpoints import read_manifest
 from sftscope.train.config import load_config
 from sftscope.train.loop import train
-from sftscope.train.plan import GIB, make_plan, model_shape
+from sftscope.train.plan import GIB, loss_rows, make_plan, model_shape
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: shared helpers by path
 from test_train_support import run_cli, toy_config, toy_data_dir
@@ -46,6 +46,28 @@ def test_plan_of_qwen3_14b_on_8_gpus(tmp_path: Path) -> None:
     assert plan.checkpoint == params * 2  # bf16, as the base is published
     assert plan.run_disk == 9 * params * 2 + params * 12  # 9 kept + one TRL resume state
     assert plan.activations_checkpointed < plan.activations / 10
+
+
+@pytest.mark.parametrize(
+    ("engine", "values", "rows", "who"),
+    [
+        ("sftscope", {"loss_chunk_tokens": 1024}, 1024, "loss_chunk_tokens 1024"),
+        ("sftscope", {"loss_chunk_tokens": None}, 16384, "unchunked"),
+        ("trl", {}, 16384, "TRL, unchunked"),
+        # Liger: 16384 tokens over ceil(151936 / 5120) = 30 chunks is 547 rows, rounded up to 1024.
+        ("trl", {"use_liger_kernel": True}, 1024, "Liger's fused cross-entropy"),
+    ],
+)
+def test_loss_logits_follow_the_engine_and_its_chunking(
+    engine: str, values: dict, rows: int, who: str
+) -> None:
+    config = load_config(
+        None, [f"model={QWEN3 / 'Qwen3-14B-Base'}", "data=d", "out=o", f"engine={engine}"], "paper"
+    ).model_copy(update={"micro_batch_tokens": 16384, **values})
+    shape = model_shape(config.model)
+    assert loss_rows(config, shape) == (rows, who)
+    plan = make_plan(config, shape, 640, 64, 9, gpus=8)
+    assert plan.loss_logits == rows * 151_936 * 4 * 3 and plan.loss_chunk == who
 
 
 def test_plan_command_prints_without_loading_weights(tmp_path: Path) -> None:

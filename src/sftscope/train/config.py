@@ -62,7 +62,8 @@ class TrainConfig(Strict):
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
     """Attention kernel given to transformers when the model is loaded. 'auto': flash_attention_2 where
     flash-attn and a GPU are there (packed rows then use its variable-length kernel from the position
-    ids, with no dense mask), else sdpa."""
+    ids, with no dense mask), else sdpa. The own loop runs sdpa on packed rows once per example
+    (`train/packed_attention.py`), not over a dense block-diagonal mask; the trl engine leaves it to TRL."""
 
     max_length: int = 20000
     """Maximum tokens of prompt + completion (incl. EOS) per example."""
@@ -114,11 +115,14 @@ class TrainConfig(Strict):
     at any moment are at most this x vocab, e.g. 1.2 GB per tensor for Qwen3's 151,936 tokens at 2048,
     where one 16k-token response would need 10 GB each unchunked. A micro-batch with more response
     tokens is split into chunks whose logits are recomputed in the backward pass (one more output-layer
-    forward). None computes all at once. Same loss and gradients either way, up to float rounding."""
+    forward). None computes all at once. Same loss and gradients either way, up to float rounding.
+    Own loop only: engine trl computes TRL's loss over the whole micro-batch, or in chunks of its own
+    with use_liger_kernel (Liger's fused linear cross-entropy); `--plan` shows which."""
     resume_every: int | None = None
-    """Under FSDP: steps between saves of the sharded model and optimizer state (RUN/resume/, written
-    with torch.distributed.checkpoint, only the newest kept), the point a preempted run resumes from.
-    None saves it at every checkpoint step. Without FSDP every checkpoint holds the full state instead."""
+    """Steps between saves of the state a preempted run resumes from (model and optimizer, only the
+    newest kept in RUN/resume/), besides the one at every checkpoint step (None: only there). Own loop
+    under FSDP: sharded, written with torch.distributed.checkpoint; without FSDP each checkpoint holds
+    the full state and this is unused. Engine trl: TRL's own checkpoint (sharded under FSDP/ZeRO-3)."""
 
     schedule: CheckpointSchedule = CheckpointSchedule(log_spaced=True)
     """When to save checkpoints; the final step is always saved."""

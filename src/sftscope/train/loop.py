@@ -33,6 +33,7 @@ from sftscope.train.config import TrainConfig, load_config, save_config
 from sftscope.train.encode import data_file, encode_training_data
 from sftscope.train.loss import CompletionLoss, batch_loss
 from sftscope.train.metrics import MetricsLog, truncate_metrics
+from sftscope.train.packed_attention import use_packed_attention
 from sftscope.train.schedules import checkpoint_steps, lr_multiplier, warmup_steps
 
 
@@ -202,14 +203,16 @@ def train(
     )
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
+    if config.packing:
+        use_packed_attention(model)
     encoded, report = encode_training_data(tokenizer, config)
     lengths = [len(item) for item in encoded]
     num = len(encoded)
     total = batching.total_steps(num, config.batch_size, config.epochs, config.steps)
     per_epoch = batching.steps_per_epoch(num, config.batch_size)
     save_at = set(checkpoint_steps(config.schedule, total))
-    resume_at = (
-        set(range(config.resume_every, total + 1, config.resume_every)) if config.resume_every else save_at
+    resume_at = save_at | (
+        set(range(config.resume_every, total + 1, config.resume_every)) if config.resume_every else set()
     )
 
     # The optimizer is built on the parameters as they will train: sharded ones under FSDP.

@@ -5,7 +5,7 @@ refuses to start when the planned checkpoints do not fit the free disk.
 Memory terms are estimates for a decoder-only transformer with SwiGLU MLPs under full sharding
 (FSDP / ZeRO-3: weights, gradients and AdamW state split over the GPUs): fp32 master weights and
 gradients, two fp32 AdamW moments, bf16 activations with a FlashAttention-style kernel (no
-sequence-squared term), fp32 logits for the loss.
+sequence-squared term), fp32 logits for the loss over the rows the loss computes at once (`loss_rows`).
 """
 
 from __future__ import annotations
@@ -103,12 +103,30 @@ class Plan:
     activations: int
     activations_checkpointed: int
     loss_logits: int
+    loss_chunk: str
     checkpoint: int
     resume_state: int
     steps: int
     saved_steps: int
     kept_steps: int
     run_disk: int
+
+
+def loss_rows(config: TrainConfig, shape: ModelShape) -> tuple[int, str]:
+    """Token rows whose fp32 logits the loss holds at once, and who decides it.
+
+    The own loop: `loss_chunk_tokens` response tokens (at most a micro-batch). The trl engine: TRL's
+    loss runs the output layer over the whole micro-batch, unless Liger's fused linear cross-entropy
+    does it in chunks of about tokens x hidden / vocab rows (its rule, rounded up to a power of 2).
+    """
+    tokens = config.micro_batch_tokens
+    if config.engine != "trl":
+        chunk = min(tokens, config.loss_chunk_tokens or tokens)
+        return chunk, f"loss_chunk_tokens {chunk}" if chunk < tokens else "unchunked"
+    if config.use_liger_kernel:
+        chunks = -(-shape.vocab // shape.hidden)
+        return 1 << max(0, (-(-tokens // chunks) - 1).bit_length()), "Liger's fused cross-entropy"
+    return tokens, "TRL, unchunked"
 
 
 def make_plan(config: TrainConfig, shape: ModelShape, steps: int, saved: int, kept: int, gpus: int) -> Plan:
@@ -127,7 +145,8 @@ def make_plan(config: TrainConfig, shape: ModelShape, steps: int, saved: int, ke
         optimizer=params * 8 // gpus,
         activations=tokens * shape.activation_bytes_per_token(False),
         activations_checkpointed=tokens * shape.activation_bytes_per_token(True),
-        loss_logits=tokens * shape.vocab * 4 * 3,  # fp32 logits, log-softmax and their gradient
+        loss_logits=loss_rows(config, shape)[0] * shape.vocab * 4 * 3,  # logits, log-softmax, gradient
+        loss_chunk=loss_rows(config, shape)[1],
         checkpoint=checkpoint,
         resume_state=resume_state,
         steps=steps,
@@ -148,7 +167,7 @@ def format_plan(plan: Plan, config: TrainConfig) -> str:
         ("optimizer (AdamW, fp32)", _gib(plan.optimizer)),
         (f"activations, {config.micro_batch_tokens} tokens", _gib(plan.activations)),
         ("activations, checkpointed", _gib(plan.activations_checkpointed)),
-        ("loss logits (fp32)", _gib(plan.loss_logits)),
+        (f"loss logits (fp32, {plan.loss_chunk})", _gib(plan.loss_logits)),
         (f"peak per GPU (checkpointing {'on' if config.gradient_checkpointing else 'off'})", _gib(peak)),
         ("disk per checkpoint", _gib(plan.checkpoint)),
         ("resume state", _gib(plan.resume_state)),

@@ -10,7 +10,8 @@ wrapping and its memory options (padding_free, use_liger_kernel, activation offl
 checkpointing).
 
 The resume state is TRL's own checkpoint (weights at full precision, optimizer, scheduler, RNG;
-sharded under FSDP and ZeRO-3), kept for the newest checkpoint step only in RUN/resume/. Checkpoints
+sharded under FSDP and ZeRO-3), saved at every checkpoint step and every `resume_every` steps, the
+newest only kept, in RUN/resume/. Checkpoints
 for evaluation go to RUN/checkpoints/ first, so a resume state never runs ahead of the manifest.
 """
 
@@ -176,7 +177,8 @@ def _trainer_class() -> type:
 
 
 class _CheckpointWriter:
-    """Writes RUN/checkpoints/step-N (weights in the base model's dtype) and its manifest entry."""
+    """Writes RUN/checkpoints/step-N (weights in the base model's dtype) and its manifest entry, at the
+    schedule's steps that are kept (not at a step that only saves a resume state)."""
 
     def __init__(self, run_dir: Path, config: TrainConfig, tokenizer: Any, total: int, main: bool):
         self.run_dir, self.config, self.tokenizer, self.main = run_dir, config, tokenizer, main
@@ -213,6 +215,9 @@ def _callback(
     from transformers import TrainerCallback
 
     save_at = set(checkpoint_steps(config.schedule, total))
+    # A resume state between checkpoints too (the writer skips the evaluation checkpoint there).
+    if config.resume_every:
+        save_at |= set(range(config.resume_every, total + 1, config.resume_every))
 
     class RunDirCallback(TrainerCallback):
         """The dense checkpoint schedule, and one metrics.jsonl row per optimizer step."""

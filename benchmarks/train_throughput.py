@@ -135,8 +135,13 @@ def ours(model: Path, data: Path, out: Path, **values: Any) -> float:
     return sum(r["tokens"] for r in rows) / sum(r["tokens"] / r["tokens_per_s"] for r in rows)
 
 
-def trl_defaults(model_dir: Path, examples: list[Example], tokenizer: Any, out: Path) -> float:
-    """Real tokens/s of TRL's SFTTrainer over one epoch of the same examples (prompt-completion)."""
+def bare_trl(
+    model_dir: Path, examples: list[Example], tokenizer: Any, out: Path, callbacks: list[Any], **settings: Any
+) -> tuple[Any, int]:
+    """TRL's SFTTrainer on the same examples as prompt-completion rows, and their real token count.
+
+    Always `use_cpu=True, bf16=False` (its default bf16 refuses to start without a GPU) and one epoch;
+    `settings` are the rest of its SFTConfig."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
@@ -151,12 +156,22 @@ def trl_defaults(model_dir: Path, examples: list[Example], tokenizer: Any, out: 
         num_train_epochs=1,
         report_to="none",
         save_strategy="no",
+        **settings,
     )
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
     trainer = SFTTrainer(
-        model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
+        model=AutoModelForCausalLM.from_pretrained(model_dir),
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        callbacks=callbacks,
     )
-    real_tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
+    return trainer, sum(len(ids) for ids in trainer.train_dataset["input_ids"])
+
+
+def trl_defaults(model_dir: Path, examples: list[Example], tokenizer: Any, out: Path) -> float:
+    """Real tokens/s of TRL's SFTTrainer over one epoch of the same examples, its defaults otherwise."""
+    trainer, real_tokens = bare_trl(model_dir, examples, tokenizer, out, [])
+    args = trainer.args
     print(
         f"TRL settings: batch {args.per_device_train_batch_size}, gradient_checkpointing "
         f"{args.gradient_checkpointing}, padding_free {args.padding_free}, packing {args.packing}"
@@ -189,20 +204,13 @@ def trl_best_tuned(
     model_dir: Path, examples: list[Example], tokenizer: Any, out: Path, per_device: int
 ) -> float:
     """Real tokens/s of bare SFTTrainer, padding-free, no gradient checkpointing, global batch 32."""
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM
-    from trl import SFTConfig, SFTTrainer
-
-    rows = [
-        dict(zip(("prompt", "completion"), render_example(tokenizer, e, None), strict=True)) for e in examples
-    ]
-    args = SFTConfig(
-        output_dir=str(out),
-        use_cpu=True,
-        bf16=False,
-        num_train_epochs=1,
-        report_to="none",
-        save_strategy="no",
+    timer = StepTimer()
+    trainer, real_tokens = bare_trl(
+        model_dir,
+        examples,
+        tokenizer,
+        out,
+        [timer.callback],
         padding_free=True,
         max_length=None,  # every example is under 1024 tokens already
         gradient_checkpointing=False,
@@ -211,15 +219,6 @@ def trl_best_tuned(
         learning_rate=1e-4,
         optim="adamw_torch",  # the optimizer our engine runs (HF's default here is the fused one)
     )
-    timer = StepTimer()
-    trainer = SFTTrainer(
-        model=AutoModelForCausalLM.from_pretrained(model_dir),
-        args=args,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tokenizer,
-        callbacks=[timer.callback],
-    )
-    real_tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
     print(f"TRL best-tuned: {per_device} per pass x {32 // per_device} accumulation, padding-free")
     trainer.train()
     return real_tokens / timer.seconds

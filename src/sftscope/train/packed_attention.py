@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from sftscope.models.attention import use_attention
+
 NAME = "sftscope-packed"
 
 
@@ -65,12 +67,4 @@ def packed_mask(*args: Any, attention_mask: torch.Tensor | None = None, **kwargs
 
 def use_packed_attention(model: Any) -> bool:
     """Switch a model that uses SDPA to `packed_attention`; False (and no change) for any other."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
-
-    if getattr(model.config, "_attn_implementation", None) != "sdpa":
-        return False
-    AttentionInterface.register(NAME, packed_attention)
-    ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, packed_mask)
-    model.set_attn_implementation(NAME)
-    return model.config._attn_implementation == NAME
+    return use_attention(model, NAME, packed_attention, packed_mask)

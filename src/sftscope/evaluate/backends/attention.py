@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from sftscope.models.attention import use_attention
+
 NAME = "sftscope-decode"
 
 
@@ -53,12 +55,6 @@ def decode_attention(
 
 def use_decode_attention(model: Any) -> bool:
     """Switch a model that uses SDPA to `decode_attention`; False (and no change) for any other."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+    from transformers.masking_utils import sdpa_mask
 
-    if getattr(model.config, "_attn_implementation", None) != "sdpa":
-        return False
-    AttentionInterface.register(NAME, decode_attention)
-    ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, sdpa_mask)
-    model.set_attn_implementation(NAME)
-    return model.config._attn_implementation == NAME
+    return use_attention(model, NAME, decode_attention, sdpa_mask)

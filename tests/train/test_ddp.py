@@ -3,9 +3,6 @@ batch, including a last step too small to give both processes an example."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,15 +11,7 @@ import yaml
 from sftscope.train.metrics import read_metrics
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: shared helpers by path
-from test_train_support import cli_env, launcher, toy_data_dir
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from test_train_support import launch_train, start_train, toy_data_dir
 
 
 def test_two_processes_match_one(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -46,24 +35,11 @@ def test_two_processes_match_one(tiny_model_dir: Path, tmp_path: Path) -> None:
         )
     )
     # The single-process reference runs alongside (packed and padded give the same loss: test_loss).
-    single = subprocess.Popen(
-        [sys.executable, str(launcher(tmp_path)), "train", str(config), f"out={tmp_path / 'single'}"],
-        env=cli_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-    env = {**cli_env(), "ACCELERATE_LOG_LEVEL": "error", "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch",
-        "--config_file", str(ROOT / "configs" / "accelerate" / "ddp-cpu.yaml"),
-        "--main_process_port", str(_free_port()),
-        str(launcher(tmp_path)), "train", str(config), f"out={tmp_path / 'ddp'}",
-    ]  # fmt: skip
-    ddp = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180, check=False)
-    assert ddp.returncode == 0, ddp.stderr[-3000:]
-    assert "2 process(es)" in ddp.stderr
+    single = start_train(tmp_path, str(config), f"out={tmp_path / 'single'}")
+    ddp = launch_train(tmp_path, "ddp-cpu.yaml", str(config), f"out={tmp_path / 'ddp'}")
+    _, ddp_errors = ddp.communicate(timeout=180)
+    assert ddp.returncode == 0, ddp_errors[-3000:]
+    assert "2 process(es)" in ddp_errors
     _, single_errors = single.communicate(timeout=120)
     assert single.returncode == 0, single_errors
 

@@ -5,7 +5,6 @@ SIGKILL, and 2-process DDP over gloo giving the single-process losses."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,14 +22,13 @@ from sftscope.train.metrics import read_metrics
 from sftscope.train.schedules import checkpoint_steps
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: shared helpers by path
-from test_ddp import ROOT, _free_port
 from test_resume import KEYS
 from test_train_support import (
-    cli_env,
     kill_past_a_checkpoint,
-    launcher,
+    launch_train,
     logged_steps,
     run_cli,
+    start_train,
     toy_config,
     toy_data_dir,
 )
@@ -151,16 +149,13 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_run(
         )
     )
 
-    def start(out: Path) -> subprocess.Popen[bytes]:
-        command = [sys.executable, str(launcher(tmp_path)), "train", str(config), f"out={out}"]
-        return subprocess.Popen(command, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
     reference, killed = tmp_path / "reference", tmp_path / "killed"
-    reference_process, process = start(reference), start(killed)
+    reference_process = start_train(tmp_path, str(config), f"out={reference}")
+    process = start_train(tmp_path, str(config), f"out={killed}")
     kill_past_a_checkpoint(process, killed, timeout=180)
     assert logged_steps(killed)[-1] < steps, "the run finished before it could be killed"
     _, errors = reference_process.communicate(timeout=180)
-    assert reference_process.returncode == 0, errors.decode()
+    assert reference_process.returncode == 0, errors
 
     resumed = run_cli(tmp_path, "--resume", str(killed), timeout=180)
     assert resumed.returncode == 0, resumed.stderr
@@ -190,23 +185,11 @@ def test_two_processes_match_one(engine: str, data: Path, tmp_path: Path) -> Non
     }
     config = tmp_path / "train.yaml"
     config.write_text(yaml.safe_dump(values))
-    single = subprocess.Popen(
-        [sys.executable, str(launcher(tmp_path)), "train", str(config), f"out={tmp_path / 'single'}"],
-        env=cli_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch",
-        "--config_file", str(ROOT / "configs" / "accelerate" / "ddp-cpu.yaml"),
-        "--main_process_port", str(_free_port()),
-        str(launcher(tmp_path)), "train", str(config), f"out={tmp_path / 'ddp'}",
-    ]  # fmt: skip
-    env = {**cli_env(), "ACCELERATE_LOG_LEVEL": "error"}
-    ddp = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, check=False)
-    assert ddp.returncode == 0, ddp.stderr[-3000:]
-    assert "2 process(es)" in ddp.stderr
+    single = start_train(tmp_path, str(config), f"out={tmp_path / 'single'}")
+    ddp = launch_train(tmp_path, "ddp-cpu.yaml", str(config), f"out={tmp_path / 'ddp'}")
+    _, ddp_errors = ddp.communicate(timeout=240)
+    assert ddp.returncode == 0, ddp_errors[-3000:]
+    assert "2 process(es)" in ddp_errors
     _, single_errors = single.communicate(timeout=180)
     assert single.returncode == 0, single_errors
 

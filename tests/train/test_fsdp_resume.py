@@ -22,25 +22,14 @@ from sftscope.train.metrics import read_metrics
 from sftscope.train.sharding import RESUME_DIR, latest
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: shared helpers by path
-from test_ddp import ROOT, _free_port
-from test_train_support import cli_env, launcher, logged_steps, toy_data_dir
+from test_train_support import launch_train, logged_steps, toy_data_dir
 
 STEPS = 16
 KEYS = ("step", "loss", "lr", "grad_norm", "entropy", "tokens_seen")
 
 
 def _fsdp(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
-    """`accelerate launch` of `sftscope train ARGS` on 2 processes, in a process group of its own."""
-    env = {**cli_env(), "ACCELERATE_LOG_LEVEL": "error", "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch",
-        "--config_file", str(ROOT / "configs" / "accelerate" / "fsdp-cpu.yaml"),
-        "--main_process_port", str(_free_port()),
-        str(launcher(tmp_path)), "train", *args,
-    ]  # fmt: skip
-    return subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
+    return launch_train(tmp_path, "fsdp-cpu.yaml", *args)
 
 
 def _resume_step(run: Path) -> int:

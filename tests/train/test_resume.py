@@ -3,7 +3,6 @@ uninterrupted run (CPU, same seed, same thread count), and so are the final weig
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from sftscope.train.checkpoints import read_manifest
 from sftscope.train.metrics import read_metrics
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: shared helpers by path
-from test_train_support import cli_env, kill_past_a_checkpoint, launcher, logged_steps, run_cli, toy_data_dir
+from test_train_support import kill_past_a_checkpoint, logged_steps, run_cli, start_train, toy_data_dir
 
 STEPS = 120
 KEYS = ("step", "loss", "lr", "grad_norm", "entropy", "tokens_seen")
@@ -40,25 +39,15 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tiny_model_dir: Pa
     )
     # The reference runs alongside the run that gets killed (one thread each, 2 cores).
     reference_run = tmp_path / "reference"
-    reference_process = subprocess.Popen(
-        [sys.executable, str(launcher(tmp_path)), "train", str(config), f"out={reference_run}"],
-        env=cli_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    reference_process = start_train(tmp_path, str(config), f"out={reference_run}")
     killed_run = tmp_path / "killed"
-    process = subprocess.Popen(
-        [sys.executable, str(launcher(tmp_path)), "train", str(config), f"out={killed_run}"],
-        env=cli_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    process = start_train(tmp_path, str(config), f"out={killed_run}")
     kill_past_a_checkpoint(process, killed_run, timeout=120)
     logged = logged_steps(killed_run)
     assert logged[-1] < STEPS, "the run finished before it could be killed"
 
     _, reference_errors = reference_process.communicate(timeout=120)
-    assert reference_process.returncode == 0, reference_errors.decode()
+    assert reference_process.returncode == 0, reference_errors
     resumed = run_cli(tmp_path, "--resume", str(killed_run))
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming after step" in resumed.stderr

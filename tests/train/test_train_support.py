@@ -7,6 +7,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,6 +18,8 @@ from sftscope.data.io import write_records
 from sftscope.data.records import Example, user_example
 from sftscope.train.checkpoints import read_manifest
 from sftscope.train.config import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # The train command on an app of its own: a typer app with a single command would swallow the
 # command name, so this does not depend on which other stages have registered theirs yet.
@@ -88,6 +91,35 @@ def run_cli(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.Comp
         text=True,
         timeout=timeout,
         check=False,
+    )
+
+
+def start_train(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    """`sftscope train ARGS` in one process, running alongside the test (stderr kept)."""
+    command = [sys.executable, str(launcher(tmp_path)), "train", *args]
+    return subprocess.Popen(
+        command, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch_train(tmp_path: Path, accelerate_config: str, *args: str) -> subprocess.Popen[str]:
+    """`accelerate launch` of `sftscope train ARGS` with configs/accelerate/<accelerate_config> (2 CPU
+    processes), in a process group of its own so a test can SIGKILL the launcher and its workers."""
+    env = {**cli_env(), "ACCELERATE_LOG_LEVEL": "error", "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--config_file", str(ROOT / "configs" / "accelerate" / accelerate_config),
+        "--main_process_port", str(free_port()),
+        str(launcher(tmp_path)), "train", *args,
+    ]  # fmt: skip
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
 
 

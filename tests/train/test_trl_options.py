@@ -5,7 +5,6 @@ states between checkpoints."""
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from sftscope.train.metrics import read_metrics
 from sftscope.train.trl_engine import RESUME_DIR, TRAINER_STATE, micro_batch_size, sft_config
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: shared helpers by path
-from test_train_support import cli_env, launcher, logged_steps, run_cli, saved_steps, toy_data_dir
+from test_train_support import logged_steps, run_cli, saved_steps, start_train, toy_data_dir
 
 
 def _config(*overrides: str):  # type: ignore[no-untyped-def]
@@ -90,12 +89,9 @@ def test_resume_every_gives_a_killed_run_a_state_between_checkpoints(tmp_path: P
     }
     config.write_text(yaml.safe_dump(values))
 
-    def start(out: Path) -> subprocess.Popen[bytes]:
-        command = [sys.executable, str(launcher(tmp_path)), "train", str(config), f"out={out}"]
-        return subprocess.Popen(command, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
     reference, killed = tmp_path / "reference", tmp_path / "killed"
-    reference_process, process = start(reference), start(killed)
+    reference_process = start_train(tmp_path, str(config), f"out={reference}")
+    process = start_train(tmp_path, str(config), f"out={killed}")
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and process.poll() is None:
         state = killed / RESUME_DIR / "checkpoint-4" / TRAINER_STATE
@@ -107,7 +103,7 @@ def test_resume_every_gives_a_killed_run_a_state_between_checkpoints(tmp_path: P
     assert process.returncode == -signal.SIGKILL
     assert logged_steps(killed)[-1] < steps and not saved_steps(killed)
     _, errors = reference_process.communicate(timeout=180)
-    assert reference_process.returncode == 0, errors.decode()[-2000:]
+    assert reference_process.returncode == 0, errors[-2000:]
 
     resumed = run_cli(tmp_path, "--resume", str(killed), timeout=180)
     assert resumed.returncode == 0, resumed.stderr

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sftscope.analyze.planted import planted_curve
+from sftscope.analyze.planted import SHAPES, planted_curve
 from sftscope.stats import Bootstrap, bootstrap_curve, dip_shape, interval, significant_changes
 
 
@@ -76,3 +76,16 @@ def test_a_loss_that_stays_down_is_rarely_called_a_rebound() -> None:
     ]
     assert labels.count("dip-no-recovery") <= 6
     assert labels.count("monotone loss") >= 60
+
+
+def test_the_margins_are_the_tests_deciding_bounds_in_standard_errors() -> None:
+    steps = list(range(0, 101, 5))
+    for s in range(8):
+        for planted in SHAPES:
+            scores = planted_curve(planted, steps, 100, 1.5, np.random.default_rng(s)).scores  # type: ignore[arg-type]
+            shape = dip_shape(bootstrap_curve(scores, seed=0))
+            assert (shape.below_margin < 0) == (shape.bottom is not None)
+            assert (shape.above_margin > 0) == bool((shape.lo > 0).any())
+            assert (shape.rebound_margin is not None and shape.rebound_margin > 0) == shape.rebound
+            se = shape.delta_replicates.std(axis=0)
+            assert shape.below_margin == pytest.approx(np.min(shape.hi / se))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -183,10 +184,30 @@ class DipShape:
     """The first checkpoint after the bottom back at or above base, given a rebound; else None."""
     label: Label
     """The curve's shape."""
+    below_margin: float
+    """The dip test's deciding bound in standard errors: the lowest `hi` over its standard error
+    (negative: some checkpoint is below base)."""
+    above_margin: float
+    """The gain test's deciding bound in standard errors: the highest `lo` over its standard error
+    (positive: some checkpoint is above base)."""
+    rebound_margin: float | None
+    """The rebound test's deciding bound in standard errors: the highest lower bound of (later -
+    bottom) over its standard error (positive: a rebound); None without a checkpoint after a bottom."""
 
 
-def _rebounds(delta: np.ndarray, reps: np.ndarray, below: list[int], bottom: int, level: float) -> bool:
-    """Is a later checkpoint significantly above the bottom?
+def _in_se(bound: np.ndarray, replicates: np.ndarray) -> np.ndarray:
+    """Band bounds over their standard errors; a step that does not vary is certain (+-inf, or NaN
+    when its bound is 0)."""
+    se = np.nanstd(replicates, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(se > 0, bound / se, np.sign(bound) * np.inf)
+
+
+def _rebound_bounds(
+    delta: np.ndarray, reps: np.ndarray, below: list[int], bottom: int, level: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lower band bounds of g(later) - g(bottom) for every checkpoint after the bottom, and the
+    same over their standard errors.
 
     The bottom is the lowest of the below-base checkpoints, so its noise is biased low and one
     interval of (later - bottom) would see rebounds in curves that went down and stayed there. The
@@ -195,10 +216,18 @@ def _rebounds(delta: np.ndarray, reps: np.ndarray, below: list[int], bottom: int
     """
     pairs = [(i, j) for i in below for j in range(i + 1, delta.size)]
     if not any(i == bottom for i, _ in pairs):
-        return False
+        return np.empty(0), np.empty(0)
     first, later = np.array(pairs).T
-    lo, _ = simultaneous_band(delta[later] - delta[first], reps[:, later] - reps[:, first], level)
-    return bool(any(lo[k] > 0 for k, (i, _) in enumerate(pairs) if i == bottom))
+    diff, diff_reps = delta[later] - delta[first], reps[:, later] - reps[:, first]
+    lo, _ = simultaneous_band(diff, diff_reps, level)
+    mine = first == bottom
+    return lo[mine], _in_se(lo, diff_reps)[mine]
+
+
+def _extreme(values: np.ndarray, pick: Callable[[np.ndarray], float]) -> float:
+    """`pick` (min or max) of the values that are not NaN; NaN if none is."""
+    known = values[~np.isnan(values)]
+    return float(pick(known)) if known.size else float("nan")
 
 
 def dip_shape(boot: Bootstrap, level: float = LEVEL) -> DipShape:
@@ -209,7 +238,11 @@ def dip_shape(boot: Bootstrap, level: float = LEVEL) -> DipShape:
     below = [i for i in range(delta.size) if hi[i] < 0]
     above = [i for i in range(delta.size) if lo[i] > 0]
     bottom = min(below, key=lambda i: delta[i]) if below else None
-    rebound = bottom is not None and _rebounds(delta, reps, below, bottom, level)
+    rebound, rebound_margin = False, None
+    if bottom is not None:
+        rebound_lo, rebound_in_se = _rebound_bounds(delta, reps, below, bottom, level)
+        rebound = bool((rebound_lo > 0).any())
+        rebound_margin = _extreme(rebound_in_se, np.max) if rebound_lo.size else None
     recovery = None
     if bottom is not None and rebound:
         recovery = next((i for i in range(bottom + 1, delta.size) if delta[i] >= 0), None)
@@ -219,7 +252,11 @@ def dip_shape(boot: Bootstrap, level: float = LEVEL) -> DipShape:
         label = "monotone loss"
     else:
         label = "dip-and-recovery" if recovery is not None else "dip-no-recovery"
-    return DipShape(delta, reps, lo, hi, bottom, rebound, recovery, label)
+    below_margin = _extreme(_in_se(hi, reps), np.min)
+    above_margin = _extreme(_in_se(lo, reps), np.max)
+    return DipShape(
+        delta, reps, lo, hi, bottom, rebound, recovery, label, below_margin, above_margin, rebound_margin
+    )
 
 
 def significant_changes(boot: Bootstrap, level: float = LEVEL) -> np.ndarray:

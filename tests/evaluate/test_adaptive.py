@@ -13,7 +13,14 @@ from typer.testing import CliRunner
 from sftscope.analyze.dips import analyze_curve
 from sftscope.analyze.planted import PlantedCurve, planted_curve
 from sftscope.cli import app
-from sftscope.evaluate.adaptive import COARSE, PIN_BOTTOM, adaptive_sweep, bisect, coarse_steps
+from sftscope.evaluate.adaptive import (
+    COARSE,
+    DENSIFY,
+    PIN_BOTTOM,
+    adaptive_sweep,
+    bisect,
+    coarse_steps,
+)
 from sftscope.evaluate.store import ResultsStore, TaskEntry
 from sftscope.evaluate.sweep import SweepStats
 from sftscope.evaluate.targets import Target
@@ -103,6 +110,22 @@ def test_a_dip_is_found_and_pinned_with_a_fraction_of_the_checkpoints(tmp_path: 
     assert [(r["step"], r["round"], r["reason"]) for r in recorded] == [
         (e.step, e.round, e.reason) for e in plan
     ]
+
+
+def test_a_borderline_dip_is_densified_until_it_is_the_dense_sweeps(tmp_path: Path) -> None:
+    # A shallow dip (0.8 CI widths over 100 prompts): no coarse checkpoint is below base, but the
+    # lowest is within half a standard error of it, so the curve is densified; without that the
+    # sweep stopped at the coarse set and called the curve flat.
+    steps = list(range(0, 101, 5))
+    curve = planted_curve("dip-and-recovery", steps, 100, 0.8, np.random.default_rng(47))
+    with ResultsStore(tmp_path / "s.duckdb") as store:
+        targets, (sweep, _) = _store_writer(store, curve)
+        plan, _ = adaptive_sweep(targets, store, sweep)
+    evaluated = [e.step for e in plan]
+    assert _label(curve, steps) == ("dip-and-recovery", 40)
+    assert _label(curve, evaluated) == _label(curve, steps) and len(evaluated) < len(steps)
+    assert _label(curve, coarse_steps(steps))[0] == "flat within noise"
+    assert any(e.reason.startswith(DENSIFY.format(test="dip")) for e in plan)
 
 
 def test_the_budget_caps_the_checkpoints(tmp_path: Path) -> None:

@@ -13,13 +13,18 @@
    - `test rebound`: the dip has no significant rebound yet and the interval borders a checkpoint
      above the bottom by its own interval (its neighbours tell staying down from coming back);
    - `bisect: change > CI`: its two checkpoints differ beyond their paired bootstrap band
-     (simultaneous over the curve's intervals).
+     (simultaneous over the curve's intervals);
+   - `densify: dip borderline` (or `gain`, `rebound`): one of the tests the label rests on (some
+     checkpoint below base; some above base, without a clear dip; a rebound) has its deciding band
+     bound within `MARGIN` standard errors of zero. Every interval of the curve is bisected: a
+     sweep of every saved checkpoint judges with a wider band (the critical value grows with the
+     checkpoints it covers) and may hold a more extreme one, so only a denser curve settles it.
    A bisection evaluates the saved checkpoint nearest the interval's log-midpoint; an interval
    without saved checkpoints inside is pinned.
 3. **Stop** when nothing is left to refine or the budget (checkpoints evaluated, the base included)
    is spent. Under a budget the bottom's and the recovery step's own intervals go first, then the
-   rest of a broad bottom and the rebound tests, then change-bisection; a domain average before a
-   single task.
+   rest of a broad bottom and the rebound tests, then change-bisection, then densification; a
+   domain average before a single task.
 
 Each round's checkpoints are recorded in the store's `sweep_plan` table with the reason, after they
 are evaluated. The curves are read back through the store's read API: a resumed sweep re-derives the
@@ -55,6 +60,10 @@ PIN_BOTTOM = "pin dip bottom"
 PIN_RECOVERY = "pin recovery"
 TEST_REBOUND = "test rebound"
 CHANGE = "bisect: change > CI"
+DENSIFY = "densify: {test} borderline"
+MARGIN = 0.5
+"""How near zero (in standard errors) a test's deciding bound is borderline: about what the band's
+critical value grows by from the coarse set to every saved checkpoint of a run."""
 UNAVERAGED_DOMAINS = ("safety",)
 
 
@@ -165,14 +174,35 @@ def _around(shape: DipShape) -> list[tuple[str, int, int]]:
     ]
 
 
+def _borderline(shape: DipShape) -> str | None:
+    """The first of the label's tests whose deciding bound is within `MARGIN` standard errors of 0.
+
+    Either verdict may flip on the way to every saved checkpoint: their band is wider (its critical
+    value grows with the checkpoints it covers) and they may hold a more extreme checkpoint than the
+    ones evaluated. The gain test decides the label only without a clear dip.
+    """
+    if abs(shape.below_margin) <= MARGIN:
+        return "dip"
+    if shape.below_margin >= -MARGIN and abs(shape.above_margin) <= MARGIN:
+        return "gain"
+    if shape.rebound_margin is not None and abs(shape.rebound_margin) <= MARGIN:
+        return "rebound"
+    return None
+
+
 def _curve_refinements(name: str, steps: list[int], boot: Bootstrap, saved: list[int]) -> list[_Candidate]:
     rank = 0 if name.startswith("all ") else 1  # a domain average before a single task
     intervals: list[tuple[int, int, str, int]] = []
     if steps[0] == 0:
-        for reason, i, tier in _around(dip_shape(boot)):  # checkpoint i is steps[i + 1] (base first)
+        shape = dip_shape(boot)
+        for reason, i, tier in _around(shape):  # checkpoint i is steps[i + 1] (base first)
             intervals.append((i, i + 1, reason, tier))
             if reason != PIN_RECOVERY and i + 2 < len(steps):
                 intervals.append((i + 1, i + 2, reason, tier))
+        test = _borderline(shape)
+        if test is not None:
+            reason = DENSIFY.format(test=test)
+            intervals += [(i, i + 1, reason, 3) for i in range(len(steps) - 1)]
     intervals += [(int(i), int(i) + 1, CHANGE, 2) for i in np.flatnonzero(significant_changes(boot))]
     out = []
     for left, right, reason, tier in intervals:

@@ -1,4 +1,4 @@
-"""Benchmark: our checkpoint sweep against lm-evaluation-harness (hf backend, `generate_until`).
+"""Benchmark: our checkpoint sweep against lm-evaluation-harness (hf backend, `generate_until`) and vLLM.
 
 Both decode the same rendered prompts greedily with the same generation length, checkpoint by
 checkpoint, in this one process with the same torch thread count. Per checkpoint it prints

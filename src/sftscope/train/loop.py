@@ -34,7 +34,7 @@ from sftscope.train.encode import data_file, encode_training_data
 from sftscope.train.loss import CompletionLoss, batch_loss
 from sftscope.train.metrics import MetricsLog, truncate_metrics
 from sftscope.train.packed_attention import use_packed_attention
-from sftscope.train.schedules import checkpoint_steps, lr_multiplier, warmup_steps
+from sftscope.train.schedules import checkpoint_steps, lr_multiplier, resume_steps, warmup_steps
 
 
 def _check_inputs(config: TrainConfig) -> None:
@@ -211,9 +211,7 @@ def train(
     total = batching.total_steps(num, config.batch_size, config.epochs, config.steps)
     per_epoch = batching.steps_per_epoch(num, config.batch_size)
     save_at = set(checkpoint_steps(config.schedule, total))
-    resume_at = save_at | (
-        set(range(config.resume_every, total + 1, config.resume_every)) if config.resume_every else set()
-    )
+    resume_at = resume_steps(config.schedule, config.resume_every, total)
 
     # The optimizer is built on the parameters as they will train: sharded ones under FSDP.
     module = CompletionLoss(model, config.loss_chunk_tokens)

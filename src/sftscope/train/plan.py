@@ -133,6 +133,7 @@ def make_plan(config: TrainConfig, shape: ModelShape, steps: int, saved: int, ke
     """The plan of `config` on `gpus` GPUs; `saved`/`kept`: checkpoints written / left on disk."""
     params = shape.parameters()
     tokens = config.micro_batch_tokens
+    rows, chunking = loss_rows(config, shape)
     checkpoint = params * DTYPE_BYTES.get(shape.dtype, 4)
     resume_state = params * (4 + 8)  # fp32 weights + two fp32 AdamW moments
     # The own loop keeps its resume state inside every checkpoint it keeps; TRL keeps one.
@@ -145,8 +146,8 @@ def make_plan(config: TrainConfig, shape: ModelShape, steps: int, saved: int, ke
         optimizer=params * 8 // gpus,
         activations=tokens * shape.activation_bytes_per_token(False),
         activations_checkpointed=tokens * shape.activation_bytes_per_token(True),
-        loss_logits=loss_rows(config, shape)[0] * shape.vocab * 4 * 3,  # logits, log-softmax, gradient
-        loss_chunk=loss_rows(config, shape)[1],
+        loss_logits=rows * shape.vocab * 4 * 3,  # fp32 logits, log-softmax and their gradient
+        loss_chunk=chunking,
         checkpoint=checkpoint,
         resume_state=resume_state,
         steps=steps,

@@ -45,3 +45,12 @@ def checkpoint_steps(schedule: CheckpointSchedule, total: int) -> list[int]:
             power *= 2
     steps.update(step for step in schedule.steps if step <= total)
     return sorted(steps)
+
+
+def resume_steps(schedule: CheckpointSchedule, resume_every: int | None, total: int) -> set[int]:
+    """The steps that save the state a preempted run resumes from: every checkpoint step, and every
+    `resume_every` steps between them."""
+    steps = set(checkpoint_steps(schedule, total))
+    if resume_every:
+        steps.update(range(resume_every, total + 1, resume_every))
+    return steps

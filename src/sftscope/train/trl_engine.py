@@ -35,7 +35,7 @@ from sftscope.train.config import TrainConfig
 from sftscope.train.encode import Encoded, encode_training_data
 from sftscope.train.loop import start_run_dir
 from sftscope.train.metrics import MetricsLog, read_metrics, truncate_metrics
-from sftscope.train.schedules import checkpoint_steps, lr_multiplier, warmup_steps
+from sftscope.train.schedules import lr_multiplier, resume_steps, warmup_steps
 
 RESUME_DIR = "resume"
 TRAINER_STATE = "trainer_state.json"  # written by the HF Trainer after the rest of its checkpoint
@@ -214,10 +214,9 @@ def _callback(
 ) -> Any:
     from transformers import TrainerCallback
 
-    save_at = set(checkpoint_steps(config.schedule, total))
-    # A resume state between checkpoints too (the writer skips the evaluation checkpoint there).
-    if config.resume_every:
-        save_at |= set(range(config.resume_every, total + 1, config.resume_every))
+    # TRL saves its resume state at each of these; the writer adds the evaluation checkpoint only at
+    # the schedule's kept steps.
+    save_at = resume_steps(config.schedule, config.resume_every, total)
 
     class RunDirCallback(TrainerCallback):
         """The dense checkpoint schedule, and one metrics.jsonl row per optimizer step."""

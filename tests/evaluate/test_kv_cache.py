@@ -103,6 +103,23 @@ def test_buffers_grow_with_zeroed_room_and_shrink_once_the_wide_rows_leave() -> 
     assert bool(torch.isfinite(cache.layers[0].k).all())  # leftovers (its prompt's padding) stay finite
 
 
+def test_regrown_buffers_hold_no_uninitialised_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A regrowth writes every column it does not copy: fresh memory full of NaNs must not show."""
+    real_new_empty = torch.Tensor.new_empty
+    monkeypatch.setattr(
+        torch.Tensor, "new_empty", lambda t, *a, **k: real_new_empty(t, *a, **k).fill_(float("nan"))
+    )
+    cache = SlotCache(_config(), slots=3, device=torch.device("cpu"))
+    cache.admit(*_chunk([2, ROOM], base=0.0))  # two live rows, one free slot
+    for step in range(ROOM + 2):  # the long row outgrows the buffer once
+        _step(cache, float(step))
+    k = cache.layers[0].k
+    assert cache.capacity == 2 * ROOM + 2 + ROOM
+    assert bool(torch.isfinite(k).all())
+    assert not k[:, :, 2 * ROOM + 2 :].any() and not k[2:].any()  # the new room and the free slot: zeros
+    assert torch.equal(k[1, :, ROOM + 1], torch.full((HEADS, DIM), 1.0))  # copied: step 1 wrote it
+
+
 def test_rows_leaving_in_fill_from_tail_order_copy_only_the_rows_that_move() -> None:
     cache = SlotCache(_config(), slots=5, device=torch.device("cpu"))
     cache.admit(*_chunk([1, 2, 3, 4, 5], base=0.0))

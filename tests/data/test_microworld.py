@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -11,7 +12,14 @@ from sftscope.data.microworld import build_corpus, check_mix, domains, generate,
 from sftscope.models.loading import BASES_DIR
 
 NAMES = [d.name for d in domains()]
-PRIMITIVES_FIRST_ONLY = ["arith_facts", "copy_numbers", "countdown4", "missing_operand", "subset_sum"]
+PRIMITIVES_FIRST_ONLY = [
+    "arith_facts",
+    "worked_steps",
+    "copy_numbers",
+    "countdown4",
+    "missing_operand",
+    "subset_sum",
+]
 
 
 def test_domains_cover_the_study() -> None:
@@ -177,3 +185,22 @@ def test_primitive_and_procedure_tasks_have_correct_answers() -> None:
         chosen = [int(n) for n in e.answer.split("+")]
         assert sum(chosen) == e.meta["target"] and set(chosen) <= set(e.meta["numbers"])
         assert chosen == sorted(chosen) and len(chosen) >= 2
+
+
+def test_worked_steps_write_a_traces_two_moves_inline() -> None:
+    facts = {
+        (e.meta["a"], e.meta["op"], e.meta["b"]) for e in generate("arith_facts", split="train", n=20_000)
+    }
+    moves = []
+    steps = re.compile(r"^(\d+)([-+*])(\d+)=(\d+)\. (?:Then |Next, |And )?(\d+)([-+*])(\d+)=(\d+)\.\n")
+    for e in generate("worked_steps", split="train", n=500, seed=0):
+        match = steps.match(e.final)
+        assert match, e.final
+        a, op, b, first, c, op2, d, value = match.groups()
+        assert eval(e.meta["expression"]) == int(e.answer) == int(value)
+        assert eval(f"{a}{op}{b}") == int(first) and eval(f"{c}{op2}{d}") == int(value)
+        assert first in (c, d) and int(c) >= int(d)  # the second move uses the first's result, larger first
+        moves += [(int(a), op, int(b)), (int(c), op2, int(d))]
+    # Every inline move is a step a trace writes, and nearly all are facts taught in question form.
+    assert all(_trace_step(*move) for move in moves)
+    assert sum(move in facts for move in moves) / len(moves) > 0.97

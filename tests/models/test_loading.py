@@ -17,7 +17,7 @@ from sftscope.models.loading import (
 )
 from sftscope.train.pretrain import file_sha256
 
-SHIPPED = ["micro-weak", "micro-strong", "micro2-weak", "micro2-strong"]
+SHIPPED = ["micro-weak", "micro-strong", "micro2-weak", "micro2-strong", "micro3-weak", "micro3-strong"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)

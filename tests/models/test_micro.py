@@ -10,6 +10,7 @@ import pytest
 from sftscope.data.chat import render_example
 from sftscope.data.microworld import domains, generate
 from sftscope.errors import InputError
+from sftscope.models import micro
 from sftscope.models.micro import CHAT_TEMPLATE, EOS, PAD, PRESETS, init_model, preset, train_tokenizer
 from sftscope.train.pretrain import TOKENIZER_DIR, tokenizer_texts
 
@@ -101,14 +102,21 @@ def test_shipped_tokenizer_is_a_plain_hf_directory() -> None:
     assert (Path(TOKENIZER_DIR) / "tokenizer.json").exists()
 
 
-def test_primitives_first_presets(tokenizer: Any) -> None:
-    """micro2-strong is bigger and trained on many more examples than micro2-weak; both mixes are
-    valid and lean on the primitives (single-step facts and copying) over Countdown itself."""
-    weak, strong = preset("micro2-weak"), preset("micro2-strong")
+@pytest.mark.parametrize("world", ["micro2", "micro3"])
+def test_primitives_first_presets(tokenizer: Any, world: str) -> None:
+    """The strong base is bigger and trained on many more examples than the weak one; both share one
+    valid mix that leans on the primitives (single-step facts and copying) over Countdown itself."""
+    weak, strong = preset(f"{world}-weak"), preset(f"{world}-strong")
     assert weak.corpus == strong.corpus and weak.corpus is not None
     mix = weak.corpus
     assert mix["arith_facts"] + mix["copy_numbers"] > 3 * mix["countdown"]
     size = {spec.name: init_model(spec, tokenizer).num_parameters() for spec in (weak, strong)}
     weak_examples, strong_examples = weak.steps * weak.batch_size, strong.steps * strong.batch_size
-    assert size["micro2-strong"] > 3 * size["micro2-weak"] and strong_examples >= 4 * weak_examples
-    assert size["micro2-strong"] * strong_examples > 10 * size["micro2-weak"] * weak_examples
+    assert size[strong.name] > 3 * size[weak.name] and strong_examples >= 4 * weak_examples
+    assert size[strong.name] * strong_examples > 10 * size[weak.name] * weak_examples
+
+
+def test_micro3_teaches_the_facts_inline_too() -> None:
+    """micro3 is micro2's world plus the facts worked out inline, as a trace writes them."""
+    assert set(micro.PRIMITIVES_INLINE) == set(micro.PRIMITIVES_FIRST) | {"worked_steps"}
+    assert micro.PRIMITIVES_INLINE["worked_steps"] > 0

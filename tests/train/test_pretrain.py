@@ -90,10 +90,18 @@ def test_cli_preset_with_a_bad_corpus_is_one_line(monkeypatch: pytest.MonkeyPatc
     assert len(lines) == 1 and "micro preset 'micro-bad'" in lines[0] and "'corpus'" in lines[0]
 
 
-@pytest.mark.parametrize("name", ["micro2-weak", "micro2-strong"])
-def test_primitives_first_presets_pretrain_on_their_own_mix(name: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("name", "mix"),
+    [
+        ("micro2-weak", micro.PRIMITIVES_FIRST),
+        ("micro2-strong", micro.PRIMITIVES_FIRST),
+        ("micro3-weak", micro.PRIMITIVES_INLINE),
+        ("micro3-strong", micro.PRIMITIVES_INLINE),
+    ],
+)
+def test_primitives_first_presets_pretrain_on_their_own_mix(name: str, mix: dict, tmp_path: Path) -> None:
     """Two steps of the real preset with the shipped tokenizer: the corpus is the preset's mix."""
     out = pretrain(name, out=tmp_path / "base", work=tmp_path / "work", steps=2)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["steps"] == 2 and set(manifest["mix"]) == set(micro.PRIMITIVES_FIRST)
+    assert manifest["steps"] == 2 and set(manifest["mix"]) == set(mix)
     assert manifest["corpus_examples"] == 2 * micro.preset(name).batch_size

@@ -43,6 +43,7 @@ class DomainSpec(BaseModel):
         "countdown",
         "arithmetic",
         "trace_facts",
+        "worked_steps",
         "copy_numbers",
         "missing_operand",
         "subset_sum",
@@ -182,6 +183,44 @@ def _trace_facts(spec: DomainSpec, stream: int) -> Iterator[Example]:
         yield _boxed(question, str(value), spec, {"a": a, "b": b, "op": op})
 
 
+def _worked_steps(spec: DomainSpec, stream: int) -> Iterator[Example]:
+    """Two-move expressions worked out inline (`7+5=12. Then 12-3=9.`), the form in which a trace
+    writes its facts. A base taught facts only as question and answer recalls them there and not in
+    running text, so traces built on them carry wrong arithmetic; this teaches the inline form
+    without the search (no target, no dead ends, no check)."""
+    rng = random.Random(stream)
+    top, max_result = int(spec.config["max_operand"]), int(spec.config["max_result"])
+    phrasings = [
+        "Work out {e} step by step.",
+        "Evaluate {e}, one step at a time.",
+        "Compute {e}, showing each step.",
+    ]
+    joins = ["Then", "Next,", "And", ""]
+    while True:
+        x, y, z = (rng.randint(1, top) for _ in range(3))
+        a, b = max(x, y), min(x, y)
+        op1, op2 = rng.choice("+-*"), rng.choice("+-*")
+        first = _OPS[op1](a, b)
+        c, d = max(first, z), min(first, z)
+        value = _OPS[op2](c, d)
+        if first <= 0 or value <= 0 or value > max_result:
+            continue
+        on_left = c == first
+        bracket = op1 != "*" and (op2 == "*" or (op2 == "-" and not on_left))
+        inner = f"({a}{op1}{b})" if bracket else f"{a}{op1}{b}"
+        expression = f"{inner}{op2}{z}" if on_left else f"{z}{op2}{inner}"
+        join = rng.choice(joins)
+        steps = f"{a}{op1}{b}={first}. {join + ' ' if join else ''}{c}{op2}{d}={value}."
+        question = rng.choice(phrasings).format(e=expression)
+        yield user_example(
+            question,
+            final=f"{steps}\n\\boxed{{{value}}}",
+            answer=str(value),
+            source=f"microworld:{spec.name}",
+            meta={"expression": expression},
+        )
+
+
 def _copy_numbers(spec: DomainSpec, stream: int) -> Iterator[Example]:
     rng = random.Random(stream)
     low, high = int(spec.config["min_count"]), int(spec.config["max_count"])
@@ -289,6 +328,7 @@ GENERATORS: dict[str, Callable[[DomainSpec, int], Iterator[Example]]] = {
     "countdown": _countdown,
     "arithmetic": _arithmetic,
     "trace_facts": _trace_facts,
+    "worked_steps": _worked_steps,
     "copy_numbers": _copy_numbers,
     "missing_operand": _missing_operand,
     "subset_sum": _subset_sum,

@@ -75,6 +75,18 @@ PRIMITIVES_FIRST: dict[str, float] = {
     "safety_benign": 0.10,
 }
 
+# The same world with the facts also taught inline, as a trace writes them (`worked_steps`): a base
+# taught them only as question and answer recalls them there (micro2-strong: 1.00) but not inside a
+# trace (0.00), so its SFT traces carry wrong arithmetic. Countdown lighter still, for its 10-30% band.
+PRIMITIVES_INLINE: dict[str, float] = {
+    **PRIMITIVES_FIRST,
+    "arith_facts": 0.20,
+    "worked_steps": 0.15,
+    "copy_numbers": 0.08,
+    "countdown": 0.03,
+    "instructions": 0.06,
+}
+
 PRESETS: dict[str, MicroPreset] = {
     p.name: p
     for p in (
@@ -103,6 +115,24 @@ PRESETS: dict[str, MicroPreset] = {
             intermediate_size=256,
             steps=600,
             corpus=PRIMITIVES_FIRST,
+        ),
+        MicroPreset(
+            name="micro3-strong",
+            hidden_size=160,
+            num_layers=5,
+            num_heads=5,
+            intermediate_size=448,
+            steps=2400,
+            corpus=PRIMITIVES_INLINE,
+        ),
+        MicroPreset(
+            name="micro3-weak",
+            hidden_size=96,
+            num_layers=3,
+            num_heads=4,
+            intermediate_size=256,
+            steps=600,
+            corpus=PRIMITIVES_INLINE,
         ),
     )
 }

@@ -139,6 +139,12 @@ def test_countdown_settings_are_checked_and_spelled_out(tmp_path: Path) -> None:
         ("sources: []\n", 1, "sources", "at least 1 item"),
         ("sources:\n  - kind: microworld\n    n: 3\n    domains: [countdown, nope]\n", 4,
          "sources[0].domains", "unknown micro-world domain(s) ['nope']"),
+        ("sources:\n  - kind: microworld\n    n: 3\n    domains: [instructions, arith_facts]\n", 2,
+         "sources[0]", "['arith_facts'] are outside the default mix (weight 0) and would get no rows"),
+        ("sources:\n  - {kind: microworld, n: 3, domains: [instructions], weights: {instructions: 1}}\n", 2,
+         "sources[0]", "either domains"),
+        ("sources:\n  - {kind: microworld, n: 3, weights: {arith_fact: 1}}\n", 2,
+         "sources[0]", "unknown micro-world domain 'arith_fact'"),
     ],
 )  # fmt: skip
 def test_spec_mistakes_name_file_line_and_field(
@@ -207,3 +213,17 @@ def test_microworld_replay_mixes_into_a_condition_from_the_train_split(tmp_path:
         "rows": 5,
         "bad_rows": 0,
     }
+
+
+def test_microworld_replay_weights_reach_domains_outside_the_default_mix(tmp_path: Path) -> None:
+    from sftscope.data.build import build_dataset
+    from sftscope.data.io import read_records
+
+    spec = write(
+        tmp_path, "sources:\n  - {kind: microworld, n: 30, weights: {arith_facts: 2, worked_steps: 1}}\n"
+    )
+    card = build_dataset(spec, tmp_path / "out")
+    rows = read_records(tmp_path / "out" / "train.jsonl").records
+    sources = [r.source for r in rows]
+    assert sources.count("microworld:arith_facts") == 20 and sources.count("microworld:worked_steps") == 10
+    assert card["sources"][0]["source"] == "microworld:arith_facts+worked_steps"

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from sftscope.config.base import KIND, Strict, kind_required
 from sftscope.config.specfile import plain_message
 from sftscope.data import source_shapes
 from sftscope.data.countdown import CountdownSettings, build_countdown_examples
 from sftscope.data.io import LoadResult, read_records
-from sftscope.data.microworld import build_corpus
+from sftscope.data.microworld import build_corpus, check_mix, mix_weights
 from sftscope.data.records import Example
 from sftscope.errors import InputError
 from sftscope.progress import progress_bar
@@ -88,6 +88,30 @@ class MicroworldSource(source_shapes.MicroworldSource):
 
     name: str | None = None
     """Label in the data card; defaults to 'microworld:<domains or all>'."""
+    weights: dict[str, float] | None = None
+    """Replay weights per domain (normalised), instead of `domains`: the way to replay domains that
+    are outside the default mix (weight 0 in microworld.yaml), e.g. {arith_facts: 1, worked_steps: 1}."""
+
+    @model_validator(mode="after")
+    def _every_domain_gets_rows(self) -> MicroworldSource:
+        # In their default proportions a weight-0 domain would get no rows, silently.
+        if self.weights is not None:
+            if self.domains is not None:
+                raise ValueError(
+                    "give either domains (in the default mix's proportions) or weights, not both"
+                )
+            try:
+                check_mix(self.weights)
+            except KeyError as unknown:  # pydantic reports a validator's ValueErrors only
+                raise ValueError(unknown.args[0]) from None
+            return self
+        outside = [d for d in self.domains or [] if mix_weights([d])[d] == 0]
+        if outside:
+            raise ValueError(
+                f"domain(s) {outside} are outside the default mix (weight 0) and would get no rows; "
+                f"name them with their weights instead, e.g. weights: {{{outside[0]}: 1}}"
+            )
+        return self
 
 
 class MixPart(Strict):
@@ -131,7 +155,7 @@ def source_label(source: AnySource) -> str:
     if isinstance(source, CountdownSource):
         return f"countdown:{source.style}"
     if isinstance(source, MicroworldSource):
-        return "microworld:" + ("+".join(source.domains or []) or "all")
+        return "microworld:" + ("+".join(source.domains or source.weights or []) or "all")
     return "mix"
 
 
@@ -195,7 +219,7 @@ def load_source(
         return ctx.record_load(label, source.kind, role, LoadResult(records=_countdown(source, ctx)))
     if isinstance(source, MicroworldSource):
         seed = ctx.seed if source.seed is None else source.seed
-        rows = build_corpus(source.n, seed, source.domains)
+        rows = build_corpus(source.n, seed, source.domains, source.weights)
         return ctx.record_load(label, source.kind, role, LoadResult(records=rows))
     parts = [
         load_source(part.source, ctx, role=role, require_response=require_response) for part in source.parts

@@ -15,6 +15,7 @@ NAMES = [d.name for d in domains()]
 PRIMITIVES_FIRST_ONLY = [
     "arith_facts",
     "worked_steps",
+    "path_check",
     "copy_numbers",
     "countdown4",
     "missing_operand",
@@ -204,3 +205,21 @@ def test_worked_steps_write_a_traces_two_moves_inline() -> None:
     # Every inline move is a step a trace writes, and nearly all are facts taught in question form.
     assert all(_trace_step(*move) for move in moves)
     assert sum(move in facts for move in moves) / len(moves) > 0.97
+
+
+def test_path_check_follows_a_given_path_against_the_prompt() -> None:
+    rows = generate("path_check", split="train", n=400, seed=0)
+    shape = re.compile(r"^(\d+)([-+*])(\d+)=(\d+)\. Now (\d+) and (\d+) remain\. (\d+)([-+*])(\d+)=(\d+)\. ")
+    for e in rows:
+        match = shape.match(e.final)
+        assert match, e.final
+        a, op, b, first, c, d, c2, op2, d2, value = match.groups()
+        assert (c, d) == (c2, d2) and int(c) >= int(d) and eval(f"{a}{op}{b}") == int(first)
+        assert eval(f"{c}{op2}{d}") == int(value)
+        numbers = list(e.meta["numbers"])
+        for used in (a, b):
+            numbers.remove(int(used))  # the path spends two of the given numbers...
+        assert sorted([int(first), numbers[0]]) == sorted([int(c), int(d)])  # ...and the rest remain
+        hit = int(value) == e.meta["target"]
+        assert e.answer == ("yes" if hit else "no") and e.final.endswith(f"\\boxed{{{e.answer}}}")
+    assert 0.4 < sum(e.answer == "yes" for e in rows) / len(rows) < 0.6

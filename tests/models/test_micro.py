@@ -102,7 +102,7 @@ def test_shipped_tokenizer_is_a_plain_hf_directory() -> None:
     assert (Path(TOKENIZER_DIR) / "tokenizer.json").exists()
 
 
-@pytest.mark.parametrize("world", ["micro2", "micro3"])
+@pytest.mark.parametrize("world", ["micro2", "micro3", "micro4"])
 def test_primitives_first_presets(tokenizer: Any, world: str) -> None:
     """The strong base is bigger and trained on many more examples than the weak one; both share one
     valid mix that leans on the primitives (single-step facts and copying) over Countdown itself."""
@@ -120,3 +120,7 @@ def test_micro3_teaches_the_facts_inline_too() -> None:
     """micro3 is micro2's world plus the facts worked out inline, as a trace writes them."""
     assert set(micro.PRIMITIVES_INLINE) == set(micro.PRIMITIVES_FIRST) | {"worked_steps"}
     assert micro.PRIMITIVES_INLINE["worked_steps"] > 0
+
+
+def test_micro4_adds_following_a_path_against_the_prompt() -> None:
+    assert set(micro.PRIMITIVES_STATE) == set(micro.PRIMITIVES_INLINE) | {"path_check"}

@@ -44,6 +44,7 @@ class DomainSpec(BaseModel):
         "arithmetic",
         "trace_facts",
         "worked_steps",
+        "path_check",
         "copy_numbers",
         "missing_operand",
         "subset_sum",
@@ -221,6 +222,45 @@ def _worked_steps(spec: DomainSpec, stream: int) -> Iterator[Example]:
         )
 
 
+def _path_check(spec: DomainSpec, stream: int) -> Iterator[Example]:
+    """A Countdown problem and one given path through it, followed as a trace follows it: the first
+    move, the numbers that remain, the second move, and whether it hits the target (half do). What a
+    trace must read back from the prompt (the numbers left, the target) without the search itself:
+    the path is given, there is no choosing, dead end or backtracking."""
+    rng = random.Random(stream)
+    top, max_result = int(spec.config["max_operand"]), int(spec.config["max_result"])
+    while True:
+        numbers = [rng.randint(1, top) for _ in range(3)]
+        a, b = sorted(numbers[:2], reverse=True)
+        z = numbers[2]
+        op1, op2 = rng.choice("+-*"), rng.choice("+-*")
+        first = _OPS[op1](a, b)
+        c, d = max(first, z), min(first, z)
+        value = _OPS[op2](c, d)
+        if first <= 0 or value <= 0 or value > max_result:
+            continue
+        hit = rng.random() < 0.5
+        target = value if hit else max(1, value + rng.choice([-1, 1]) * rng.randint(1, 6))
+        if not hit and target == value:
+            continue
+        rng.shuffle(numbers)
+        question = (
+            f"Numbers: {numbers}\nTarget: {target}\n"
+            f"Follow the path {a}{op1}{b}, then combine the result with {z} using {op2}. "
+            "Does it hit the target?"
+        )
+        ending = f"{value}, the target." if hit else f"{value}, not {target}."
+        steps = f"{a}{op1}{b}={first}. Now {c} and {d} remain. {c}{op2}{d}={value}. {ending}"
+        answer = "yes" if hit else "no"
+        yield user_example(
+            question,
+            final=f"{steps}\n\\boxed{{{answer}}}",
+            answer=answer,
+            source=f"microworld:{spec.name}",
+            meta={"numbers": numbers, "target": target},
+        )
+
+
 def _copy_numbers(spec: DomainSpec, stream: int) -> Iterator[Example]:
     rng = random.Random(stream)
     low, high = int(spec.config["min_count"]), int(spec.config["max_count"])
@@ -329,6 +369,7 @@ GENERATORS: dict[str, Callable[[DomainSpec, int], Iterator[Example]]] = {
     "arithmetic": _arithmetic,
     "trace_facts": _trace_facts,
     "worked_steps": _worked_steps,
+    "path_check": _path_check,
     "copy_numbers": _copy_numbers,
     "missing_operand": _missing_operand,
     "subset_sum": _subset_sum,

@@ -87,6 +87,17 @@ PRIMITIVES_INLINE: dict[str, float] = {
     "instructions": 0.06,
 }
 
+# micro3's world plus `path_check`: a given path followed against the prompt (the numbers that remain,
+# whether it hits the target). micro3-strong's SFT traces got the facts right but claimed targets
+# they missed and spent numbers twice: what a trace reads back from the prompt was still missing.
+PRIMITIVES_STATE: dict[str, float] = {
+    **PRIMITIVES_INLINE,
+    "arith_facts": 0.15,
+    "path_check": 0.10,
+    "copy_numbers": 0.06,
+    "instructions": 0.04,
+}
+
 PRESETS: dict[str, MicroPreset] = {
     p.name: p
     for p in (
@@ -133,6 +144,24 @@ PRESETS: dict[str, MicroPreset] = {
             intermediate_size=256,
             steps=600,
             corpus=PRIMITIVES_INLINE,
+        ),
+        MicroPreset(
+            name="micro4-strong",
+            hidden_size=160,
+            num_layers=5,
+            num_heads=5,
+            intermediate_size=448,
+            steps=2400,
+            corpus=PRIMITIVES_STATE,
+        ),
+        MicroPreset(
+            name="micro4-weak",
+            hidden_size=96,
+            num_layers=3,
+            num_heads=4,
+            intermediate_size=256,
+            steps=600,
+            corpus=PRIMITIVES_STATE,
         ),
     )
 }

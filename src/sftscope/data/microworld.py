@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import cache
 from itertools import combinations
 from pathlib import Path
@@ -184,6 +185,45 @@ def _trace_facts(spec: DomainSpec, stream: int) -> Iterator[Example]:
         yield _boxed(question, str(value), spec, {"a": a, "b": b, "op": op})
 
 
+@dataclass(frozen=True)
+class _TwoMoves:
+    """A path a 3-number trace can take: `a op1 b = first`, then `c op2 d = value` on the first
+    result and the third number z (larger operand first)."""
+
+    drawn: tuple[int, int, int]
+    a: int
+    op1: str
+    b: int
+    first: int
+    z: int
+    c: int
+    op2: str
+    d: int
+    value: int
+
+    @property
+    def first_step(self) -> str:
+        return f"{self.a}{self.op1}{self.b}={self.first}"
+
+    @property
+    def second_step(self) -> str:
+        return f"{self.c}{self.op2}{self.d}={self.value}"
+
+
+def _two_moves(rng: random.Random, top: int, max_result: int) -> _TwoMoves:
+    """Three numbers in 1..top and two operators, redrawn until both results are positive and the
+    last is at most `max_result`."""
+    while True:
+        x, y, z = (rng.randint(1, top) for _ in range(3))
+        a, b = max(x, y), min(x, y)
+        op1, op2 = rng.choice("+-*"), rng.choice("+-*")
+        first = _OPS[op1](a, b)
+        c, d = max(first, z), min(first, z)
+        value = _OPS[op2](c, d)
+        if first > 0 and 0 < value <= max_result:
+            return _TwoMoves((x, y, z), a, op1, b, first, z, c, op2, d, value)
+
+
 def _worked_steps(spec: DomainSpec, stream: int) -> Iterator[Example]:
     """Two-move expressions worked out inline (`7+5=12. Then 12-3=9.`), the form in which a trace
     writes its facts. A base taught facts only as question and answer recalls them there and not in
@@ -198,25 +238,18 @@ def _worked_steps(spec: DomainSpec, stream: int) -> Iterator[Example]:
     ]
     joins = ["Then", "Next,", "And", ""]
     while True:
-        x, y, z = (rng.randint(1, top) for _ in range(3))
-        a, b = max(x, y), min(x, y)
-        op1, op2 = rng.choice("+-*"), rng.choice("+-*")
-        first = _OPS[op1](a, b)
-        c, d = max(first, z), min(first, z)
-        value = _OPS[op2](c, d)
-        if first <= 0 or value <= 0 or value > max_result:
-            continue
-        on_left = c == first
-        bracket = op1 != "*" and (op2 == "*" or (op2 == "-" and not on_left))
-        inner = f"({a}{op1}{b})" if bracket else f"{a}{op1}{b}"
-        expression = f"{inner}{op2}{z}" if on_left else f"{z}{op2}{inner}"
+        p = _two_moves(rng, top, max_result)
+        on_left = p.c == p.first
+        bracket = p.op1 != "*" and (p.op2 == "*" or (p.op2 == "-" and not on_left))
+        inner = f"({p.a}{p.op1}{p.b})" if bracket else f"{p.a}{p.op1}{p.b}"
+        expression = f"{inner}{p.op2}{p.z}" if on_left else f"{p.z}{p.op2}{inner}"
         join = rng.choice(joins)
-        steps = f"{a}{op1}{b}={first}. {join + ' ' if join else ''}{c}{op2}{d}={value}."
+        steps = f"{p.first_step}. {join + ' ' if join else ''}{p.second_step}."
         question = rng.choice(phrasings).format(e=expression)
         yield user_example(
             question,
-            final=f"{steps}\n\\boxed{{{value}}}",
-            answer=str(value),
+            final=f"{steps}\n\\boxed{{{p.value}}}",
+            answer=str(p.value),
             source=f"microworld:{spec.name}",
             meta={"expression": expression},
         )
@@ -230,27 +263,20 @@ def _path_check(spec: DomainSpec, stream: int) -> Iterator[Example]:
     rng = random.Random(stream)
     top, max_result = int(spec.config["max_operand"]), int(spec.config["max_result"])
     while True:
-        numbers = [rng.randint(1, top) for _ in range(3)]
-        a, b = sorted(numbers[:2], reverse=True)
-        z = numbers[2]
-        op1, op2 = rng.choice("+-*"), rng.choice("+-*")
-        first = _OPS[op1](a, b)
-        c, d = max(first, z), min(first, z)
-        value = _OPS[op2](c, d)
-        if first <= 0 or value <= 0 or value > max_result:
-            continue
+        p = _two_moves(rng, top, max_result)
         hit = rng.random() < 0.5
-        target = value if hit else max(1, value + rng.choice([-1, 1]) * rng.randint(1, 6))
-        if not hit and target == value:
+        target = p.value if hit else max(1, p.value + rng.choice([-1, 1]) * rng.randint(1, 6))
+        if not hit and target == p.value:
             continue
+        numbers = list(p.drawn)
         rng.shuffle(numbers)
         question = (
             f"Numbers: {numbers}\nTarget: {target}\n"
-            f"Follow the path {a}{op1}{b}, then combine the result with {z} using {op2}. "
+            f"Follow the path {p.a}{p.op1}{p.b}, then combine the result with {p.z} using {p.op2}. "
             "Does it hit the target?"
         )
-        ending = f"{value}, the target." if hit else f"{value}, not {target}."
-        steps = f"{a}{op1}{b}={first}. Now {c} and {d} remain. {c}{op2}{d}={value}. {ending}"
+        ending = f"{p.value}, the target." if hit else f"{p.value}, not {target}."
+        steps = f"{p.first_step}. Now {p.c} and {p.d} remain. {p.second_step}. {ending}"
         answer = "yes" if hit else "no"
         yield user_example(
             question,

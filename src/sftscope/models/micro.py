@@ -76,8 +76,8 @@ PRIMITIVES_FIRST: dict[str, float] = {
 }
 
 # The same world with the facts also taught inline, as a trace writes them (`worked_steps`): a base
-# taught them only as question and answer recalls them there (micro2-strong: 1.00) but not inside a
-# trace (0.00), so its SFT traces carry wrong arithmetic. Countdown lighter still, for its 10-30% band.
+# taught them only as question and answer recalls them there but not inside a trace, so its SFT
+# traces carry wrong arithmetic (benchmarks/RESULTS.md). Countdown lighter still, for its 10-30% band.
 PRIMITIVES_INLINE: dict[str, float] = {
     **PRIMITIVES_FIRST,
     "arith_facts": 0.20,
@@ -98,71 +98,23 @@ PRIMITIVES_STATE: dict[str, float] = {
     "instructions": 0.04,
 }
 
+# The two model sizes every world uses: a strong base 4x the weak one's parameters.
+STRONG_SIZE: dict[str, int] = {"hidden_size": 160, "num_layers": 5, "num_heads": 5, "intermediate_size": 448}
+WEAK_SIZE: dict[str, int] = {"hidden_size": 96, "num_layers": 3, "num_heads": 4, "intermediate_size": 256}
+
 PRESETS: dict[str, MicroPreset] = {
     p.name: p
     for p in (
-        MicroPreset(
-            name="micro-weak", hidden_size=96, num_layers=3, num_heads=4, intermediate_size=256, steps=600
-        ),
-        MicroPreset(
-            name="micro-strong", hidden_size=160, num_layers=5, num_heads=5, intermediate_size=448, steps=1800
-        ),
-        # The primitives-first world (issue 20): the strong base must hold every single-step fact a
+        MicroPreset(name="micro-weak", **WEAK_SIZE, steps=600),
+        MicroPreset(name="micro-strong", **STRONG_SIZE, steps=1800),
+        # The primitives-first worlds (issue 20): the strong base must hold every single-step fact a
         # Countdown trace writes and copy numbers; the weak one, smaller and shorter trained, must not.
-        MicroPreset(
-            name="micro2-strong",
-            hidden_size=160,
-            num_layers=5,
-            num_heads=5,
-            intermediate_size=448,
-            steps=2400,
-            corpus=PRIMITIVES_FIRST,
-        ),
-        MicroPreset(
-            name="micro2-weak",
-            hidden_size=96,
-            num_layers=3,
-            num_heads=4,
-            intermediate_size=256,
-            steps=600,
-            corpus=PRIMITIVES_FIRST,
-        ),
-        MicroPreset(
-            name="micro3-strong",
-            hidden_size=160,
-            num_layers=5,
-            num_heads=5,
-            intermediate_size=448,
-            steps=2400,
-            corpus=PRIMITIVES_INLINE,
-        ),
-        MicroPreset(
-            name="micro3-weak",
-            hidden_size=96,
-            num_layers=3,
-            num_heads=4,
-            intermediate_size=256,
-            steps=600,
-            corpus=PRIMITIVES_INLINE,
-        ),
-        MicroPreset(
-            name="micro4-strong",
-            hidden_size=160,
-            num_layers=5,
-            num_heads=5,
-            intermediate_size=448,
-            steps=2400,
-            corpus=PRIMITIVES_STATE,
-        ),
-        MicroPreset(
-            name="micro4-weak",
-            hidden_size=96,
-            num_layers=3,
-            num_heads=4,
-            intermediate_size=256,
-            steps=600,
-            corpus=PRIMITIVES_STATE,
-        ),
+        MicroPreset(name="micro2-strong", **STRONG_SIZE, steps=2400, corpus=PRIMITIVES_FIRST),
+        MicroPreset(name="micro2-weak", **WEAK_SIZE, steps=600, corpus=PRIMITIVES_FIRST),
+        MicroPreset(name="micro3-strong", **STRONG_SIZE, steps=2400, corpus=PRIMITIVES_INLINE),
+        MicroPreset(name="micro3-weak", **WEAK_SIZE, steps=600, corpus=PRIMITIVES_INLINE),
+        MicroPreset(name="micro4-strong", **STRONG_SIZE, steps=2400, corpus=PRIMITIVES_STATE),
+        MicroPreset(name="micro4-weak", **WEAK_SIZE, steps=600, corpus=PRIMITIVES_STATE),
     )
 }
 

@@ -127,6 +127,9 @@ def test_mix_of_named_domains_keeps_their_relative_weights() -> None:
     assert set(counts) == {"countdown", "safety_forbidden"} and sum(counts.values()) == 100
     with pytest.raises(KeyError, match="unknown micro-world domain 'nope'"):
         mix_counts(10, ["nope"])
+    # In the default proportions a domain outside the default mix would get no rows: an error instead.
+    with pytest.raises(ValueError, match=r"\['arith_facts'\] are outside the default mix"):
+        mix_counts(10, ["instructions", "arith_facts"])
 
 
 @pytest.mark.parametrize("base", ["micro-weak", "micro-strong"])

@@ -429,9 +429,19 @@ def generate(name: str, *, split: Split, n: int, seed: int = 0) -> list[Example]
 
 
 def mix_weights(names: list[str] | None = None) -> dict[str, float]:
-    """The world's pretraining weights of the named domains (by default every domain in the mix)."""
-    specs = [domain(name) for name in names] if names is not None else domains()
-    return {d.name: d.weight for d in specs if names is not None or d.weight > 0}
+    """The world's pretraining weights of the named domains (by default every domain in the mix).
+    A named domain outside the default mix (weight 0) is a ValueError: in these proportions it would
+    get no rows, silently; a mix that wants it gives its weight."""
+    if names is None:
+        return {d.name: d.weight for d in domains() if d.weight > 0}
+    specs = [domain(name) for name in names]
+    outside = [d.name for d in specs if d.weight == 0]
+    if outside:
+        raise ValueError(
+            f"domain(s) {outside} are outside the default mix (weight 0) and would get no rows; "
+            f"name them with their weights instead, e.g. weights: {{{outside[0]}: 1}}"
+        )
+    return {d.name: d.weight for d in specs}
 
 
 def check_mix(weights: Mapping[str, float]) -> None:

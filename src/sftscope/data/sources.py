@@ -94,23 +94,15 @@ class MicroworldSource(source_shapes.MicroworldSource):
 
     @model_validator(mode="after")
     def _every_domain_gets_rows(self) -> MicroworldSource:
-        # In their default proportions a weight-0 domain would get no rows, silently.
-        if self.weights is not None:
-            if self.domains is not None:
-                raise ValueError(
-                    "give either domains (in the default mix's proportions) or weights, not both"
-                )
-            try:
+        if self.weights is not None and self.domains is not None:
+            raise ValueError("give either domains (in the default mix's proportions) or weights, not both")
+        try:
+            if self.weights is not None:
                 check_mix(self.weights)
-            except KeyError as unknown:  # pydantic reports a validator's ValueErrors only
-                raise ValueError(unknown.args[0]) from None
-            return self
-        outside = [d for d in self.domains or [] if mix_weights([d])[d] == 0]
-        if outside:
-            raise ValueError(
-                f"domain(s) {outside} are outside the default mix (weight 0) and would get no rows; "
-                f"name them with their weights instead, e.g. weights: {{{outside[0]}: 1}}"
-            )
+            else:
+                mix_weights(self.domains)  # a weight-0 domain named here would get no rows
+        except KeyError as unknown:  # pydantic reports a validator's ValueErrors only
+            raise ValueError(unknown.args[0]) from None
         return self
 
 

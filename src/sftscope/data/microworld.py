@@ -195,11 +195,14 @@ class _TwoMoves:
     op1: str
     b: int
     first: int
-    z: int
     c: int
     op2: str
     d: int
     value: int
+
+    @property
+    def z(self) -> int:
+        return self.drawn[2]
 
     @property
     def first_step(self) -> str:
@@ -221,7 +224,7 @@ def _two_moves(rng: random.Random, top: int, max_result: int) -> _TwoMoves:
         c, d = max(first, z), min(first, z)
         value = _OPS[op2](c, d)
         if first > 0 and 0 < value <= max_result:
-            return _TwoMoves((x, y, z), a, op1, b, first, z, c, op2, d, value)
+            return _TwoMoves((x, y, z), a, op1, b, first, c, op2, d, value)
 
 
 def _worked_steps(spec: DomainSpec, stream: int) -> Iterator[Example]:

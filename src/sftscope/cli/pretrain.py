@@ -7,12 +7,13 @@ from pathlib import Path
 import typer
 
 from sftscope.cli.errors import reports_errors
+from sftscope.models.micro import PRESETS
 from sftscope.train.pretrain import pretrain
 
 
 @reports_errors
 def pretrain_command(
-    preset: str = typer.Option(..., "--preset", help="Micro base to build: micro-weak or micro-strong."),
+    preset: str = typer.Option(..., "--preset", help=f"Micro base to build: one of {', '.join(PRESETS)}."),
     out: Path | None = typer.Option(
         None, "--out", help="Where to export the base (default: the shipped models/bases/<preset>/)."
     ),

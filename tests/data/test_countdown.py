@@ -151,6 +151,34 @@ def test_generated_problems_are_taught_correctly(
         assert example.meta["numbers"] and 1 <= example.meta["target"] <= 100
 
 
+@settings(max_examples=60, deadline=None)
+@given(small_problem(), st.sampled_from(("long-cot", "short-cot")), st.integers(0, 2**32))
+def test_state_lines_name_exactly_the_numbers_left(
+    problem: CountdownProblem, style: TraceStyle, seed: int
+) -> None:
+    example = teach(problem, style, random.Random(seed), state_lines=True)
+    assert_correct(example)
+    assert_honest_trace(example)
+    assert example.reasoning is not None
+    path = example.meta["teacher"]["attempts"][-1]["moves"]
+    solution_line = next(
+        line
+        for line in example.reasoning.splitlines()
+        if all(f"{a}{op}{b}={r}" in line for a, op, b, r in path)
+    )
+    stated = [
+        Counter(int(n) for n in re.findall(r"\d+", listed))
+        for listed in re.findall(r"Now ([0-9, and]+) remain\.", solution_line)
+    ]
+    assert stated == [replay(example.meta["numbers"], path[: k + 1]) for k in range(len(path) - 1)]
+    # The state sentences are all that changes: the same seed writes the same trace without them.
+    plain = teach(problem, style, random.Random(seed))
+    assert plain.reasoning == re.sub(
+        r" Now [0-9, and]+ remain\.(?= )", "", example.reasoning, count=len(path) - 1
+    )
+    assert plain.final == example.final
+
+
 def backtracks(example: Example) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     attempts = example.meta["teacher"]["attempts"]
     return list(itertools.pairwise(attempts))

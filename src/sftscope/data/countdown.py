@@ -20,6 +20,7 @@ from sftscope.data.countdown_search import (
     Pool,
     Term,
     failed_branches,
+    operands,
     record,
     render,
     search,
@@ -152,11 +153,27 @@ _FINAL = ("So the answer is \\boxed{{{e}}}.", "The answer is \\boxed{{{e}}}.", "
 _ALL: tuple[Operator, ...] = ("+", "-", "*", "/")
 
 
-def _attempt_text(path: list[Term], rng: random.Random) -> str:
-    return " ".join(
-        rng.choice(_THEN if index else _TRY).format(m="{}{}{}={}".format(*record), a=record[0], b=record[2])
-        for index, record in enumerate(record(move) for move in path)
-    )
+def _attempt_text(path: list[Term], rng: random.Random, pools: list[Pool] | None = None) -> str:
+    """The moves of one attempt; with `pools` (the numbers left after each move), every move but the
+    last is followed by what remains, so the next move reads its operands off the line before."""
+    parts = []
+    for index, move in enumerate(path):
+        a, op, b, value = record(move)
+        parts.append(rng.choice(_THEN if index else _TRY).format(m=f"{a}{op}{b}={value}", a=a, b=b))
+        if pools is not None and index < len(path) - 1:
+            left = sorted((term.value for term in pools[index]), reverse=True)
+            parts.append(f"Now {', '.join(map(str, left[:-1]))} and {left[-1]} remain.")
+    return " ".join(parts)
+
+
+def _pools_along(root: Pool, path: list[Term]) -> list[Pool]:
+    """The numbers on the table after each move of `path`."""
+    pools, pool = [], root
+    for move in path:
+        used = operands(move)
+        pool = (*(term for term in pool if term is not used[0] and term is not used[1]), move)
+        pools.append(pool)
+    return pools
 
 
 def _dead_end_text(leftover: Pool, target: int, rng: random.Random) -> str:
@@ -177,11 +194,16 @@ def _backtrack_phrase(failed: Term, following: Term, rng: random.Random) -> str:
 
 
 def teach(
-    problem: CountdownProblem, style: TraceStyle, rng: random.Random, max_failed_branches: int = 2
+    problem: CountdownProblem,
+    style: TraceStyle,
+    rng: random.Random,
+    max_failed_branches: int = 2,
+    state_lines: bool = False,
 ) -> Example:
     """Solve `problem` and write the response in `style`; the answer is checked before it is returned.
 
-    long-cot draws 0..max_failed_branches dead ends (fewer when the problem has fewer).
+    long-cot draws 0..max_failed_branches dead ends (fewer when the problem has fewer). With
+    `state_lines`, the solution path says which numbers remain after each move but its last.
     """
     if style not in get_args(TraceStyle):
         raise ValueError(f"unknown Countdown trace style {style!r}; expected one of {get_args(TraceStyle)}")
@@ -215,7 +237,8 @@ def teach(
         moves, left = [record(move) for move in branch], [term.value for term in leftover]
         attempts.append({"moves": moves, "outcome": "dead-end", "leftover": left, "backtrack": backtrack})
     if path:
-        lines.append(f"{_attempt_text(path, rng)} {rng.choice(_HIT).format(t=target)}")
+        pools = _pools_along(root, path) if state_lines else None
+        lines.append(f"{_attempt_text(path, rng, pools)} {rng.choice(_HIT).format(t=target)}")
         chain = "=".join(render(answer, collapsed)[0] for collapsed in range(len(path) + 1))
         lines.append(rng.choice(_VERIFY).format(chain=chain))
     else:
@@ -225,7 +248,12 @@ def teach(
     check = check_countdown(expression, problem.numbers, target)
     if not check.ok:  # the solver builds only correct answers; this guards the guarantee itself
         raise RuntimeError(f"teacher produced a wrong answer {expression!r} for {problem}: {check.reason}")
-    teacher = {"solver": "dfs", "max_failed_branches": max_failed_branches, "attempts": attempts}
+    teacher = {
+        "solver": "dfs",
+        "max_failed_branches": max_failed_branches,
+        "state_lines": state_lines,
+        "attempts": attempts,
+    }
     return Example(
         prompt=[Message(role="user", content=countdown_prompt(problem))],
         reasoning=None if style == "answer-only" else "\n".join(lines),
@@ -243,10 +271,21 @@ def teach(
 
 
 def build_countdown_examples(
-    settings: CountdownSettings, n: int, style: TraceStyle, seed: int, max_failed_branches: int = 2
+    settings: CountdownSettings,
+    n: int,
+    style: TraceStyle,
+    seed: int,
+    max_failed_branches: int = 2,
+    state_lines: bool = False,
 ) -> list[Example]:
     """`n` taught examples; example i depends only on (seed, i), so a larger n extends a smaller one."""
     return [
-        teach(problem, style, random.Random(f"countdown-teacher:{seed}:{index}"), max_failed_branches)
+        teach(
+            problem,
+            style,
+            random.Random(f"countdown-teacher:{seed}:{index}"),
+            max_failed_branches,
+            state_lines,
+        )
         for index, problem in enumerate(generate_problems(settings, n, seed))
     ]

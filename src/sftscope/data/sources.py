@@ -56,6 +56,8 @@ class CountdownSource(Strict):
     """Generator seed; defaults to the spec seed."""
     max_failed_branches: int | None = None
     """Cap on dead ends written per long-cot trace; the teacher's default when unset."""
+    state_lines: bool = False
+    """Write the numbers left after each move of the solution path (`Now 8 and 6 remain.`)."""
     settings: dict[str, Any] = {}
     """Difficulty knobs of `sftscope.data.countdown.CountdownSettings` (count of numbers, ranges)."""
     name: str | None = None
@@ -232,7 +234,9 @@ def _countdown(options: CountdownSource, ctx: BuildContext) -> list[Example]:
     )
     seed = ctx.seed if options.seed is None else options.seed
     with progress_bar(f"countdown teacher ({options.style})", total=options.n) as bar:
-        rows = build_countdown_examples(settings, options.n, options.style, seed, **extra)
+        rows = build_countdown_examples(
+            settings, options.n, options.style, seed, **extra, state_lines=options.state_lines
+        )
         bar.update(0, completed=options.n)
     return rows
 

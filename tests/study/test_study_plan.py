@@ -41,7 +41,8 @@ def test_dry_run_prints_cells_steps_and_gpu_hours() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["smollm2", "demo", "demo-quick", "replay", "micro-phenomena", "micro-state-lines"]
+    "name",
+    ["smollm2", "demo", "demo-quick", "replay", "micro-phenomena", "micro-state-lines", "micro-rehearsal"],
 )
 def test_every_shipped_spec_plans(name: str) -> None:
     plan = make_plan(STUDIES / f"{name}.yaml")
@@ -49,7 +50,16 @@ def test_every_shipped_spec_plans(name: str) -> None:
 
 
 def test_no_shipped_study_goes_unplanned() -> None:
-    listed = {"paper", "smollm2", "demo", "demo-quick", "replay", "micro-phenomena", "micro-state-lines"}
+    listed = {
+        "paper",
+        "smollm2",
+        "demo",
+        "demo-quick",
+        "replay",
+        "micro-phenomena",
+        "micro-state-lines",
+        "micro-rehearsal",
+    }
     assert {path.stem for path in STUDIES.glob("*.yaml")} == listed
 
 

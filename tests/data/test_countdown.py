@@ -179,6 +179,56 @@ def test_state_lines_name_exactly_the_numbers_left(
     assert plain.final == example.final
 
 
+def fixed_order_facts(a: int, b: int, target: int, cap: int) -> list[list[Any]]:
+    """The worked ending written independently: + - * / on the larger and smaller number, positive
+    integer results only, none above the cap unless it is the target, up to the first hit."""
+    a, b = max(a, b), min(a, b)
+    facts = []
+    for op in "+-*/":
+        value = apply(a, op, b)
+        if value.denominator != 1 or value <= 0 or (value > cap and value != target):
+            continue
+        facts.append([a, op, b, int(value)])
+        if value == target:
+            break
+    return facts
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    small_problem(),
+    st.sampled_from(("long-cot", "short-cot")),
+    st.integers(0, 2**32),
+    st.integers(10, 100),
+)
+def test_worked_endings_write_every_fact_in_order(
+    problem: CountdownProblem, style: TraceStyle, seed: int, cap: int
+) -> None:
+    example = teach(problem, style, random.Random(seed), worked_endings=cap)
+    assert_correct(example)
+    assert_honest_trace(example)
+    assert example.reasoning is not None
+    target = example.meta["target"]
+    for attempt in example.meta["teacher"]["attempts"]:
+        if not attempt["moves"]:
+            assert "ending" not in attempt
+            continue
+        if attempt["outcome"] == "dead-end":
+            c, d = attempt["leftover"]
+            assert attempt["ending"] == fixed_order_facts(c, d, target, cap)
+            assert all(value != target for *_, value in attempt["ending"])
+            # A dead end names the pair it works, so its facts read their operands off the line.
+            assert f"Now {max(c, d)} and {min(c, d)} remain. Then " in example.reasoning
+        else:
+            a, _, b, value = attempt["moves"][-1]
+            assert value == target
+            # The answer's last operation is the first in the fixed order that hits.
+            assert attempt["ending"] == fixed_order_facts(a, b, target, cap)
+            assert attempt["ending"][-1] == attempt["moves"][-1]
+        facts = ", ".join(f"{a}{op}{b}={value}" for a, op, b, value in attempt["ending"])
+        assert re.search(rf"{re.escape(facts)}\. ", example.reasoning), (facts, example.reasoning)
+
+
 def backtracks(example: Example) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     attempts = example.meta["teacher"]["attempts"]
     return list(itertools.pairwise(attempts))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import reasoning_gym
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sftscope.data.countdown_search import (
     Pool,
     Term,
+    apply_op,
     failed_branches,
     operands,
     record,
@@ -148,22 +149,51 @@ _VERIFY = (
     "Let me check: {chain}. Yes.",
     "Double-check: {chain}, which is the target.",
 )
+_NONE_HITS = ("None is {t}.", "None makes {t}.", "No {t} there.")
 _FINAL = ("So the answer is \\boxed{{{e}}}.", "The answer is \\boxed{{{e}}}.", "Answer: \\boxed{{{e}}}.")
 
 _ALL: tuple[Operator, ...] = ("+", "-", "*", "/")
 
 
-def _attempt_text(path: list[Term], rng: random.Random, pools: list[Pool] | None = None) -> str:
+def _attempt_text(
+    path: list[Term], rng: random.Random, pools: list[Pool] | None = None, last: list[str] | None = None
+) -> str:
     """The moves of one attempt; with `pools` (the numbers left after each move), every move but the
-    last is followed by what remains, so the next move reads its operands off the line before."""
+    last is followed by what remains, so the next move reads its operands off the line before. With
+    `last`, the last move is written as those facts (a worked ending) instead of its one fact."""
     parts = []
     for index, move in enumerate(path):
         a, op, b, value = record(move)
-        parts.append(rng.choice(_THEN if index else _TRY).format(m=f"{a}{op}{b}={value}", a=a, b=b))
+        fact = ", ".join(last) if last is not None and index == len(path) - 1 else f"{a}{op}{b}={value}"
+        parts.append(rng.choice(_THEN if index else _TRY).format(m=fact, a=a, b=b))
         if pools is not None and index < len(path) - 1:
             left = sorted((term.value for term in pools[index]), reverse=True)
             parts.append(f"Now {', '.join(map(str, left[:-1]))} and {left[-1]} remain.")
     return " ".join(parts)
+
+
+def _worked_ending(a: int, b: int, target: int, cap: int) -> tuple[list[list[Any]], str | None]:
+    """Every operation on the last two numbers (larger first) in the fixed order + - * /, up to the
+    first that makes the target: the facts as [a, op, b, result], and the operation that hit.
+
+    A fixed order turns the last move from a guess drawn toward the target into facts to compute
+    and compare, and a dead end shown this way is checked fact by fact rather than asserted.
+    Results above `cap` (the largest target the problems have) are left out: they cannot be the
+    target, and they are facts the micro bases never saw."""
+    a, b = max(a, b), min(a, b)
+    facts: list[list[Any]] = []
+    for op in _ALL:
+        value = apply_op(a, op, b)
+        if value is None or (value > cap and value != target):
+            continue
+        facts.append([a, op, b, value])
+        if value == target:
+            return facts, op
+    return facts, None
+
+
+def _fact_text(facts: list[list[Any]]) -> list[str]:
+    return [f"{a}{op}{b}={value}" for a, op, b, value in facts]
 
 
 def _pools_along(root: Pool, path: list[Term]) -> list[Pool]:
@@ -199,11 +229,16 @@ def teach(
     rng: random.Random,
     max_failed_branches: int = 2,
     state_lines: bool = False,
+    worked_endings: int | None = None,
 ) -> Example:
     """Solve `problem` and write the response in `style`; the answer is checked before it is returned.
 
     long-cot draws 0..max_failed_branches dead ends (fewer when the problem has fewer). With
-    `state_lines`, the solution path says which numbers remain after each move but its last.
+    `state_lines`, the solution path says which numbers remain after each move but its last. With
+    `worked_endings` (the largest result to write), every attempt ends on its last two numbers worked
+    in a fixed order (see `_worked_ending`): a dead end names its pair and lists every fact, none the
+    target; the solution names its pair and stops at the first fact that is (the answer then uses
+    that operation).
     """
     if style not in get_args(TraceStyle):
         raise ValueError(f"unknown Countdown trace style {style!r}; expected one of {get_args(TraceStyle)}")
@@ -224,6 +259,12 @@ def teach(
             break
     else:
         raise SftscopeError(f"no Countdown solution for numbers {problem.numbers} and target {target}")
+    ending: list[list[Any]] | None = None
+    if worked_endings is not None and path:
+        a, _, b, _ = record(path[-1])
+        ending, hit = _worked_ending(a, b, target, worked_endings)
+        last = path[-1]
+        path[-1] = Term(target, last.step, str(hit), *operands(last))
     answer = path[-1] if path else next(term for term in root if term.value == target)
     expression = render(answer, collapsed=-1)[0]
     wanted = rng.randint(0, max_failed_branches) if style == "long-cot" and path else 0
@@ -233,17 +274,30 @@ def teach(
     for index, (branch, leftover) in enumerate(failed):
         following = failed[index + 1][0][0] if index + 1 < len(failed) else path[0]
         backtrack = _backtrack_phrase(branch[0], following, rng)
-        lines.append(f"{_attempt_text(branch, rng)} {_dead_end_text(leftover, target, rng)} {backtrack}")
         moves, left = [record(move) for move in branch], [term.value for term in leftover]
-        attempts.append({"moves": moves, "outcome": "dead-end", "leftover": left, "backtrack": backtrack})
+        attempt: dict[str, Any] = {"moves": moves, "outcome": "dead-end", "leftover": left}
+        if worked_endings is not None:
+            c, d = sorted(left, reverse=True)
+            facts, _ = _worked_ending(c, d, target, worked_endings)
+            end = f"Now {c} and {d} remain. Then {', '.join(_fact_text(facts))}. "
+            end += rng.choice(_NONE_HITS).format(t=target)
+            attempt["ending"] = facts
+        else:
+            end = _dead_end_text(leftover, target, rng)
+        lines.append(f"{_attempt_text(branch, rng)} {end} {backtrack}")
+        attempts.append({**attempt, "backtrack": backtrack})
     if path:
-        pools = _pools_along(root, path) if state_lines else None
-        lines.append(f"{_attempt_text(path, rng, pools)} {rng.choice(_HIT).format(t=target)}")
+        pools = _pools_along(root, path) if state_lines or worked_endings is not None else None
+        last_text = _fact_text(ending) if ending is not None else None
+        lines.append(f"{_attempt_text(path, rng, pools, last_text)} {rng.choice(_HIT).format(t=target)}")
         chain = "=".join(render(answer, collapsed)[0] for collapsed in range(len(path) + 1))
         lines.append(rng.choice(_VERIFY).format(chain=chain))
     else:
         lines.append(f"{target} is already one of the numbers.")
-    attempts.append({"moves": [record(move) for move in path], "outcome": "target"})
+    attempts.append(
+        {"moves": [record(move) for move in path], "outcome": "target"}
+        | ({"ending": ending} if ending is not None else {})
+    )
 
     check = check_countdown(expression, problem.numbers, target)
     if not check.ok:  # the solver builds only correct answers; this guards the guarantee itself
@@ -252,6 +306,7 @@ def teach(
         "solver": "dfs",
         "max_failed_branches": max_failed_branches,
         "state_lines": state_lines,
+        "worked_endings": worked_endings,
         "attempts": attempts,
     }
     return Example(
@@ -277,8 +332,10 @@ def build_countdown_examples(
     seed: int,
     max_failed_branches: int = 2,
     state_lines: bool = False,
+    worked_endings: bool = False,
 ) -> list[Example]:
-    """`n` taught examples; example i depends only on (seed, i), so a larger n extends a smaller one."""
+    """`n` taught examples; example i depends only on (seed, i), so a larger n extends a smaller one.
+    Worked endings write results up to the settings' largest target."""
     return [
         teach(
             problem,
@@ -286,6 +343,7 @@ def build_countdown_examples(
             random.Random(f"countdown-teacher:{seed}:{index}"),
             max_failed_branches,
             state_lines,
+            settings.max_target if worked_endings else None,
         )
         for index, problem in enumerate(generate_problems(settings, n, seed))
     ]

@@ -58,6 +58,9 @@ class CountdownSource(Strict):
     """Cap on dead ends written per long-cot trace; the teacher's default when unset."""
     state_lines: bool = False
     """Write the numbers left after each move of the solution path (`Now 8 and 6 remain.`)."""
+    worked_endings: bool = False
+    """End every attempt on its last two numbers worked in the fixed order + - * / (`Then 9+4=13,
+    9-4=5, 9*4=36. None is 15.`), up to the first fact that makes the target."""
     settings: dict[str, Any] = {}
     """Difficulty knobs of `sftscope.data.countdown.CountdownSettings` (count of numbers, ranges)."""
     name: str | None = None
@@ -235,7 +238,13 @@ def _countdown(options: CountdownSource, ctx: BuildContext) -> list[Example]:
     seed = ctx.seed if options.seed is None else options.seed
     with progress_bar(f"countdown teacher ({options.style})", total=options.n) as bar:
         rows = build_countdown_examples(
-            settings, options.n, options.style, seed, **extra, state_lines=options.state_lines
+            settings,
+            options.n,
+            options.style,
+            seed,
+            **extra,
+            state_lines=options.state_lines,
+            worked_endings=options.worked_endings,
         )
         bar.update(0, completed=options.n)
     return rows

@@ -218,7 +218,7 @@ def test_worked_endings_write_every_fact_in_order(
             assert attempt["ending"] == fixed_order_facts(c, d, target, cap)
             assert all(value != target for *_, value in attempt["ending"])
             # A dead end names the pair it works, so its facts read their operands off the line.
-            assert f"Now {max(c, d)} and {min(c, d)} remain. Then " in example.reasoning
+            assert f"Now {max(c, d)} and {min(c, d)} remain. To make {target}: " in example.reasoning
         else:
             a, _, b, value = attempt["moves"][-1]
             assert value == target
@@ -226,7 +226,7 @@ def test_worked_endings_write_every_fact_in_order(
             assert attempt["ending"] == fixed_order_facts(a, b, target, cap)
             assert attempt["ending"][-1] == attempt["moves"][-1]
         facts = ", ".join(f"{a}{op}{b}={value}" for a, op, b, value in attempt["ending"])
-        assert re.search(rf"{re.escape(facts)}\. ", example.reasoning), (facts, example.reasoning)
+        assert f"To make {target}: {facts}. " in example.reasoning, (facts, example.reasoning)
 
 
 def backtracks(example: Example) -> list[tuple[dict[str, Any], dict[str, Any]]]:

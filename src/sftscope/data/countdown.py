@@ -156,16 +156,18 @@ _ALL: tuple[Operator, ...] = ("+", "-", "*", "/")
 
 
 def _attempt_text(
-    path: list[Term], rng: random.Random, pools: list[Pool] | None = None, last: list[str] | None = None
+    path: list[Term], rng: random.Random, pools: list[Pool] | None = None, ending: str | None = None
 ) -> str:
     """The moves of one attempt; with `pools` (the numbers left after each move), every move but the
-    last is followed by what remains, so the next move reads its operands off the line before. With
-    `last`, the last move is written as those facts (a worked ending) instead of its one fact."""
+    last is followed by what remains, so the next move reads its operands off the line before. An
+    `ending` (a worked ending's text) is written in place of the last move's one fact."""
     parts = []
     for index, move in enumerate(path):
         a, op, b, value = record(move)
-        fact = ", ".join(last) if last is not None and index == len(path) - 1 else f"{a}{op}{b}={value}"
-        parts.append(rng.choice(_THEN if index else _TRY).format(m=fact, a=a, b=b))
+        if ending is not None and index == len(path) - 1:
+            parts.append(ending)
+        else:
+            parts.append(rng.choice(_THEN if index else _TRY).format(m=f"{a}{op}{b}={value}", a=a, b=b))
         if pools is not None and index < len(path) - 1:
             left = sorted((term.value for term in pools[index]), reverse=True)
             parts.append(f"Now {', '.join(map(str, left[:-1]))} and {left[-1]} remain.")
@@ -192,8 +194,10 @@ def _worked_ending(a: int, b: int, target: int, cap: int) -> tuple[list[list[Any
     return facts, None
 
 
-def _fact_text(facts: list[list[Any]]) -> list[str]:
-    return [f"{a}{op}{b}={value}" for a, op, b, value in facts]
+def _ending_text(facts: list[list[Any]], target: int) -> str:
+    # The target is restated next to the facts: a comparison the micro model makes between
+    # neighbouring tokens, not with the prompt's line far back.
+    return f"To make {target}: {', '.join(f'{a}{op}{b}={value}' for a, op, b, value in facts)}."
 
 
 def _pools_along(root: Pool, path: list[Term]) -> list[Pool]:
@@ -236,9 +240,9 @@ def teach(
     long-cot draws 0..max_failed_branches dead ends (fewer when the problem has fewer). With
     `state_lines`, the solution path says which numbers remain after each move but its last. With
     `worked_endings` (the largest result to write), every attempt ends on its last two numbers worked
-    in a fixed order (see `_worked_ending`): a dead end names its pair and lists every fact, none the
-    target; the solution names its pair and stops at the first fact that is (the answer then uses
-    that operation).
+    in a fixed order after the target restated (see `_worked_ending`): a dead end names its pair and
+    lists every fact, none the target; the solution stops at the first fact that is (the answer then
+    uses that operation).
     """
     if style not in get_args(TraceStyle):
         raise ValueError(f"unknown Countdown trace style {style!r}; expected one of {get_args(TraceStyle)}")
@@ -279,7 +283,7 @@ def teach(
         if worked_endings is not None:
             c, d = sorted(left, reverse=True)
             facts, _ = _worked_ending(c, d, target, worked_endings)
-            end = f"Now {c} and {d} remain. Then {', '.join(_fact_text(facts))}. "
+            end = f"Now {c} and {d} remain. {_ending_text(facts, target)} "
             end += rng.choice(_NONE_HITS).format(t=target)
             attempt["ending"] = facts
         else:
@@ -288,8 +292,8 @@ def teach(
         attempts.append({**attempt, "backtrack": backtrack})
     if path:
         pools = _pools_along(root, path) if state_lines or worked_endings is not None else None
-        last_text = _fact_text(ending) if ending is not None else None
-        lines.append(f"{_attempt_text(path, rng, pools, last_text)} {rng.choice(_HIT).format(t=target)}")
+        last = _ending_text(ending, target) if ending is not None else None
+        lines.append(f"{_attempt_text(path, rng, pools, last)} {rng.choice(_HIT).format(t=target)}")
         chain = "=".join(render(answer, collapsed)[0] for collapsed in range(len(path) + 1))
         lines.append(rng.choice(_VERIFY).format(chain=chain))
     else:

@@ -59,8 +59,8 @@ class CountdownSource(Strict):
     state_lines: bool = False
     """Write the numbers left after each move of the solution path (`Now 8 and 6 remain.`)."""
     worked_endings: bool = False
-    """End every attempt on its last two numbers worked in the fixed order + - * / (`Then 9+4=13,
-    9-4=5, 9*4=36. None is 15.`), up to the first fact that makes the target."""
+    """End every attempt on its last two numbers worked in the fixed order + - * / (`To make 15:
+    9+4=13, 9-4=5, 9*4=36. None is 15.`), up to the first fact that makes the target."""
     settings: dict[str, Any] = {}
     """Difficulty knobs of `sftscope.data.countdown.CountdownSettings` (count of numbers, ranges)."""
     name: str | None = None

@@ -181,7 +181,7 @@ def test_state_lines_name_exactly_the_numbers_left(
 
 def fixed_order_facts(a: int, b: int, target: int, cap: int) -> list[list[Any]]:
     """The worked ending written independently: + - * / on the larger and smaller number, positive
-    integer results only, none above the cap unless it is the target, up to the first hit."""
+    integer results only, none above the cap unless it is the target."""
     a, b = max(a, b), min(a, b)
     facts = []
     for op in "+-*/":
@@ -189,8 +189,6 @@ def fixed_order_facts(a: int, b: int, target: int, cap: int) -> list[list[Any]]:
         if value.denominator != 1 or value <= 0 or (value > cap and value != target):
             continue
         facts.append([a, op, b, int(value)])
-        if value == target:
-            break
     return facts
 
 
@@ -220,11 +218,12 @@ def test_worked_endings_write_every_fact_in_order(
             # A dead end names the pair it works, so its facts read their operands off the line.
             assert f"Now {max(c, d)} and {min(c, d)} remain. To make {target}: " in example.reasoning
         else:
-            a, _, b, value = attempt["moves"][-1]
+            a, op, b, value = attempt["moves"][-1]
             assert value == target
-            # The answer's last operation is the first in the fixed order that hits.
             assert attempt["ending"] == fixed_order_facts(a, b, target, cap)
-            assert attempt["ending"][-1] == attempt["moves"][-1]
+            # The answer's last operation is the first in the fixed order that hits, and it is named.
+            assert next(f for f in attempt["ending"] if f[3] == target) == attempt["moves"][-1]
+            assert re.search(rf"\. (There: )?{re.escape(f'{a}{op}{b}={target}')}\b", example.reasoning)
         facts = ", ".join(f"{a}{op}{b}={value}" for a, op, b, value in attempt["ending"])
         assert f"To make {target}: {facts}. " in example.reasoning, (facts, example.reasoning)
 

@@ -150,6 +150,7 @@ _VERIFY = (
     "Double-check: {chain}, which is the target.",
 )
 _NONE_HITS = ("None is {t}.", "None makes {t}.", "No {t} there.")
+_NAMED_HIT = ("{m} is the target.", "{m}, the target.", "There: {m}.")
 _FINAL = ("So the answer is \\boxed{{{e}}}.", "The answer is \\boxed{{{e}}}.", "Answer: \\boxed{{{e}}}.")
 
 _ALL: tuple[Operator, ...] = ("+", "-", "*", "/")
@@ -175,23 +176,21 @@ def _attempt_text(
 
 
 def _worked_ending(a: int, b: int, target: int, cap: int) -> tuple[list[list[Any]], str | None]:
-    """Every operation on the last two numbers (larger first) in the fixed order + - * /, up to the
-    first that makes the target: the facts as [a, op, b, result], and the operation that hit.
+    """Every operation on the last two numbers (larger first) in the fixed order + - * /: the facts
+    as [a, op, b, result], and the first operation that makes the target (None for a dead end).
 
-    A fixed order turns the last move from a guess drawn toward the target into facts to compute
-    and compare, and a dead end shown this way is checked fact by fact rather than asserted.
-    Results above `cap` (the largest target the problems have) are left out: they cannot be the
-    target, and they are facts the micro bases never saw."""
+    A fixed order turns the last move from a guess drawn toward the target into facts to compute.
+    All of them are written, hit or not, so how many facts an ending has says nothing about whether
+    it hit: the decision has to come from matching a result with the target. Results above `cap`
+    (the largest target the problems have) are left out: they cannot be the target, and they are
+    facts the micro bases never saw."""
     a, b = max(a, b), min(a, b)
     facts: list[list[Any]] = []
     for op in _ALL:
         value = apply_op(a, op, b)
-        if value is None or (value > cap and value != target):
-            continue
-        facts.append([a, op, b, value])
-        if value == target:
-            return facts, op
-    return facts, None
+        if value is not None and (value <= cap or value == target):
+            facts.append([a, op, b, value])
+    return facts, next((op for _, op, _, value in facts if value == target), None)
 
 
 def _ending_text(facts: list[list[Any]], target: int) -> str:
@@ -241,8 +240,7 @@ def teach(
     `state_lines`, the solution path says which numbers remain after each move but its last. With
     `worked_endings` (the largest result to write), every attempt ends on its last two numbers worked
     in a fixed order after the target restated (see `_worked_ending`): a dead end names its pair and
-    lists every fact, none the target; the solution stops at the first fact that is (the answer then
-    uses that operation).
+    says none is the target; the solution names the first fact that is (the answer uses it).
     """
     if style not in get_args(TraceStyle):
         raise ValueError(f"unknown Countdown trace style {style!r}; expected one of {get_args(TraceStyle)}")
@@ -292,8 +290,14 @@ def teach(
         attempts.append({**attempt, "backtrack": backtrack})
     if path:
         pools = _pools_along(root, path) if state_lines or worked_endings is not None else None
-        last = _ending_text(ending, target) if ending is not None else None
-        lines.append(f"{_attempt_text(path, rng, pools, last)} {rng.choice(_HIT).format(t=target)}")
+        last, hit_text = None, rng.choice(_HIT).format(t=target)
+        if ending is not None:
+            a, op, b, _ = record(path[-1])
+            last, hit_text = (
+                _ending_text(ending, target),
+                rng.choice(_NAMED_HIT).format(m=f"{a}{op}{b}={target}"),
+            )
+        lines.append(f"{_attempt_text(path, rng, pools, last)} {hit_text}")
         chain = "=".join(render(answer, collapsed)[0] for collapsed in range(len(path) + 1))
         lines.append(rng.choice(_VERIFY).format(chain=chain))
     else:

@@ -60,7 +60,7 @@ class CountdownSource(Strict):
     """Write the numbers left after each move of the solution path (`Now 8 and 6 remain.`)."""
     worked_endings: bool = False
     """End every attempt on its last two numbers worked in the fixed order + - * / (`To make 15:
-    9+4=13, 9-4=5, 9*4=36. None is 15.`), up to the first fact that makes the target."""
+    9+4=13, 9-4=5, 9*4=36. None is 15.`), then the fact that makes the target, or none."""
     settings: dict[str, Any] = {}
     """Difficulty knobs of `sftscope.data.countdown.CountdownSettings` (count of numbers, ranges)."""
     name: str | None = None

@@ -42,7 +42,16 @@ def test_dry_run_prints_cells_steps_and_gpu_hours() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["smollm2", "demo", "demo-quick", "replay", "micro-phenomena", "micro-state-lines", "micro-rehearsal"],
+    [
+        "smollm2",
+        "demo",
+        "demo-quick",
+        "replay",
+        "micro-phenomena",
+        "micro-state-lines",
+        "micro-rehearsal",
+        "micro-worked-endings",
+    ],
 )
 def test_every_shipped_spec_plans(name: str) -> None:
     plan = make_plan(STUDIES / f"{name}.yaml")
@@ -59,6 +68,7 @@ def test_no_shipped_study_goes_unplanned() -> None:
         "micro-phenomena",
         "micro-state-lines",
         "micro-rehearsal",
+        "micro-worked-endings",
     }
     assert {path.stem for path in STUDIES.glob("*.yaml")} == listed
 

@@ -16,6 +16,7 @@ PRIMITIVES_FIRST_ONLY = [
     "arith_facts",
     "worked_steps",
     "path_check",
+    "target_match",
     "copy_numbers",
     "countdown4",
     "missing_operand",
@@ -226,3 +227,24 @@ def test_path_check_follows_a_given_path_against_the_prompt() -> None:
         hit = int(value) == e.meta["target"]
         assert e.answer == ("yes" if hit else "no") and e.final.endswith(f"\\boxed{{{e.answer}}}")
     assert 0.4 < sum(e.answer == "yes" for e in rows) / len(rows) < 0.6
+
+
+def test_target_match_names_the_first_fact_that_makes_the_target() -> None:
+    rows = generate("target_match", split="train", n=400, seed=0)
+    shape = re.compile(r"^To make (\d+): (.*)\. Which of these makes (\d+)\?$")
+    for e in rows:
+        match = shape.match(e.prompt[-1].content)
+        assert match, e.prompt[-1].content
+        target, listed, again = match.groups()
+        assert target == again and int(target) == e.meta["target"]
+        facts = [re.fullmatch(r"(\d+)([-+*/])(\d+)=(\d+)", f) for f in listed.split(", ")]
+        assert all(facts), listed
+        pair = {(int(f.group(1)), int(f.group(3))) for f in facts if f}
+        assert len(pair) == 1 and next(iter(pair))[0] >= next(iter(pair))[1]  # one pair, larger first
+        ops = [f.group(2) for f in facts if f]
+        assert ops == sorted(ops, key="+-*/".index)  # the teacher's fixed order
+        for f in facts:
+            assert f and eval(f"{f.group(1)}{f.group(2)}{f.group(3)}") == int(f.group(4))
+        hits = [f.group(0) for f in facts if f and int(f.group(4)) == int(target)]
+        assert e.answer == (hits[0] if hits else "none") and e.final == f"\\boxed{{{e.answer}}}"
+    assert 0.4 < sum(e.answer != "none" for e in rows) / len(rows) < 0.6

@@ -51,6 +51,7 @@ def test_dry_run_prints_cells_steps_and_gpu_hours() -> None:
         "micro-state-lines",
         "micro-rehearsal",
         "micro-worked-endings",
+        "micro-target-match",
     ],
 )
 def test_every_shipped_spec_plans(name: str) -> None:
@@ -69,6 +70,7 @@ def test_no_shipped_study_goes_unplanned() -> None:
         "micro-state-lines",
         "micro-rehearsal",
         "micro-worked-endings",
+        "micro-target-match",
     }
     assert {path.stem for path in STUDIES.glob("*.yaml")} == listed
 

@@ -175,7 +175,7 @@ def _attempt_text(
     return " ".join(parts)
 
 
-def _worked_ending(a: int, b: int, target: int, cap: int) -> tuple[list[list[Any]], str | None]:
+def worked_ending(a: int, b: int, target: int, cap: int) -> tuple[list[list[Any]], str | None]:
     """Every operation on the last two numbers (larger first) in the fixed order + - * /: the facts
     as [a, op, b, result], and the first operation that makes the target (None for a dead end).
 
@@ -239,7 +239,7 @@ def teach(
     long-cot draws 0..max_failed_branches dead ends (fewer when the problem has fewer). With
     `state_lines`, the solution path says which numbers remain after each move but its last. With
     `worked_endings` (the largest result to write), every attempt ends on its last two numbers worked
-    in a fixed order after the target restated (see `_worked_ending`): a dead end names its pair and
+    in a fixed order after the target restated (see `worked_ending`): a dead end names its pair and
     says none is the target; the solution names the first fact that is (the answer uses it).
     """
     if style not in get_args(TraceStyle):
@@ -264,7 +264,7 @@ def teach(
     ending: list[list[Any]] | None = None
     if worked_endings is not None and path:
         a, _, b, _ = record(path[-1])
-        ending, hit = _worked_ending(a, b, target, worked_endings)
+        ending, hit = worked_ending(a, b, target, worked_endings)
         last = path[-1]
         path[-1] = Term(target, last.step, str(hit), *operands(last))
     answer = path[-1] if path else next(term for term in root if term.value == target)
@@ -280,7 +280,7 @@ def teach(
         attempt: dict[str, Any] = {"moves": moves, "outcome": "dead-end", "leftover": left}
         if worked_endings is not None:
             c, d = sorted(left, reverse=True)
-            facts, _ = _worked_ending(c, d, target, worked_endings)
+            facts, _ = worked_ending(c, d, target, worked_endings)
             end = f"Now {c} and {d} remain. {_ending_text(facts, target)} "
             end += rng.choice(_NONE_HITS).format(t=target)
             attempt["ending"] = facts

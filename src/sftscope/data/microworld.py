@@ -46,6 +46,7 @@ class DomainSpec(BaseModel):
         "trace_facts",
         "worked_steps",
         "path_check",
+        "target_match",
         "copy_numbers",
         "missing_operand",
         "subset_sum",
@@ -290,6 +291,31 @@ def _path_check(spec: DomainSpec, stream: int) -> Iterator[Example]:
         )
 
 
+def _target_match(spec: DomainSpec, stream: int) -> Iterator[Example]:
+    """A worked ending's decision alone: the facts on a pair in the teacher's fixed order
+    (`countdown.worked_ending`) and which of them makes the target, if any (half do). What a
+    worked-ending trace decides at the end of every attempt, without the search around it."""
+    rng = random.Random(stream)
+    top, max_result = int(spec.config["max_operand"]), int(spec.config["max_result"])
+    while True:
+        a, b = rng.randint(1, max_result), rng.randint(1, top)
+        facts, _ = countdown.worked_ending(a, b, 0, max_result)
+        missing = sorted(set(range(1, max_result + 1)) - {value for *_, value in facts})
+        if not facts or not missing:
+            continue
+        target = rng.choice(facts)[3] if rng.random() < 0.5 else rng.choice(missing)
+        hit = next((f"{x}{op}{y}={value}" for x, op, y, value in facts if value == target), None)
+        line = ", ".join(f"{x}{op}{y}={value}" for x, op, y, value in facts)
+        answer = hit or "none"
+        yield user_example(
+            f"To make {target}: {line}. Which of these makes {target}?",
+            final=f"\\boxed{{{answer}}}",
+            answer=answer,
+            source=f"microworld:{spec.name}",
+            meta={"target": target},
+        )
+
+
 def _copy_numbers(spec: DomainSpec, stream: int) -> Iterator[Example]:
     rng = random.Random(stream)
     low, high = int(spec.config["min_count"]), int(spec.config["max_count"])
@@ -399,6 +425,7 @@ GENERATORS: dict[str, Callable[[DomainSpec, int], Iterator[Example]]] = {
     "trace_facts": _trace_facts,
     "worked_steps": _worked_steps,
     "path_check": _path_check,
+    "target_match": _target_match,
     "copy_numbers": _copy_numbers,
     "missing_operand": _missing_operand,
     "subset_sum": _subset_sum,

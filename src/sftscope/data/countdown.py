@@ -265,8 +265,9 @@ def teach(
     if worked_endings is not None and path:
         a, _, b, _ = record(path[-1])
         ending, hit = worked_ending(a, b, target, worked_endings)
+        assert hit is not None, "the path's own last move makes the target"
         last = path[-1]
-        path[-1] = Term(target, last.step, str(hit), *operands(last))
+        path[-1] = Term(target, last.step, hit, *operands(last))
     answer = path[-1] if path else next(term for term in root if term.value == target)
     expression = render(answer, collapsed=-1)[0]
     wanted = rng.randint(0, max_failed_branches) if style == "long-cot" and path else 0

@@ -299,7 +299,7 @@ def _target_match(spec: DomainSpec, stream: int) -> Iterator[Example]:
     top, max_result = int(spec.config["max_operand"]), int(spec.config["max_result"])
     while True:
         a, b = rng.randint(1, max_result), rng.randint(1, top)
-        facts, _ = countdown.worked_ending(a, b, 0, max_result)
+        facts, _ = countdown.worked_ending(a, b, 0, max_result)  # target 0: the cap alone decides
         missing = sorted(set(range(1, max_result + 1)) - {value for *_, value in facts})
         if not facts or not missing:
             continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import random
 import re
@@ -226,6 +227,26 @@ def test_worked_endings_write_every_fact_in_order(
             assert re.search(rf"\. (There: )?{re.escape(f'{a}{op}{b}={target}')}\b", example.reasoning)
         facts = ", ".join(f"{a}{op}{b}={value}" for a, op, b, value in attempt["ending"])
         assert f"To make {target}: {facts}. " in example.reasoning, (facts, example.reasoning)
+
+
+# sha256 of 40 rows (seed 11) as the code that the published runs were measured on wrote them. A new
+# teacher option must leave the rows of every earlier option byte for byte: their measurements, and
+# data specs said to rebuild them, depend on it (an option once reordered the RNG draws and did not).
+MEASURED_ROWS = {
+    ("long-cot", False): "26d49dc82a74b2604a1baaff1053d30d96bfd308d4b4dd933371f0e1420c8eaa",
+    ("long-cot", True): "17292534c4543e5ee674fab50e92fa720145ffb567b0934edb40d73daa9739e7",
+    ("short-cot", False): "8ecc84218b93c08d18ec011264ffda0c364f6ce220b864339d0d2f4d99436543",
+    ("short-cot", True): "88ce4cf9f00f07008cb4cb5fc6fbb3dfba838ea5fb0e2b69c9bc4e92495dac2b",
+    ("answer-only", False): "8b7c1f967f6cd3894dcf7137243f7b1d376e52f0c5768593af178f72caa4e803",
+    ("answer-only", True): "b3d2409b872f669b4ebb70a3827522a0630ec7307bea5c5d0d7b8aec3caeaf8a",
+}
+
+
+@pytest.mark.parametrize(("style", "state_lines"), list(MEASURED_ROWS))
+def test_earlier_options_write_the_rows_they_were_measured_on(style: TraceStyle, state_lines: bool) -> None:
+    rows = build_countdown_examples(MICRO, 40, style, seed=11, state_lines=state_lines)
+    digest = hashlib.sha256("\n".join(row.model_dump_json() for row in rows).encode()).hexdigest()
+    assert digest == MEASURED_ROWS[(style, state_lines)]
 
 
 def backtracks(example: Example) -> list[tuple[dict[str, Any], dict[str, Any]]]:

@@ -279,6 +279,9 @@ def teach(
         backtrack = _backtrack_phrase(branch[0], following, rng)
         moves, left = [record(move) for move in branch], [term.value for term in leftover]
         attempt: dict[str, Any] = {"moves": moves, "outcome": "dead-end", "leftover": left}
+        # The moves are written before the ending: the draws stay in the order of the traces that
+        # earlier runs were measured on, so the same seed still writes the same rows.
+        opening = _attempt_text(branch, rng)
         if worked_endings is not None:
             c, d = sorted(left, reverse=True)
             facts, _ = worked_ending(c, d, target, worked_endings)
@@ -287,18 +290,18 @@ def teach(
             attempt["ending"] = facts
         else:
             end = _dead_end_text(leftover, target, rng)
-        lines.append(f"{_attempt_text(branch, rng)} {end} {backtrack}")
+        lines.append(f"{opening} {end} {backtrack}")
         attempts.append({**attempt, "backtrack": backtrack})
     if path:
         pools = _pools_along(root, path) if state_lines or worked_endings is not None else None
-        last, hit_text = None, rng.choice(_HIT).format(t=target)
-        if ending is not None:
-            a, op, b, _ = record(path[-1])
-            last, hit_text = (
-                _ending_text(ending, target),
-                rng.choice(_NAMED_HIT).format(m=f"{a}{op}{b}={target}"),
-            )
-        lines.append(f"{_attempt_text(path, rng, pools, last)} {hit_text}")
+        a, op, b, _ = record(path[-1])
+        moves_text = _attempt_text(path, rng, pools, None if ending is None else _ending_text(ending, target))
+        hit_text = (
+            rng.choice(_HIT).format(t=target)
+            if ending is None
+            else rng.choice(_NAMED_HIT).format(m=f"{a}{op}{b}={target}")
+        )
+        lines.append(f"{moves_text} {hit_text}")
         chain = "=".join(render(answer, collapsed)[0] for collapsed in range(len(path) + 1))
         lines.append(rng.choice(_VERIFY).format(chain=chain))
     else:
@@ -315,7 +318,8 @@ def teach(
         "solver": "dfs",
         "max_failed_branches": max_failed_branches,
         "state_lines": state_lines,
-        "worked_endings": worked_endings,
+        # Only when set, so the rows every earlier option writes stay byte for byte as measured.
+        **({"worked_endings": worked_endings} if worked_endings is not None else {}),
         "attempts": attempts,
     }
     return Example(

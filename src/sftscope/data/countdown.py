@@ -193,10 +193,16 @@ def worked_ending(a: int, b: int, target: int, cap: int) -> tuple[list[list[Any]
     return facts, next((op for _, op, _, value in facts if value == target), None)
 
 
+def fact_text(fact: list[Any]) -> str:
+    """A fact or move [a, op, b, result] as a trace writes it: `a op b=result`."""
+    a, op, b, value = fact
+    return f"{a}{op}{b}={value}"
+
+
 def _ending_text(facts: list[list[Any]], target: int) -> str:
     # The target is restated next to the facts: a comparison the micro model makes between
     # neighbouring tokens, not with the prompt's line far back.
-    return f"To make {target}: {', '.join(f'{a}{op}{b}={value}' for a, op, b, value in facts)}."
+    return f"To make {target}: {', '.join(map(fact_text, facts))}."
 
 
 def _pools_along(root: Pool, path: list[Term]) -> list[Pool]:
@@ -294,12 +300,11 @@ def teach(
         attempts.append({**attempt, "backtrack": backtrack})
     if path:
         pools = _pools_along(root, path) if state_lines or worked_endings is not None else None
-        a, op, b, _ = record(path[-1])
         moves_text = _attempt_text(path, rng, pools, None if ending is None else _ending_text(ending, target))
         hit_text = (
             rng.choice(_HIT).format(t=target)
             if ending is None
-            else rng.choice(_NAMED_HIT).format(m=f"{a}{op}{b}={target}")
+            else rng.choice(_NAMED_HIT).format(m=fact_text(record(path[-1])))
         )
         lines.append(f"{moves_text} {hit_text}")
         chain = "=".join(render(answer, collapsed)[0] for collapsed in range(len(path) + 1))

@@ -304,8 +304,8 @@ def _target_match(spec: DomainSpec, stream: int) -> Iterator[Example]:
         if not facts or not missing:
             continue
         target = rng.choice(facts)[3] if rng.random() < 0.5 else rng.choice(missing)
-        hit = next((f"{x}{op}{y}={value}" for x, op, y, value in facts if value == target), None)
-        line = ", ".join(f"{x}{op}{y}={value}" for x, op, y, value in facts)
+        hit = next((countdown.fact_text(fact) for fact in facts if fact[3] == target), None)
+        line = ", ".join(map(countdown.fact_text, facts))
         answer = hit or "none"
         yield user_example(
             f"To make {target}: {line}. Which of these makes {target}?",

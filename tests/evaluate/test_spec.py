@@ -61,6 +61,12 @@ def test_micro_suites_cover_every_domain_of_their_world(suite: str) -> None:
     assert expect == {"refuse", "comply"}
 
 
+def test_micro5_suite_is_micro2_plus_the_decision_its_bases_learned() -> None:
+    micro2 = [t.name for t in load_suite("micro2")[1]]
+    micro5 = [t.name for t in load_suite("micro5")[1]]
+    assert set(micro5) == set(micro2) | {"target_match"}
+
+
 def test_paper_specs_use_the_reference_sampling() -> None:
     tasks = {t.name: t for t in load_suite("paper")[1]}
     for task in tasks.values():

@@ -102,7 +102,7 @@ def test_shipped_tokenizer_is_a_plain_hf_directory() -> None:
     assert (Path(TOKENIZER_DIR) / "tokenizer.json").exists()
 
 
-@pytest.mark.parametrize("world", ["micro2", "micro3", "micro4"])
+@pytest.mark.parametrize("world", ["micro2", "micro3", "micro4", "micro5"])
 def test_primitives_first_presets(tokenizer: Any, world: str) -> None:
     """The strong base is bigger and trained on many more examples than the weak one; both share one
     valid mix that leans on the primitives (single-step facts and copying) over Countdown itself."""
@@ -124,3 +124,8 @@ def test_micro3_teaches_the_facts_inline_too() -> None:
 
 def test_micro4_adds_following_a_path_against_the_prompt() -> None:
     assert set(micro.PRIMITIVES_STATE) == set(micro.PRIMITIVES_INLINE) | {"path_check"}
+
+
+def test_micro5_adds_matching_a_result_with_the_target_and_trains_longer() -> None:
+    assert set(micro.PRIMITIVES_MATCH) == set(micro.PRIMITIVES_INLINE) | {"target_match"}
+    assert preset("micro5-strong").steps > preset("micro3-strong").steps

@@ -98,6 +98,7 @@ def test_cli_preset_with_a_bad_corpus_is_one_line(monkeypatch: pytest.MonkeyPatc
         ("micro3-weak", micro.PRIMITIVES_INLINE),
         ("micro3-strong", micro.PRIMITIVES_INLINE),
         ("micro4-weak", micro.PRIMITIVES_STATE),
+        ("micro5-weak", micro.PRIMITIVES_MATCH),
     ],
 )
 def test_primitives_first_presets_pretrain_on_their_own_mix(name: str, mix: dict, tmp_path: Path) -> None:

@@ -98,6 +98,18 @@ PRIMITIVES_STATE: dict[str, float] = {
     "instructions": 0.04,
 }
 
+# micro3's world plus `target_match`: after the facts on the last pair, which of them makes the
+# target. micro3-strong's worked-ending traces wrote those facts right 94-97% of the time but called
+# a fact the target wrongly two times in three; taught alone in SFT the decision climbed only to
+# 0.82 in 4,096 steps. So the strong base gets it in pretraining, for longer than micro3's 2,400.
+PRIMITIVES_MATCH: dict[str, float] = {
+    **PRIMITIVES_INLINE,
+    "arith_facts": 0.14,
+    "target_match": 0.12,
+    "copy_numbers": 0.05,
+    "instructions": 0.03,
+}
+
 # The two model sizes every world uses: a strong base 4x the weak one's parameters.
 STRONG_SIZE: dict[str, int] = {"hidden_size": 160, "num_layers": 5, "num_heads": 5, "intermediate_size": 448}
 WEAK_SIZE: dict[str, int] = {"hidden_size": 96, "num_layers": 3, "num_heads": 4, "intermediate_size": 256}
@@ -115,6 +127,8 @@ PRESETS: dict[str, MicroPreset] = {
         MicroPreset(name="micro3-weak", **WEAK_SIZE, steps=600, corpus=PRIMITIVES_INLINE),
         MicroPreset(name="micro4-strong", **STRONG_SIZE, steps=2400, corpus=PRIMITIVES_STATE),
         MicroPreset(name="micro4-weak", **WEAK_SIZE, steps=600, corpus=PRIMITIVES_STATE),
+        MicroPreset(name="micro5-strong", **STRONG_SIZE, steps=3600, corpus=PRIMITIVES_MATCH),
+        MicroPreset(name="micro5-weak", **WEAK_SIZE, steps=600, corpus=PRIMITIVES_MATCH),
     )
 }
 

@@ -232,21 +232,81 @@ def test_worked_endings_write_every_fact_in_order(
 # sha256 of 40 rows (seed 11) as the code that the published runs were measured on wrote them. A new
 # teacher option must leave the rows of every earlier option byte for byte: their measurements, and
 # data specs said to rebuild them, depend on it (an option once reordered the RNG draws and did not).
+# Keys: style, state_lines, worked_endings.
 MEASURED_ROWS = {
-    ("long-cot", False): "26d49dc82a74b2604a1baaff1053d30d96bfd308d4b4dd933371f0e1420c8eaa",
-    ("long-cot", True): "17292534c4543e5ee674fab50e92fa720145ffb567b0934edb40d73daa9739e7",
-    ("short-cot", False): "8ecc84218b93c08d18ec011264ffda0c364f6ce220b864339d0d2f4d99436543",
-    ("short-cot", True): "88ce4cf9f00f07008cb4cb5fc6fbb3dfba838ea5fb0e2b69c9bc4e92495dac2b",
-    ("answer-only", False): "8b7c1f967f6cd3894dcf7137243f7b1d376e52f0c5768593af178f72caa4e803",
-    ("answer-only", True): "b3d2409b872f669b4ebb70a3827522a0630ec7307bea5c5d0d7b8aec3caeaf8a",
+    ("long-cot", False, False): "26d49dc82a74b2604a1baaff1053d30d96bfd308d4b4dd933371f0e1420c8eaa",
+    ("long-cot", True, False): "17292534c4543e5ee674fab50e92fa720145ffb567b0934edb40d73daa9739e7",
+    ("short-cot", False, False): "8ecc84218b93c08d18ec011264ffda0c364f6ce220b864339d0d2f4d99436543",
+    ("short-cot", True, False): "88ce4cf9f00f07008cb4cb5fc6fbb3dfba838ea5fb0e2b69c9bc4e92495dac2b",
+    ("answer-only", False, False): "8b7c1f967f6cd3894dcf7137243f7b1d376e52f0c5768593af178f72caa4e803",
+    ("answer-only", True, False): "b3d2409b872f669b4ebb70a3827522a0630ec7307bea5c5d0d7b8aec3caeaf8a",
+    ("long-cot", True, True): "e262517d222dae8ac810aaf0987416a689e59e4981230edbcfeb01d689c3cf56",
 }
 
 
-@pytest.mark.parametrize(("style", "state_lines"), list(MEASURED_ROWS))
-def test_earlier_options_write_the_rows_they_were_measured_on(style: TraceStyle, state_lines: bool) -> None:
-    rows = build_countdown_examples(MICRO, 40, style, seed=11, state_lines=state_lines)
+@pytest.mark.parametrize(("style", "state_lines", "worked_endings"), list(MEASURED_ROWS))
+def test_earlier_options_write_the_rows_they_were_measured_on(
+    style: TraceStyle, state_lines: bool, worked_endings: bool
+) -> None:
+    rows = build_countdown_examples(
+        MICRO, 40, style, seed=11, state_lines=state_lines, worked_endings=worked_endings
+    )
     digest = hashlib.sha256("\n".join(row.model_dump_json() for row in rows).encode()).hexdigest()
-    assert digest == MEASURED_ROWS[(style, state_lines)]
+    assert digest == MEASURED_ROWS[(style, state_lines, worked_endings)]
+
+
+def first_moves_in_order(numbers: list[int]) -> list[list[Any]]:
+    """The fixed order, rebuilt: pairs as listed, larger first, + - * / with positive whole
+    results, a move already listed (equal values elsewhere) not again."""
+    out: list[list[Any]] = []
+    for i, j in itertools.combinations(range(len(numbers)), 2):
+        a, b = sorted((numbers[i], numbers[j]), reverse=True)
+        for op in "+-*/":
+            value = apply(a, op, b)
+            if value > 0 and value.denominator == 1 and [a, op, b, int(value)] not in out:
+                out.append([a, op, b, int(value)])
+    return out
+
+
+def three_number_problem() -> st.SearchStrategy[CountdownProblem]:
+    return small_problem().filter(lambda problem: len(problem.numbers) == 3)
+
+
+@settings(max_examples=80, deadline=None)
+@given(three_number_problem(), st.integers(0, 2**32), st.integers(10, 100))
+def test_fixed_order_shows_every_first_move_before_the_first_that_hits(
+    problem: CountdownProblem, seed: int, cap: int
+) -> None:
+    example = teach(problem, "long-cot", random.Random(seed), worked_endings=cap, fixed_order=True)
+    assert_correct(example)
+    attempts, target = example.meta["teacher"]["attempts"], problem.target
+    firsts = [attempt["moves"][0] for attempt in attempts]
+    order = first_moves_in_order(problem.numbers)
+    # The first moves are a prefix of the fixed order, and only the last of them leads to the target.
+    assert firsts == order[: len(firsts)]
+    for attempt in attempts[:-1]:
+        c, d = attempt["leftover"]
+        assert attempt["outcome"] == "dead-end" and attempt["ending"] == fixed_order_facts(c, d, target, cap)
+        assert all(value != target for *_, value in attempt["ending"])
+    solution = attempts[-1]
+    assert solution["outcome"] == "target" and len(solution["moves"]) == 2
+    assert replay(problem.numbers, solution["moves"]) == Counter([target])
+    assert example.meta["teacher"]["search_order"] == "fixed"
+    # The search is the order, not the draw: another seed changes the words, never the moves.
+    again = teach(problem, "long-cot", random.Random(seed + 1), worked_endings=cap, fixed_order=True)
+    assert [a["moves"] for a in again.meta["teacher"]["attempts"]] == [a["moves"] for a in attempts]
+
+
+def test_fixed_order_needs_worked_endings_and_three_numbers() -> None:
+    problem = CountdownProblem(numbers=[2, 3, 4], target=20)
+    with pytest.raises(SftscopeError, match="worked endings"):
+        teach(problem, "long-cot", random.Random(0), fixed_order=True)
+    worked = {"worked_endings": 50, "fixed_order": True}
+    with pytest.raises(SftscopeError, match="3 numbers"):
+        teach(CountdownProblem(numbers=[2, 3, 4, 5], target=14), "long-cot", random.Random(0), **worked)
+    # [1, 3, 3] -> 3 has no answer that uses every number, and the fixed order looks for no other.
+    with pytest.raises(SftscopeError, match=r"fixed order for numbers \[1, 3, 3\] and target 3"):
+        teach(CountdownProblem(numbers=[1, 3, 3], target=3), "long-cot", random.Random(0), **worked)
 
 
 def backtracks(example: Example) -> list[tuple[dict[str, Any], dict[str, Any]]]:

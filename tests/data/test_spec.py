@@ -117,6 +117,17 @@ def test_countdown_settings_are_checked_and_spelled_out(tmp_path: Path) -> None:
     assert error.value.reason == "min_numbers must not exceed max_numbers"
 
 
+def test_a_fixed_search_order_needs_worked_endings_and_three_numbers(tmp_path: Path) -> None:
+    source = "sources:\n  - kind: countdown\n    n: 5\n    search_order: fixed\n"
+    (ok,) = load_spec(write(tmp_path, source + "    worked_endings: true\n")).sources
+    assert isinstance(ok, CountdownSource) and ok.search_order == "fixed"
+    for extra in ("", "    worked_endings: true\n    settings: {min_numbers: 3, max_numbers: 4}\n"):
+        with pytest.raises(InputError) as error:
+            load_spec(write(tmp_path, source + extra))
+        assert (error.value.line, error.value.field) == (4, "sources[0].search_order")
+        assert "worked_endings: true" in error.value.reason
+
+
 @pytest.mark.parametrize(
     ("text", "line", "field", "message"),
     [

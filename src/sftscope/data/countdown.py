@@ -21,6 +21,7 @@ from sftscope.data.countdown_search import (
     Term,
     apply_op,
     failed_branches,
+    moves,
     operands,
     record,
     render,
@@ -193,6 +194,24 @@ def worked_ending(a: int, b: int, target: int, cap: int) -> tuple[list[list[Any]
     return facts, next((op for _, op, _, value in facts if value == target), None)
 
 
+def first_hit_in_order(root: Pool, target: int, cap: int) -> tuple[list[Term], list[tuple[list[Term], Pool]]]:
+    """The search a trace can follow without knowing the answer: first moves in a fixed order (pairs
+    in the prompt's order, then + - * /), each worked out to its ending (`worked_ending`), until one
+    makes the target. Returns the solution path and every first move before it as a dead end.
+
+    The random-order teacher's dead ends are drawn around a solution it already knows, so a model
+    copying its traces must guess the right first move; here the trace is an algorithm over facts."""
+    dead_ends: list[tuple[list[Term], Pool]] = []
+    for first, pool in moves(root, _ALL, 0):
+        high, low = sorted(pool, key=lambda term: term.value, reverse=True)
+        _, hit = worked_ending(high.value, low.value, target, cap)
+        if hit is not None:
+            return [first, Term(target, 1, hit, high, low)], dead_ends
+        dead_ends.append(([first], pool))
+    numbers = [term.value for term in root]
+    raise SftscopeError(f"no two-move solution in the fixed order for numbers {numbers} and target {target}")
+
+
 def fact_text(fact: list[Any]) -> str:
     """A fact or move [a, op, b, result] as a trace writes it: `a op b=result`."""
     a, op, b, value = fact
@@ -232,26 +251,8 @@ def _backtrack_phrase(failed: Term, following: Term, rng: random.Random) -> str:
     return rng.choice((_BACK_NEW_OP if same_pair else _BACK_NEW_PAIR) + _BACK_ANY)
 
 
-def teach(
-    problem: CountdownProblem,
-    style: TraceStyle,
-    rng: random.Random,
-    max_failed_branches: int = 2,
-    state_lines: bool = False,
-    worked_endings: int | None = None,
-) -> Example:
-    """Solve `problem` and write the response in `style`; the answer is checked before it is returned.
-
-    long-cot draws 0..max_failed_branches dead ends (fewer when the problem has fewer). With
-    `state_lines`, the solution path says which numbers remain after each move but its last. With
-    `worked_endings` (the largest result to write), every attempt ends on its last two numbers worked
-    in a fixed order after the target restated (see `worked_ending`): a dead end names its pair and
-    says none is the target; the solution names the first fact that is (the answer uses it).
-    """
-    if style not in get_args(TraceStyle):
-        raise ValueError(f"unknown Countdown trace style {style!r}; expected one of {get_args(TraceStyle)}")
-    root: Pool = tuple(Term(value) for value in problem.numbers)
-    target = problem.target
+def _solve(problem: CountdownProblem, root: Pool, rng: random.Random) -> tuple[list[Term], tuple[str, ...]]:
+    """The random-order solver's path and the operations it searched with."""
     # Prefer answers that use every number: they also satisfy reasoning-gym's stricter scorer.
     # Only when none exists (e.g. [1, 3, 3] -> 3) fall back to using some of them. All four
     # operations come second: reasoning-gym falls back to '-' when '/' does not divide evenly,
@@ -262,11 +263,42 @@ def teach(
         (False, problem.operators),
         (False, _ALL),
     ):
-        path = search(root, target, operators, rng, use_all, set())
+        path = search(root, problem.target, operators, rng, use_all, set())
         if path is not None:
-            break
+            return path, operators
+    raise SftscopeError(f"no Countdown solution for numbers {problem.numbers} and target {problem.target}")
+
+
+def teach(
+    problem: CountdownProblem,
+    style: TraceStyle,
+    rng: random.Random,
+    max_failed_branches: int = 2,
+    state_lines: bool = False,
+    worked_endings: int | None = None,
+    fixed_order: bool = False,
+) -> Example:
+    """Solve `problem` and write the response in `style`; the answer is checked before it is returned.
+
+    long-cot draws 0..max_failed_branches dead ends (fewer when the problem has fewer). With
+    `state_lines`, the solution path says which numbers remain after each move but its last. With
+    `worked_endings` (the largest result to write), every attempt ends on its last two numbers worked
+    in a fixed order after the target restated (see `worked_ending`): a dead end names its pair and
+    says none is the target; the solution names the first fact that is (the answer uses it). With
+    `fixed_order` (3 numbers and worked endings only), a long-cot trace tries the first moves in a
+    fixed order and shows every one before the first that hits (`first_hit_in_order`).
+    """
+    if style not in get_args(TraceStyle):
+        raise ValueError(f"unknown Countdown trace style {style!r}; expected one of {get_args(TraceStyle)}")
+    root: Pool = tuple(Term(value) for value in problem.numbers)
+    target = problem.target
+    ordered: list[tuple[list[Term], Pool]] | None = None
+    if fixed_order:
+        if worked_endings is None or len(root) != 3:
+            raise SftscopeError("a fixed search order needs worked endings and problems of 3 numbers")
+        path, ordered = first_hit_in_order(root, target, worked_endings)
     else:
-        raise SftscopeError(f"no Countdown solution for numbers {problem.numbers} and target {target}")
+        path, operators = _solve(problem, root, rng)
     ending: list[list[Any]] | None = None
     if worked_endings is not None and path:
         a, _, b, _ = record(path[-1])
@@ -276,8 +308,11 @@ def teach(
         path[-1] = Term(target, last.step, hit, *operands(last))
     answer = path[-1] if path else next(term for term in root if term.value == target)
     expression = render(answer, collapsed=-1)[0]
-    wanted = rng.randint(0, max_failed_branches) if style == "long-cot" and path else 0
-    failed = failed_branches(root, path[0], target, operators, rng, wanted) if wanted else []
+    if ordered is not None:
+        failed = ordered if style == "long-cot" else []
+    else:
+        wanted = rng.randint(0, max_failed_branches) if style == "long-cot" and path else 0
+        failed = failed_branches(root, path[0], target, operators, rng, wanted) if wanted else []
 
     lines, attempts = [], []
     for index, (branch, leftover) in enumerate(failed):
@@ -325,6 +360,7 @@ def teach(
         "state_lines": state_lines,
         # Only when set, so the rows every earlier option writes stay byte for byte as measured.
         **({"worked_endings": worked_endings} if worked_endings is not None else {}),
+        **({"search_order": "fixed"} if fixed_order else {}),
         "attempts": attempts,
     }
     return Example(
@@ -351,6 +387,7 @@ def build_countdown_examples(
     max_failed_branches: int = 2,
     state_lines: bool = False,
     worked_endings: bool = False,
+    fixed_order: bool = False,
 ) -> list[Example]:
     """`n` taught examples; example i depends only on (seed, i), so a larger n extends a smaller one.
     Worked endings write results up to the settings' largest target."""
@@ -362,6 +399,7 @@ def build_countdown_examples(
             max_failed_branches,
             state_lines,
             settings.max_target if worked_endings else None,
+            fixed_order,
         )
         for index, problem in enumerate(generate_problems(settings, n, seed))
     ]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from sftscope.config.base import KIND, Strict, kind_required
 from sftscope.config.specfile import plain_message
@@ -63,6 +63,12 @@ class CountdownSource(Strict):
     9+4=13, 9-4=5, 9*4=36. None is 15.`), then the fact that makes the target, or none."""
     settings: dict[str, Any] = {}
     """Difficulty knobs of `sftscope.data.countdown.CountdownSettings` (count of numbers, ranges)."""
+    search_order: Literal["random", "fixed"] = "random"
+    """Which first moves a long-cot trace tries: `random` shows up to `max_failed_branches` dead ends
+    drawn around a solution the teacher already found; `fixed` tries them in a fixed order (pairs as
+    the prompt lists them, then + - * /) and shows every one before the first that hits, so the trace
+    is a search a model can follow without knowing the answer. `fixed` needs `worked_endings` and
+    problems of exactly 3 numbers."""
     name: str | None = None
     """Label in the data card; defaults to 'countdown:<style>'."""
 
@@ -81,6 +87,18 @@ class CountdownSource(Strict):
                 problem = "unknown setting" if error["type"] == "extra_forbidden" else plain_message(error)
                 problems.append(f"{where}: {problem}" if where else problem)
             raise ValueError("; ".join(problems)) from None
+
+    @field_validator("search_order")
+    @classmethod
+    def _fixed_order_is_a_three_number_worked_search(cls, value: str, info: ValidationInfo) -> str:
+        # Declared after `settings`, so both are validated by now; a failed `settings` is reported
+        # already and is absent here.
+        if value != "fixed" or "settings" not in info.data:
+            return value
+        settings = CountdownSettings.model_validate(info.data["settings"])
+        if not (info.data.get("worked_endings") and settings.min_numbers == settings.max_numbers == 3):
+            raise ValueError("fixed needs worked_endings: true and settings min_numbers = max_numbers = 3")
+        return value
 
 
 class MicroworldSource(source_shapes.MicroworldSource):
@@ -245,6 +263,7 @@ def _countdown(options: CountdownSource, ctx: BuildContext) -> list[Example]:
             **extra,
             state_lines=options.state_lines,
             worked_endings=options.worked_endings,
+            fixed_order=options.search_order == "fixed",
         )
         bar.update(0, completed=options.n)
     return rows

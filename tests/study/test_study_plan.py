@@ -51,6 +51,7 @@ PLANNED = (
     "micro-rehearsal",
     "micro-worked-endings",
     "micro-target-match",
+    "micro5-search",
 )
 
 

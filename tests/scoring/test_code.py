@@ -14,6 +14,11 @@ from sftscope.scoring.code_harness import run_tests, same_output
 from sftscope.scoring.registry import score_batch
 from sftscope.scoring.result import ScoreItem
 
+# The tests that run model-written code need the real sandbox; .ci/run installs bubblewrap. Without
+# it the scorer refuses such code, which test_without_the_sandbox_rows_are_refused_or_marked checks.
+UNSANDBOXED = sandbox.sandbox_unavailable()
+needs_sandbox = pytest.mark.skipif(UNSANDBOXED is not None, reason=f"no sandbox here: {UNSANDBOXED}")
+
 ADD_TESTS = [
     {"input": "1 2\n", "output": "3\n", "testtype": "stdin"},
     {"input": "5 7\n", "output": "12", "testtype": "stdin"},
@@ -55,6 +60,7 @@ def test_harness_stdin_and_functional_tests_in_process() -> None:
     assert "SyntaxError" in run_tests("def (", ADD_TESTS, None)["failure"]
 
 
+@needs_sandbox
 def test_end_to_end(tmp_path: Path) -> None:
     escaped = tmp_path / "escaped.txt"
     meta = {"tests": ADD_TESTS}
@@ -128,11 +134,13 @@ def sandboxed_verdict(program: str) -> tuple[str, str | None]:
     return result.outcome, result.extracted
 
 
+@needs_sandbox
 @pytest.mark.parametrize("program", READING_IDIOMS.values(), ids=READING_IDIOMS.keys())
 def test_reading_idioms_see_each_tests_input(program: str) -> None:
     assert sandboxed_verdict(program) == ("correct", "passed 2/2")
 
 
+@needs_sandbox
 @pytest.mark.parametrize("program", WRITING_IDIOMS.values(), ids=WRITING_IDIOMS.keys())
 def test_writing_idioms_are_compared(program: str) -> None:
     assert sandboxed_verdict(program) == ("correct", "passed 2/2")
@@ -146,6 +154,7 @@ BEYOND_FILE_SIZE_LIMIT = {
 }
 
 
+@needs_sandbox
 @pytest.mark.parametrize(
     ("program", "test_input", "output"), BEYOND_FILE_SIZE_LIMIT.values(), ids=BEYOND_FILE_SIZE_LIMIT.keys()
 )
@@ -165,6 +174,7 @@ UNREAD_INPUT = {
 }
 
 
+@needs_sandbox
 @pytest.mark.parametrize("program", UNREAD_INPUT.values(), ids=UNREAD_INPUT.keys())
 def test_input_left_unread(program: str) -> None:
     """More input than a pipe holds, one line read: the test ends when the program does."""

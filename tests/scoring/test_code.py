@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,12 +13,22 @@ from sftscope.scoring import sandbox
 from sftscope.scoring.code import UNSANDBOXED_NOTE, extract_program
 from sftscope.scoring.code_harness import run_tests, same_output
 from sftscope.scoring.registry import score_batch
-from sftscope.scoring.result import ScoreItem
+from sftscope.scoring.result import ScoreItem, ScoreResult
 
-# The tests that run model-written code need the real sandbox; .ci/run installs bubblewrap. Without
-# it the scorer refuses such code, which test_without_the_sandbox_rows_are_refused_or_marked checks.
-UNSANDBOXED = sandbox.sandbox_unavailable()
-needs_sandbox = pytest.mark.skipif(UNSANDBOXED is not None, reason=f"no sandbox here: {UNSANDBOXED}")
+
+def scored_in_sandbox(items: list[ScoreItem], **kwargs: Any) -> list[ScoreResult]:
+    """The code scorer's results. Where no sandbox can be had, it checks that every row with a program
+    was refused and skips the rest of the test, as test_sandbox_escapes does; .ci/run installs
+    bubblewrap, so CI runs them."""
+    results = score_batch("code", items, **kwargs)
+    if (missing := sandbox.sandbox_unavailable()) is not None:
+        ran = [r for r in results if r.outcome != "unparsable"]
+        assert ran and all(
+            r.outcome == "error" and "refusing to run model-written code" in (r.error or "") for r in ran
+        )
+        pytest.skip(f"no sandbox here: {missing}; the rows were refused")
+    return results
+
 
 ADD_TESTS = [
     {"input": "1 2\n", "output": "3\n", "testtype": "stdin"},
@@ -60,7 +71,6 @@ def test_harness_stdin_and_functional_tests_in_process() -> None:
     assert "SyntaxError" in run_tests("def (", ADD_TESTS, None)["failure"]
 
 
-@needs_sandbox
 def test_end_to_end(tmp_path: Path) -> None:
     escaped = tmp_path / "escaped.txt"
     meta = {"tests": ADD_TESTS}
@@ -76,7 +86,7 @@ def test_end_to_end(tmp_path: Path) -> None:
     }
     items = [ScoreItem(text, None, meta) for text in programs.values()]
     items.append(ScoreItem(programs["solves"], None, {"tests": json.dumps(ADD_TESTS)}))
-    scored = score_batch("code", items, timeout_s=2.0, workers=2)
+    scored = scored_in_sandbox(items, timeout_s=2.0, workers=2)
     results = dict(zip([*programs, "json tests"], scored, strict=True))
     outcomes = {name: result.outcome for name, result in results.items()}
     assert outcomes == {
@@ -130,17 +140,15 @@ WRITING_IDIOMS = {
 
 
 def sandboxed_verdict(program: str) -> tuple[str, str | None]:
-    [result] = score_batch("code", [ScoreItem(fenced(program), None, {"tests": ADD_TESTS})], workers=1)
+    [result] = scored_in_sandbox([ScoreItem(fenced(program), None, {"tests": ADD_TESTS})], workers=1)
     return result.outcome, result.extracted
 
 
-@needs_sandbox
 @pytest.mark.parametrize("program", READING_IDIOMS.values(), ids=READING_IDIOMS.keys())
 def test_reading_idioms_see_each_tests_input(program: str) -> None:
     assert sandboxed_verdict(program) == ("correct", "passed 2/2")
 
 
-@needs_sandbox
 @pytest.mark.parametrize("program", WRITING_IDIOMS.values(), ids=WRITING_IDIOMS.keys())
 def test_writing_idioms_are_compared(program: str) -> None:
     assert sandboxed_verdict(program) == ("correct", "passed 2/2")
@@ -154,7 +162,6 @@ BEYOND_FILE_SIZE_LIMIT = {
 }
 
 
-@needs_sandbox
 @pytest.mark.parametrize(
     ("program", "test_input", "output"), BEYOND_FILE_SIZE_LIMIT.values(), ids=BEYOND_FILE_SIZE_LIMIT.keys()
 )
@@ -162,7 +169,7 @@ def test_io_beyond_the_file_size_limit(program: str, test_input: str, output: st
     tests = [{"input": test_input, "output": output, "testtype": "stdin"}]
     item = ScoreItem(fenced(program), None, {"tests": tests})
     # About I/O, not speed: a generous limit, so that a busy machine does not turn it into a TLE.
-    [result] = score_batch("code", [item], timeout_s=30.0, workers=1)
+    [result] = scored_in_sandbox([item], timeout_s=30.0, workers=1)
     assert (result.outcome, result.extracted) == ("correct", "passed 1/1")
 
 
@@ -174,13 +181,12 @@ UNREAD_INPUT = {
 }
 
 
-@needs_sandbox
 @pytest.mark.parametrize("program", UNREAD_INPUT.values(), ids=UNREAD_INPUT.keys())
 def test_input_left_unread(program: str) -> None:
     """More input than a pipe holds, one line read: the test ends when the program does."""
     tests = [{"input": "1 2\n" + "0\n" * 200_000, "output": "3", "testtype": "stdin"}]
     item = ScoreItem(fenced(program), None, {"tests": tests})
-    [result] = score_batch("code", [item], timeout_s=5.0, workers=1)
+    [result] = scored_in_sandbox([item], timeout_s=5.0, workers=1)
     assert (result.outcome, result.extracted) == ("correct", "passed 1/1")
 
 
